@@ -1,0 +1,1 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
