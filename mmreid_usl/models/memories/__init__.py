@@ -1,4 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
+from .camera_proxy_memory import CameraProxyMemory
 from .cluster_memory import ClusterMemory
 
-__all__ = ['ClusterMemory']
+__all__ = ['CameraProxyMemory', 'ClusterMemory']

@@ -1,0 +1,138 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""ICE's cross-camera proxy loss (paper Eq. 7, code ``loss_cam``)."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmreid_usl.registry import MODELS
+
+
+@MODELS.register_module()
+class CrossCameraProxyLoss(nn.Module):
+    r"""Contrast online features with camera proxies and hard negatives.
+
+    ICE (Chen et al., ICCV 2021, Eq. 7-8), the CAP inter-camera loss (Wang et
+    al., AAAI 2021). With :math:`\hat f_i` the L2-normalised online feature,
+    :math:`\hat P_j` the camera proxies, :math:`s_{ij} = \hat f_i\cdot\hat
+    P_j/\tau_c`, :math:`\mathcal{P}_i` the positive proxies and
+    :math:`\mathcal{N}_i` the ``num_negatives`` non-positive proxies with the
+    highest (detached) similarity:
+
+    ``variant='code'`` (default, official code, §2.4): positives are ALL the
+    proxies of the sample's cluster (own camera included), one softmax over
+    :math:`\mathcal{P}_i \cup \mathcal{N}_i` with a uniform target, summed
+    over the cameras in the batch of the per-camera mean:
+
+    .. math::
+        \ell_i = -\frac{1}{|\mathcal{P}_i|}\sum_{j\in\mathcal{P}_i}
+            \log\frac{e^{s_{ij}}}{\sum_{k\in\mathcal{P}_i\cup\mathcal{N}_i}
+            e^{s_{ik}}}, \qquad
+        \mathcal{L} = w\sum_{c}\frac{1}{|B_c|}\sum_{i\in B_c}\ell_i .
+
+    ``variant='paper'`` (Eq. 7): positives are the proxies of the sample's
+    cluster from OTHER cameras, each with its own denominator, mean over the
+    batch samples that have at least one such positive:
+
+    .. math::
+        \ell_i = -\frac{1}{|\mathcal{P}_i|}\sum_{j\in\mathcal{P}_i}
+            \log\frac{e^{s_{ij}}}{e^{s_{ij}} + \sum_{k\in\mathcal{N}_i}
+            e^{s_{ik}}}, \qquad \mathcal{L} = w\,\mathrm{mean}_i\,\ell_i .
+
+    The proxies are frozen (no gradient). Maths in fp32.
+
+    Args:
+        temperature (float): :math:`\tau_c`. Defaults to 0.07.
+        num_negatives (int): :math:`N_{neg}` hard negative proxies.
+            Defaults to 50.
+        variant (str): ``'code'`` or ``'paper'``. Defaults to ``'code'``.
+        loss_weight (float): :math:`w` (0.5 in Eq. 8). Defaults to 0.5.
+    """
+
+    def __init__(self,
+                 temperature: float = 0.07,
+                 num_negatives: int = 50,
+                 variant: str = 'code',
+                 loss_weight: float = 0.5) -> None:
+        super().__init__()
+        if variant not in ('code', 'paper'):
+            raise ValueError(f"variant must be 'code' or 'paper', got "
+                             f'{variant!r}')
+        self.temperature = temperature
+        self.num_negatives = num_negatives
+        self.variant = variant
+        self.loss_weight = loss_weight
+
+    def forward(self,
+                feats: Tensor,
+                proxies: Tensor,
+                proxy_labels: Tensor,
+                targets: Tensor,
+                cam_index: Tensor,
+                proxy_cams: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            feats (Tensor): ``(B, D)`` online features (normalised here).
+            proxies (Tensor): ``(M, D)`` L2-normalised camera proxies.
+            proxy_labels (Tensor): ``(M,)`` cluster of each proxy.
+            targets (Tensor): ``(B,)`` pseudo-labels of the batch.
+            cam_index (Tensor): ``(B,)`` camera index of each sample (the
+                same camera -> index map as ``proxy_cams``).
+            proxy_cams (Tensor, optional): ``(M,)`` camera index of each
+                proxy; required for ``variant='paper'``.
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        with torch.autocast(device_type=feats.device.type, enabled=False):
+            feats = F.normalize(feats.float(), dim=1)
+            sims = feats @ proxies.detach().float().t() / self.temperature
+            pos = proxy_labels.unsqueeze(0) == targets.unsqueeze(1)  # (B, M)
+            if self.variant == 'paper':
+                if proxy_cams is None:
+                    raise ValueError("variant='paper' needs proxy_cams")
+                pos_used = pos & (proxy_cams.unsqueeze(0) !=
+                                  cam_index.unsqueeze(1))
+            else:
+                pos_used = pos
+
+            # Hard negatives: the most similar proxies of other clusters,
+            # chosen on the detached similarity.
+            num_neg = min(self.num_negatives, sims.shape[1])
+            neg_scores = sims.detach().masked_fill(pos, float('-inf'))
+            top_val, top_idx = neg_scores.topk(num_neg, dim=1)
+            neg = torch.zeros_like(pos).scatter_(1, top_idx,
+                                                 torch.isfinite(top_val))
+
+            num_pos = pos_used.sum(1)
+            valid = num_pos > 0
+            if self.variant == 'code':
+                logits = sims.masked_fill(~(pos_used | neg), float('-inf'))
+                log_prob = F.log_softmax(logits, dim=1)
+                log_prob = log_prob.masked_fill(~pos_used, 0.)
+            else:
+                neg_lse = torch.logsumexp(
+                    sims.masked_fill(~neg, float('-inf')), dim=1,
+                    keepdim=True)
+                # log(e^s / (e^s + sum_neg e^s_k)) for every positive j.
+                log_prob = sims - torch.logaddexp(sims, neg_lse)
+                log_prob = log_prob.masked_fill(~pos_used, 0.)
+            per_sample = -log_prob.sum(1) / num_pos.clamp(min=1)
+
+            if not valid.any():
+                return feats.sum() * 0.
+            if self.variant == 'code':
+                # Sum over cameras of the per-camera mean.
+                cams, cam_inv = torch.unique(cam_index[valid],
+                                             return_inverse=True)
+                cam_sizes = torch.zeros(len(cams), device=feats.device)
+                cam_sizes.index_add_(0, cam_inv,
+                                     torch.ones_like(cam_inv,
+                                                     dtype=torch.float32))
+                loss = (per_sample[valid] / cam_sizes[cam_inv]).sum()
+            else:
+                loss = per_sample[valid].mean()
+        return self.loss_weight * loss

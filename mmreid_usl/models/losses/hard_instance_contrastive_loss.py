@@ -1,0 +1,69 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""ICE's hard instance contrastive loss (Eq. 9, code ViewContrastiveLoss)."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmreid_usl.registry import MODELS
+
+
+@MODELS.register_module()
+class HardInstanceContrastiveLoss(nn.Module):
+    r"""Contrast each anchor with its hardest positive and all negatives.
+
+    ICE (Chen et al., ICCV 2021, Eq. 9; ``../shared/docs/algorithms.md``
+    §2.5). With :math:`q_i` the normalised online feature of view 1 and
+    :math:`k_j` the normalised momentum feature of view 2 of every batch
+    item:
+
+    .. math::
+        s^+_i = \min_{j:\,y_j=y_i} q_i\cdot k_j, \qquad
+        \mathcal{L}_{h\_ins} = -\frac{1}{B}\sum_i \log
+            \frac{e^{s^+_i/\tau_h}}{e^{s^+_i/\tau_h} +
+            \sum_{j:\,y_j\neq y_i} e^{q_i\cdot k_j/\tau_h}} .
+
+    The hardest positive is searched over all momentum features of the
+    anchor's pseudo-identity, its own second view included; the negatives are
+    all other-identity items, :math:`J=(N_P-1)N_K` of them in a P×K batch.
+    The official code flattens the negatives into fixed-width rows, which
+    needs exact P×K blocks (the ICE "more camera" sampler guarantees them);
+    this implementation masks instead, so it gives the same value on P×K
+    batches and stays defined on ragged ones.
+
+    Args:
+        temperature (float): :math:`\tau_h`. Defaults to 0.1.
+        loss_weight (float): :math:`\lambda_h`. Defaults to 1.0.
+    """
+
+    def __init__(self, temperature: float = 0.1,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.loss_weight = loss_weight
+
+    def forward(self, query: Tensor, keys: Tensor, targets: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            query (Tensor): ``(B, D)`` online features (normalised here).
+            keys (Tensor): ``(B, D)`` momentum features, row ``j`` from the
+                same image as ``query[j]`` (normalised here; no gradient).
+            targets (Tensor): ``(B,)`` pseudo-labels.
+
+        Returns:
+            Tensor: Scalar loss.
+        """
+        with torch.autocast(device_type=query.device.type, enabled=False):
+            q = F.normalize(query.float(), dim=1)
+            k = F.normalize(keys.detach().float(), dim=1)
+            sim = q @ k.t()  # (B, B)
+            same = targets.unsqueeze(0) == targets.unsqueeze(1)
+            # Hardest positive: lowest similarity among same-id keys,
+            # selected on the detached similarity (ties: the first).
+            hard_idx = sim.detach().masked_fill(~same, float('inf')).argmin(1)
+            keep = ~same
+            keep[torch.arange(len(q), device=q.device), hard_idx] = True
+            logits = sim.masked_fill(~keep, float('-inf')) / self.temperature
+            loss = F.cross_entropy(logits, hard_idx)
+        return self.loss_weight * loss
