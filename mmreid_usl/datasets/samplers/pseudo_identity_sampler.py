@@ -1,0 +1,217 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""P x K sampling over the current pseudo-labels, distributed-safe."""
+import math
+from typing import Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.dist import get_dist_info, sync_random_seed
+from torch.utils.data import Sampler
+
+from mmreid_usl.registry import DATA_SAMPLERS
+
+CAMERA_MODES = ('prefer_other', 'more_camera', 'ignore')
+
+
+@DATA_SAMPLERS.register_module()
+class PseudoIdentitySampler(Sampler):
+    """Draw K instances of each pseudo-identity, P identities per batch.
+
+    Hand-written: no library has an identity sampler whose labels change every
+    epoch. The pseudo-labels live here (set by ``PseudoLabelHook`` through
+    :meth:`set_labels`), never in the dataset; ``-1`` outliers are never
+    sampled. An epoch visits the clusters in a random permutation and emits
+    one block per cluster, chosen by ``camera_mode`` (algorithms.md §0.6):
+
+    - ``'prefer_other'`` (RandomMultipleGallerySampler of Cluster Contrast /
+      DCMIP): emit a random anchor ``a``; let ``S`` be the cluster's images
+      from a camera other than ``a``'s. If ``S`` is non-empty emit ``K-1``
+      images of ``S``, without replacement iff ``|S| >= K`` (the threshold is
+      K, not K-1). Otherwise let ``S'`` be the other images of the cluster;
+      if empty emit only the anchor, else ``K-1`` images of ``S'`` (without
+      replacement iff ``|S'| >= K``). Blocks have ``K`` images except for
+      singleton clusters (1 image), exactly as in the original code.
+    - ``'more_camera'`` (ICE's MoreCameraSampler): one random image per
+      camera of the cluster; if that gives ``>= K`` keep ``K`` of them at
+      random; otherwise top up from the remaining images (without
+      replacement if enough remain, with replacement if not; from the
+      per-camera picks with replacement if none remain). Always ``K``.
+    - ``'ignore'`` (RandomIdentitySampler of Theory/GDS): ``K`` images of
+      the cluster, with replacement only if it has fewer than ``K``.
+
+    Distributed use: the seed is ``sync_random_seed()`` (identical on all
+    ranks) plus the epoch, so every rank builds the same global block list
+    from the same labels; block ``j`` goes to rank ``j % world_size`` (whole
+    identities per rank, fast-reid's idea), so every GPU sees K instances of
+    each of its identities. Blocks are generated until every rank has
+    ``samples_per_epoch`` indices, then each rank's list is truncated, so
+    ``len(sampler)`` never changes and ``len(dataloader)`` (hence
+    ``EpochBasedTrainLoop._max_iters``) is fixed before any label exists.
+
+    Use ``batch_size`` = P x K with ``batch_size % num_instances == 0`` and
+    ``samples_per_epoch % batch_size == 0`` so that batches hold whole
+    identities (``samples_per_epoch`` must itself be a multiple of K).
+
+    Args:
+        dataset (Sized): The training dataset. For the camera-aware modes it
+            must provide ``get_camids()`` (as :class:`BaseReIDDataset` does)
+            or ``get_data_info(i)['camid']``.
+        num_instances (int): K, instances per identity. Defaults to 4.
+        samples_per_epoch (int, optional): Indices this rank yields per
+            epoch (typically ``iters_per_epoch * batch_size``). A multiple of
+            ``num_instances``. None means ``ceil(len(dataset) / world_size)``
+            rounded down to a multiple of K (at least K). Defaults to None.
+        camera_mode (str): ``'prefer_other'``, ``'more_camera'`` or
+            ``'ignore'``. Defaults to ``'prefer_other'``.
+        seed (int, optional): Base seed; None draws one and synchronises it
+            across ranks. Defaults to None.
+    """
+
+    def __init__(self,
+                 dataset,
+                 num_instances: int = 4,
+                 samples_per_epoch: Optional[int] = None,
+                 camera_mode: str = 'prefer_other',
+                 seed: Optional[int] = None) -> None:
+        if not isinstance(num_instances, int) or num_instances < 1:
+            raise ValueError('num_instances must be a positive int, got '
+                             f'{num_instances!r}.')
+        if camera_mode not in CAMERA_MODES:
+            raise ValueError(f'camera_mode must be one of {CAMERA_MODES}, '
+                             f'got {camera_mode!r}.')
+        rank, world_size = get_dist_info()
+        self.rank = rank
+        self.world_size = world_size
+        self.dataset = dataset
+        self.num_instances = num_instances
+        self.camera_mode = camera_mode
+        self.seed = sync_random_seed() if seed is None else int(seed)
+        self.epoch = 0
+        self.dataset_len = len(dataset)
+        if samples_per_epoch is None:
+            per_rank = math.ceil(self.dataset_len / world_size)
+            samples_per_epoch = max(per_rank // num_instances,
+                                    1) * num_instances
+        elif (samples_per_epoch <= 0
+              or samples_per_epoch % num_instances != 0):
+            raise ValueError(
+                f'samples_per_epoch ({samples_per_epoch}) must be a positive '
+                f'multiple of num_instances ({num_instances}) so that '
+                'batches hold whole identities.')
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.camids: Optional[np.ndarray] = None
+        if camera_mode != 'ignore':
+            self.camids = self._read_camids(dataset)
+        self.labels: Optional[np.ndarray] = None
+        self._members: List[np.ndarray] = []
+
+    @staticmethod
+    def _read_camids(dataset) -> np.ndarray:
+        if hasattr(dataset, 'get_camids'):
+            camids = dataset.get_camids()
+        else:
+            camids = [
+                dataset.get_data_info(i)['camid'] for i in range(len(dataset))
+            ]
+        return np.asarray(camids, dtype=np.int64)
+
+    def set_labels(self, labels: Union[np.ndarray, torch.Tensor,
+                                       Sequence[int]]) -> None:
+        """Set the pseudo-label of every dataset sample (``-1`` = outlier).
+
+        Labels need not be contiguous. Call with bit-identical labels on
+        every rank (the hook broadcasts them).
+
+        Raises:
+            ValueError: Wrong length, labels below -1, or no cluster at all.
+        """
+        if isinstance(labels, torch.Tensor):
+            labels = labels.detach().cpu().numpy()
+        labels = np.asarray(labels).reshape(-1)
+        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f'labels must be integers, got {labels.dtype}.')
+        labels = labels.astype(np.int64)
+        if labels.size != self.dataset_len:
+            raise ValueError(f'got {labels.size} labels for a dataset of '
+                             f'{self.dataset_len} samples.')
+        if labels.size and labels.min() < -1:
+            raise ValueError('labels must be >= -1 (-1 marks outliers), got '
+                             f'{labels.min()}.')
+        valid = np.flatnonzero(labels >= 0)
+        if valid.size == 0:
+            raise ValueError(
+                f'all {labels.size} samples are outliers (-1): there is no '
+                'cluster to sample from. Clustering found zero clusters; '
+                'check the features or loosen the clusterer (e.g. a larger '
+                'DBSCAN eps).')
+        # Group the sample indices by cluster (ascending index in a cluster).
+        order = valid[np.argsort(labels[valid], kind='stable')]
+        _, starts = np.unique(labels[order], return_index=True)
+        self._members = np.split(order, starts[1:])
+        self.labels = labels
+
+    @property
+    def num_clusters(self) -> int:
+        """int: Number of clusters of the current labels (0 before any)."""
+        return len(self._members)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; it is added to the seed (``DistSamplerSeedHook``)."""
+        self.epoch = epoch
+
+    def _choice(self, rng: np.random.Generator, pool: np.ndarray, size: int,
+                replace: bool) -> np.ndarray:
+        return pool[rng.choice(pool.size, size=size, replace=replace)]
+
+    def _block(self, rng: np.random.Generator, members: np.ndarray) -> list:
+        k = self.num_instances
+        if self.camera_mode == 'ignore':
+            return self._choice(rng, members, k, members.size < k).tolist()
+        cams = self.camids[members]
+        if self.camera_mode == 'prefer_other':
+            a = int(rng.integers(members.size))
+            block = [int(members[a])]
+            others = members[cams != cams[a]]
+            if others.size == 0:
+                others = np.delete(members, a)
+            if others.size > 0 and k > 1:
+                block += self._choice(rng, others, k - 1,
+                                      others.size < k).tolist()
+            return block
+        # 'more_camera'
+        picks = np.array([
+            self._choice(rng, members[cams == c], 1, False)[0]
+            for c in np.unique(cams)
+        ])
+        if picks.size >= k:
+            return self._choice(rng, picks, k, False).tolist()
+        rest = np.setdiff1d(members, picks)
+        need = k - picks.size
+        if rest.size > 0:
+            extra = self._choice(rng, rest, need, rest.size < need)
+        else:
+            extra = self._choice(rng, picks, need, True)
+        return picks.tolist() + extra.tolist()
+
+    def _indices_of_rank(self) -> List[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        per_rank: List[List[int]] = [[] for _ in range(self.world_size)]
+        block_id = 0
+        while min(len(x) for x in per_rank) < self.samples_per_epoch:
+            for c in rng.permutation(len(self._members)):
+                block = self._block(rng, self._members[c])
+                per_rank[block_id % self.world_size].extend(block)
+                block_id += 1
+        return per_rank[self.rank][:self.samples_per_epoch]
+
+    def __iter__(self) -> Iterator[int]:
+        if self.labels is None:
+            raise RuntimeError(
+                'PseudoIdentitySampler has no pseudo-labels yet: call '
+                'set_labels() (PseudoLabelHook does it before each training '
+                'epoch) before iterating.')
+        return iter(self._indices_of_rank())
+
+    def __len__(self) -> int:
+        """int: Indices this rank yields per epoch (constant)."""
+        return self.samples_per_epoch
