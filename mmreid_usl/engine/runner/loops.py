@@ -1,0 +1,118 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Validation of both the online (student) and the momentum encoder."""
+import copy
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.evaluator import Evaluator
+from mmengine.runner import ValLoop
+from mmengine.runner.amp import autocast
+from torch.utils.data import DataLoader
+
+from mmreid_usl.registry import LOOPS
+from mmreid_usl.utils.misc import get_ori_model
+
+
+@LOOPS.register_module()
+class MomentumValLoop(ValLoop):
+    """Evaluate several encoders of one model in a single pass.
+
+    Each batch is loaded and pre-processed once and then encoded by every
+    encoder in ``sources`` (``model.extract_feat(inputs, source)``, through
+    ``model.predict`` with ``test_cfg['feat_source']`` switched); each source
+    has its own evaluator. The returned metrics carry the source as a prefix,
+    e.g. ``student/reid/mAP`` and ``momentum/reid/mAP``, plus the un-prefixed
+    keys (``reid/mAP`` ...) of the ``primary`` source, so checkpoint
+    selection (``save_best='reid/mAP'``) and the logs keep working. ICE
+    (Chen et al., ICCV 2021) deploys the momentum encoder, so its primary
+    source is the model's ``test_cfg['feat_source']`` (``'momentum'``).
+
+    Args:
+        runner (Runner): The runner.
+        dataloader (DataLoader | dict): The validation dataloader.
+        evaluator (Evaluator | dict | list): The evaluator config; it is
+            built once per source.
+        fp16 (bool): Evaluate under autocast. Defaults to False.
+        sources (Sequence[str]): Encoders to evaluate. Defaults to
+            ``('student', 'momentum')``.
+        primary (str, optional): Source whose metrics are also reported
+            without prefix. Defaults to the model's
+            ``test_cfg['feat_source']``.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 evaluator: Union[Evaluator, Dict, List],
+                 fp16: bool = False,
+                 sources: Sequence[str] = ('student', 'momentum'),
+                 primary: Optional[str] = None) -> None:
+        if isinstance(evaluator, Evaluator):
+            raise TypeError('MomentumValLoop builds one evaluator per source; '
+                            'pass the evaluator config, not an instance.')
+        super().__init__(runner, dataloader, copy.deepcopy(evaluator), fp16)
+        if not sources:
+            raise ValueError('sources must not be empty')
+        self.sources = tuple(sources)
+        self.evaluators: Dict[str, Evaluator] = {}
+        for source in self.sources:
+            ev = runner.build_evaluator(copy.deepcopy(evaluator))
+            ev.dataset_meta = getattr(self.dataloader.dataset, 'metainfo',
+                                      None)
+            self.evaluators[source] = ev
+        self.primary = primary
+
+    def _primary(self, model) -> str:
+        primary = self.primary or model.test_cfg.get('feat_source',
+                                                     self.sources[0])
+        return primary if primary in self.sources else self.sources[0]
+
+    def run(self) -> dict:
+        """Run one validation pass and return the prefixed metrics."""
+        self.runner.call_hook('before_val')
+        self.runner.call_hook('before_val_epoch')
+        self.runner.model.eval()
+        for idx, data_batch in enumerate(self.dataloader):
+            self.run_iter(idx, data_batch)
+        size = len(self.dataloader.dataset)
+        model = get_ori_model(self.runner.model)
+        primary = self._primary(model)
+        metrics = {}
+        for source, ev in self.evaluators.items():
+            res = ev.evaluate(size)
+            metrics.update({f'{source}/{k}': v for k, v in res.items()})
+            if source == primary:
+                metrics.update(res)
+        self.runner.call_hook('after_val_epoch', metrics=metrics)
+        self.runner.call_hook('after_val')
+        return metrics
+
+    @torch.no_grad()
+    def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:
+        """Pre-process a batch once and encode it with every source."""
+        self.runner.call_hook(
+            'before_val_iter', batch_idx=idx, data_batch=data_batch)
+        model = get_ori_model(self.runner.model)
+        saved = model.test_cfg.get('feat_source')
+        primary = self._primary(model)
+        primary_outputs = None
+        with autocast(enabled=self.fp16):
+            data = model.data_preprocessor(data_batch, False)
+            try:
+                for source in self.sources:
+                    model.test_cfg['feat_source'] = source
+                    outputs = model.predict(data['inputs'],
+                                            data['data_samples'])
+                    # the metric keeps this source's features before the
+                    # next source overwrites ``pred_feature``
+                    self.evaluators[source].process(
+                        data_samples=outputs, data_batch=data_batch)
+                    if source == primary:
+                        primary_outputs = list(outputs)
+            finally:
+                model.test_cfg['feat_source'] = saved
+        self.runner.call_hook(
+            'after_val_iter',
+            batch_idx=idx,
+            data_batch=data_batch,
+            outputs=primary_outputs)

@@ -1,0 +1,58 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+from unittest.mock import MagicMock
+
+import torch
+from mmengine.evaluator import BaseMetric, Evaluator
+from torch.utils.data import DataLoader
+
+from mmreid_usl.engine.runner.loops import MomentumValLoop
+from mmreid_usl.structures import ReIDDataSample
+
+
+class _MeanFeature(BaseMetric):
+    default_prefix = 'reid'
+
+    def process(self, data_batch, data_samples):
+        for s in data_samples:
+            self.results.append(float(s['pred_feature'].sum()))
+
+    def compute_metrics(self, results):
+        return dict(mAP=sum(results) / len(results))
+
+
+class _Model(torch.nn.Module):
+    """student features are 1, momentum features are 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.test_cfg = dict(feat_source='momentum')
+        self.data_preprocessor = lambda data, training: data
+        self.forward_calls = []
+
+    def predict(self, inputs, data_samples):
+        src = self.test_cfg['feat_source']
+        self.forward_calls.append(src)
+        for s in data_samples:
+            s.set_pred_feature(torch.full((1, ), 1. if src == 'student'
+                                          else 2.))
+        return data_samples
+
+
+def test_one_pass_both_sources_prefixed_metrics():
+    batches = [dict(inputs=torch.zeros(2, 1),
+                    data_samples=[ReIDDataSample(), ReIDDataSample()])
+               for _ in range(3)]
+    loader = DataLoader(batches, batch_size=None, collate_fn=lambda x: x)
+    runner = MagicMock()
+    runner.model = _Model()
+    runner.build_evaluator = lambda cfg: Evaluator(_MeanFeature())
+    loop = MomentumValLoop(runner, loader, evaluator=dict(type='Dummy'))
+    metrics = loop.run()
+    assert metrics['student/reid/mAP'] == 1.
+    assert metrics['momentum/reid/mAP'] == 2.
+    assert metrics['reid/mAP'] == 2.  # primary = test_cfg feat_source
+    assert runner.model.test_cfg['feat_source'] == 'momentum'  # restored
+    assert runner.model.forward_calls == ['student', 'momentum'] * 3
+    hooks = [c.args[0] for c in runner.call_hook.call_args_list]
+    assert hooks.count('after_val_iter') == 3
+    assert hooks[-2:] == ['after_val_epoch', 'after_val']
