@@ -6,9 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmengine.dist import all_gather, get_world_size
+
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import ReIDDataSample
-from ..utils.batch_shuffle import shuffle_bn_forward
+from ..utils.batch_shuffle import grouped_forward, shuffle_bn_forward
 from ..utils.momentum_encoder import MomentumEncoder
 from .base import BaseUSLReID
 
@@ -17,6 +19,11 @@ OptCfg = Optional[Union[dict, nn.Module]]
 
 def _build(cfg: OptCfg) -> Optional[nn.Module]:
     return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+
+
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` of every rank in rank order (no gradient)."""
+    return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
 @MODELS.register_module()
@@ -59,6 +66,13 @@ class ICE(BaseUSLReID):
         num_bn_groups (int): ShuffleBN BN groups per rank for every momentum
             forward (4 on one process emulates the official 4-GPU
             DataParallel BN, §0.9/§2.8). Defaults to 1.
+        online_bn_groups (int): BN groups of the online forward (contiguous
+            chunks, as DataParallel splits the batch): 4 emulates the
+            official 4 x 8 BN on one process. Defaults to 1.
+        gather_keys (bool): Under DDP, all-gather the momentum keys, weak
+            features, labels and cameras so that the in-batch losses and the
+            per-camera sums see the global batch, exactly as the official
+            DataParallel run computes them. Defaults to True.
         proxy_memory (dict | nn.Module): :class:`CameraProxyMemory` config.
         agnostic_loss (dict, optional): :class:`AgnosticProxyLoss` (§2.3).
         camera_loss (dict, optional): :class:`CrossCameraProxyLoss` (§2.4).
@@ -85,6 +99,8 @@ class ICE(BaseUSLReID):
                  momentum: float = 0.001,
                  momentum_buffer_mode: str = 'own',
                  num_bn_groups: int = 1,
+                 online_bn_groups: int = 1,
+                 gather_keys: bool = True,
                  proxy_memory: OptCfg = dict(type='CameraProxyMemory'),
                  agnostic_loss: OptCfg = dict(type='AgnosticProxyLoss'),
                  camera_loss: OptCfg = dict(type='CrossCameraProxyLoss'),
@@ -107,6 +123,8 @@ class ICE(BaseUSLReID):
         self.momentum_encoder = MomentumEncoder(
             self.encoder, momentum=momentum, buffer_mode=momentum_buffer_mode)
         self.num_bn_groups = num_bn_groups
+        self.online_bn_groups = online_bn_groups
+        self.gather_keys = gather_keys
         if isinstance(proxy_memory, dict):
             proxy_memory = dict(proxy_memory)
             proxy_memory.setdefault('feat_dim', self.encoder.feat_dim)
@@ -202,10 +220,13 @@ class ICE(BaseUSLReID):
         targets = self.get_targets(data_samples)
         device = targets.device
 
-        feats = self.encoder(inputs[i_s1])  # raw post-BN, grad
+        # raw post-BN online features of strong1 (with gradient)
+        feats = grouped_forward(self.encoder, inputs[i_s1],
+                                self.online_bn_groups)
         if self.online_strong2:
-            with torch.no_grad():
-                self.encoder(inputs[i_s2])  # official: BN stats only
+            with torch.no_grad():  # official: only moves the BN statistics
+                grouped_forward(self.encoder, inputs[i_s2],
+                                self.online_bn_groups)
         keys = weak = None
         if self.momentum_strong1:
             self.momentum_forward(inputs[i_s1])  # official: BN stats only
@@ -215,19 +236,34 @@ class ICE(BaseUSLReID):
         if self.consistency_loss is not None:
             weak = self.momentum_forward(inputs[i_weak])
 
-        losses = dict()
         mem = self.proxy_memory
+        cam_index = mem.camera_index(
+            torch.tensor([s.camid for s in data_samples], device=device))
+        world_size = get_world_size()
+        gather = self.gather_keys and world_size > 1
+        all_keys = _gather(keys) if gather and keys is not None else keys
+        all_weak = _gather(weak) if gather and weak is not None else weak
+        all_targets = _gather(targets) if gather else targets
+        all_cams = _gather(cam_index) if gather else cam_index
+
+        losses = dict()
         if self.agnostic_loss is not None:
             losses['loss_agnostic'] = self.agnostic_loss(
                 feats, mem.centroids, targets)
         if self.camera_loss is not None:
-            camids = torch.tensor([s.camid for s in data_samples],
-                                  device=device)
             losses['loss_cross'] = self.camera_loss(
-                feats, mem.proxies, mem.proxy_labels, targets,
-                mem.camera_index(camids), mem.proxy_cams)
+                feats,
+                mem.proxies,
+                mem.proxy_labels,
+                targets,
+                cam_index,
+                mem.proxy_cams,
+                batch_cam_index=all_cams,
+                scale=float(world_size) if gather else 1.0)
         if self.instance_loss is not None:
-            losses['loss_h_ins'] = self.instance_loss(feats, keys, targets)
+            losses['loss_h_ins'] = self.instance_loss(feats, all_keys,
+                                                      targets, all_targets)
         if self.consistency_loss is not None:
-            losses['loss_s_ins'] = self.consistency_loss(feats, keys, weak)
+            losses['loss_s_ins'] = self.consistency_loss(
+                feats, all_keys, weak, all_weak)
         return losses

@@ -71,7 +71,9 @@ class CrossCameraProxyLoss(nn.Module):
                 proxy_labels: Tensor,
                 targets: Tensor,
                 cam_index: Tensor,
-                proxy_cams: Optional[Tensor] = None) -> Tensor:
+                proxy_cams: Optional[Tensor] = None,
+                batch_cam_index: Optional[Tensor] = None,
+                scale: float = 1.0) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -83,6 +85,13 @@ class CrossCameraProxyLoss(nn.Module):
                 same camera -> index map as ``proxy_cams``).
             proxy_cams (Tensor, optional): ``(M,)`` camera index of each
                 proxy; required for ``variant='paper'``.
+            batch_cam_index (Tensor, optional): Camera indices of the whole
+                (all-gathered) batch; the per-camera sizes :math:`|B_c|` of
+                ``variant='code'`` are counted there. Defaults to
+                ``cam_index``.
+            scale (float): Multiplier of the ``'code'`` loss (the world size
+                under DDP, whose gradient averaging over ranks then yields
+                the global per-camera sum). Defaults to 1.
 
         Returns:
             Tensor: Scalar loss.
@@ -126,13 +135,11 @@ class CrossCameraProxyLoss(nn.Module):
                 return feats.sum() * 0.
             if self.variant == 'code':
                 # Sum over cameras of the per-camera mean.
-                cams, cam_inv = torch.unique(cam_index[valid],
-                                             return_inverse=True)
-                cam_sizes = torch.zeros(len(cams), device=feats.device)
-                cam_sizes.index_add_(0, cam_inv,
-                                     torch.ones_like(cam_inv,
-                                                     dtype=torch.float32))
-                loss = (per_sample[valid] / cam_sizes[cam_inv]).sum()
+                if batch_cam_index is None:
+                    batch_cam_index = cam_index[valid]
+                sizes = (cam_index[valid].unsqueeze(1) ==
+                         batch_cam_index.unsqueeze(0)).sum(1).float()
+                loss = scale * (per_sample[valid] / sizes).sum()
             else:
                 loss = per_sample[valid].mean()
         return self.loss_weight * loss

@@ -1,5 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """ICE's hard instance contrastive loss (Eq. 9, code ViewContrastiveLoss)."""
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -42,14 +44,22 @@ class HardInstanceContrastiveLoss(nn.Module):
         self.temperature = temperature
         self.loss_weight = loss_weight
 
-    def forward(self, query: Tensor, keys: Tensor, targets: Tensor) -> Tensor:
+    def forward(self,
+                query: Tensor,
+                keys: Tensor,
+                targets: Tensor,
+                key_targets: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
         Args:
             query (Tensor): ``(B, D)`` online features (normalised here).
-            keys (Tensor): ``(B, D)`` momentum features, row ``j`` from the
-                same image as ``query[j]`` (normalised here; no gradient).
-            targets (Tensor): ``(B,)`` pseudo-labels.
+            keys (Tensor): ``(B', D)`` momentum features (normalised here; no
+                gradient): this batch, or the batch all-gathered over the
+                ranks so that a DDP run sees the same in-batch keys as the
+                official DataParallel run.
+            targets (Tensor): ``(B,)`` pseudo-labels of the queries.
+            key_targets (Tensor, optional): ``(B',)`` pseudo-labels of the
+                keys. Defaults to ``targets``.
 
         Returns:
             Tensor: Scalar loss.
@@ -57,8 +67,10 @@ class HardInstanceContrastiveLoss(nn.Module):
         with torch.autocast(device_type=query.device.type, enabled=False):
             q = F.normalize(query.float(), dim=1)
             k = F.normalize(keys.detach().float(), dim=1)
-            sim = q @ k.t()  # (B, B)
-            same = targets.unsqueeze(0) == targets.unsqueeze(1)
+            sim = q @ k.t()  # (B, B')
+            if key_targets is None:
+                key_targets = targets
+            same = targets.unsqueeze(1) == key_targets.unsqueeze(0)
             # Hardest positive: lowest similarity among same-id keys,
             # selected on the detached similarity (ties: the first).
             hard_idx = sim.detach().masked_fill(~same, float('inf')).argmin(1)

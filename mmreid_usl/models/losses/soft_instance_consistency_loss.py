@@ -1,5 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """ICE's soft instance consistency loss (Eq. 10-12, code ``loss_kl``)."""
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -48,15 +50,21 @@ class SoftInstanceConsistencyLoss(nn.Module):
         self.direction = direction
         self.loss_weight = loss_weight
 
-    def forward(self, query: Tensor, keys: Tensor, weak: Tensor) -> Tensor:
+    def forward(self,
+                query: Tensor,
+                keys: Tensor,
+                weak: Tensor,
+                weak_keys: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
         Args:
             query (Tensor): ``(B, D)`` online features of the strong view.
-            keys (Tensor): ``(B, D)`` momentum features of the second strong
-                view (no gradient).
+            keys (Tensor): ``(B', D)`` momentum features of the second strong
+                view (no gradient); ``B' > B`` when all-gathered over ranks.
             weak (Tensor): ``(B, D)`` momentum features of the un-augmented
-                view (no gradient).
+                view of the queries' images (no gradient).
+            weak_keys (Tensor, optional): ``(B', D)`` momentum weak features
+                aligned with ``keys``. Defaults to ``weak``.
 
         Returns:
             Tensor: Scalar loss.
@@ -65,8 +73,10 @@ class SoftInstanceConsistencyLoss(nn.Module):
             q = F.normalize(query.float(), dim=1)
             k = F.normalize(keys.detach().float(), dim=1)
             w = F.normalize(weak.detach().float(), dim=1)
+            wk = w if weak_keys is None else F.normalize(
+                weak_keys.detach().float(), dim=1)
             log_p = F.log_softmax(q @ k.t() / self.temperature, dim=1)
-            log_q = F.log_softmax(w @ w.t() / self.temperature, dim=1)
+            log_q = F.log_softmax(w @ wk.t() / self.temperature, dim=1)
             if self.direction == 'q_p':
                 loss = F.kl_div(log_p, log_q, reduction='batchmean',
                                 log_target=True)

@@ -88,3 +88,20 @@ def test_paper_variant_other_camera_positives():
             feats, proxies, plabels, torch.tensor([0]), torch.tensor([0]),
             proxy_cams=pcams)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_gathered_camera_sizes_reproduce_full_batch():
+    torch.manual_seed(3)
+    feats = torch.randn(8, 16)
+    proxies = F.normalize(torch.randn(30, 16), dim=1)
+    plabels = torch.randint(0, 10, (30, ))
+    targets = plabels[torch.randint(0, 30, (8, ))]
+    cams = torch.tensor([0, 1, 1, 2, 0, 0, 2, 1])
+    loss_fn = CrossCameraProxyLoss()
+    full = loss_fn(feats, proxies, plabels, targets, cams)
+    halves = [
+        loss_fn(feats[s], proxies, plabels, targets[s], cams[s],
+                batch_cam_index=cams, scale=2.)
+        for s in (slice(0, 4), slice(4, 8))
+    ]
+    assert torch.allclose(full, sum(halves) / 2, atol=1e-5)

@@ -44,3 +44,14 @@ def test_matches_fixed_width_formulation():
     expected = F.cross_entropy(logits, torch.zeros(12, dtype=torch.long))
     loss = HardInstanceContrastiveLoss()(q, k, y)
     assert torch.allclose(loss, expected, atol=1e-5)
+
+
+def test_gathered_keys_reproduce_full_batch():
+    """Per-rank losses against all-gathered keys average to the full one."""
+    torch.manual_seed(1)
+    y = torch.arange(4).repeat_interleave(4)
+    q, k = torch.randn(16, 8), torch.randn(16, 8)
+    loss_fn = HardInstanceContrastiveLoss()
+    full = loss_fn(q, k, y)
+    halves = [loss_fn(q[s], k, y[s], y) for s in (slice(0, 8), slice(8, 16))]
+    assert torch.allclose(full, sum(halves) / 2, atol=1e-5)

@@ -36,3 +36,12 @@ def test_zero_when_distributions_match_and_grad_only_to_query():
     assert loss.abs().item() < 1e-6
     loss.backward()
     assert q.grad is not None and k.grad is None
+
+
+def test_gathered_keys_reproduce_full_batch():
+    torch.manual_seed(2)
+    q, k, w = torch.randn(8, 6), torch.randn(8, 6), torch.randn(8, 6)
+    loss_fn = SoftInstanceConsistencyLoss()
+    full = loss_fn(q, k, w)
+    halves = [loss_fn(q[s], k, w[s], w) for s in (slice(0, 4), slice(4, 8))]
+    assert torch.allclose(full, sum(halves) / 2, atol=1e-5)
