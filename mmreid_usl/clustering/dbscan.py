@@ -1,0 +1,105 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""DBSCAN on a precomputed (sparse or dense) distance."""
+from typing import Optional, Union
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.cluster import DBSCAN
+
+from mmreid_usl.registry import TASK_UTILS
+from .pseudo_label_result import relabel_contiguous
+
+DistType = Union[sp.spmatrix, np.ndarray, torch.Tensor]
+
+
+def _prune_sort(dist: sp.spmatrix, eps: float) -> sp.csr_matrix:
+    """Keep stored entries <= eps (explicit zeros included), diagonal set,
+    each row sorted by value (what sklearn wants, without its Python loop)."""
+    dist = dist.tocsr()
+    n = dist.shape[0]
+    rows = np.repeat(np.arange(n), np.diff(dist.indptr))
+    keep = dist.data <= eps
+    rows, cols, vals = rows[keep], dist.indices[keep], dist.data[keep]
+    # a point is its own neighbour: add (i, i) where missing (value 0)
+    has_diag = np.zeros(n, dtype=bool)
+    has_diag[rows[rows == cols]] = True
+    missing = np.flatnonzero(~has_diag)
+    rows = np.concatenate([rows, missing])
+    cols = np.concatenate([cols, missing])
+    vals = np.concatenate([vals, np.zeros(len(missing), vals.dtype)])
+    order = np.lexsort((vals, rows))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    return sp.csr_matrix((vals[order], cols[order], indptr), shape=(n, n))
+
+
+@TASK_UTILS.register_module()
+class DBSCANClusterer:
+    """DBSCAN (Ester et al., KDD 1996) on a precomputed distance.
+
+    A point is a core point when at least ``min_samples`` points (itself
+    included) lie within ``dist <= eps``; clusters are the connected core
+    points plus their border points; everything else is an outlier (-1).
+    This is ``sklearn.cluster.DBSCAN(metric='precomputed')`` as in the
+    official code (algorithms.md §0.5).
+
+    Sparse input: scikit-learn treats every *stored* entry (explicit zeros
+    included) as a distance and every missing entry as "not a neighbour".
+    The sparse Jaccard matrix stores all pairs with distance < 1, so for
+    ``eps < 1`` the labels equal those of the dense matrix. Before calling
+    sklearn the matrix is pruned to ``<= eps`` and sorted row-wise by value,
+    which changes nothing in the result but avoids sklearn's per-row sort.
+
+    Args:
+        eps (float): Neighbourhood radius (must be < 1 for sparse input).
+            Defaults to 0.6.
+        min_samples (int): Core-point threshold, self included. Defaults
+            to 4.
+        distance (dict, optional): Config of a TASK_UTILS distance used when
+            ``__call__`` gets no ``dist``. Defaults to
+            ``dict(type='JaccardDistance', k1=30, k2=6)``.
+        n_jobs (int, optional): Passed to sklearn. Defaults to None.
+    """
+
+    def __init__(self,
+                 eps: float = 0.6,
+                 min_samples: int = 4,
+                 distance: Optional[dict] = None,
+                 n_jobs: Optional[int] = None) -> None:
+        self.eps = eps
+        self.min_samples = min_samples
+        self.distance_cfg = distance or dict(
+            type='JaccardDistance', k1=30, k2=6)
+        self.n_jobs = n_jobs
+
+    def __call__(self,
+                 feats: Optional[torch.Tensor] = None,
+                 dist: Optional[DistType] = None) -> np.ndarray:
+        """Cluster.
+
+        Args:
+            feats (Tensor, optional): Features (N, D); only used to compute
+                ``dist`` when it is not given.
+            dist (sparse matrix | ndarray | Tensor, optional): Precomputed
+                N×N distance.
+
+        Returns:
+            np.ndarray: int64 labels (N,), 0..C-1, -1 = outlier.
+        """
+        if dist is None:
+            if feats is None:
+                raise ValueError('need feats or dist')
+            dist = TASK_UTILS.build(self.distance_cfg)(feats)
+        if isinstance(dist, torch.Tensor):
+            dist = dist.detach().cpu().numpy()
+        if sp.issparse(dist):
+            if self.eps >= 1:
+                raise ValueError('sparse distances store only pairs < 1; '
+                                 'use eps < 1 or a dense matrix')
+            dist = _prune_sort(dist, self.eps)
+        labels = DBSCAN(
+            eps=self.eps,
+            min_samples=self.min_samples,
+            metric='precomputed',
+            n_jobs=self.n_jobs).fit_predict(dist)
+        return relabel_contiguous(labels)

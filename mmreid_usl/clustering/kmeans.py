@@ -1,0 +1,61 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""k-means clustering (faiss)."""
+from typing import Optional
+
+import numpy as np
+import torch
+
+from mmreid_usl.registry import TASK_UTILS
+from .pseudo_label_result import relabel_contiguous
+
+
+@TASK_UTILS.register_module()
+class KMeansClusterer:
+    """k-means (Lloyd) with ``faiss.Kmeans``.
+
+    Minimises ``Σ_i ||x_i - c_{y_i}||²`` over ``num_clusters`` centroids; no
+    outliers. Empty clusters are dropped, so the labels are relabelled to
+    0..C-1 with C <= ``num_clusters``.
+
+    Args:
+        num_clusters (int): Number of centroids.
+        niter (int): Lloyd iterations. Defaults to 20.
+        spherical (bool): Normalise centroids (spherical k-means). Defaults
+            to False.
+        seed (int): Seed of the initialisation. Defaults to 1234.
+        gpu (bool): Use faiss GPU if available. Defaults to False.
+    """
+
+    def __init__(self,
+                 num_clusters: int,
+                 niter: int = 20,
+                 spherical: bool = False,
+                 seed: int = 1234,
+                 gpu: bool = False) -> None:
+        self.num_clusters = num_clusters
+        self.niter = niter
+        self.spherical = spherical
+        self.seed = seed
+        self.gpu = gpu
+
+    def __call__(self, feats: torch.Tensor, dist=None) -> np.ndarray:
+        """Cluster ``feats`` (N, D); ``dist`` is ignored.
+
+        Returns:
+            np.ndarray: int64 labels (N,), 0..C-1.
+        """
+        import faiss
+        x = np.ascontiguousarray(
+            feats.detach().float().cpu().numpy(), dtype=np.float32)
+        k = min(self.num_clusters, x.shape[0])
+        km = faiss.Kmeans(
+            x.shape[1],
+            k,
+            niter=self.niter,
+            spherical=self.spherical,
+            seed=self.seed,
+            gpu=self.gpu and faiss.get_num_gpus() > 0,
+            verbose=False)
+        km.train(x)
+        _, assign = km.index.search(x, 1)
+        return relabel_contiguous(assign.ravel())
