@@ -77,12 +77,13 @@ class MomentumValLoop(ValLoop):
         size = len(self.dataloader.dataset)
         model = get_ori_model(self.runner.model)
         primary = self._primary(model)
-        metrics = {}
-        for source, ev in self.evaluators.items():
-            res = ev.evaluate(size)
+        results = {src: ev.evaluate(size)
+                   for src, ev in self.evaluators.items()}
+        # un-prefixed primary keys first: CheckpointHook(save_best='auto')
+        # picks the first metric
+        metrics = dict(results[primary])
+        for source, res in results.items():
             metrics.update({f'{source}/{k}': v for k, v in res.items()})
-            if source == primary:
-                metrics.update(res)
         self.runner.call_hook('after_val_epoch', metrics=metrics)
         self.runner.call_hook('after_val')
         return metrics

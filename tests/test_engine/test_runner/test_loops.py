@@ -56,3 +56,4 @@ def test_one_pass_both_sources_prefixed_metrics():
     hooks = [c.args[0] for c in runner.call_hook.call_args_list]
     assert hooks.count('after_val_iter') == 3
     assert hooks[-2:] == ['after_val_epoch', 'after_val']
+    assert list(metrics)[0] == 'reid/mAP'  # save_best='auto' uses it

@@ -1,0 +1,5 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# Ablation, camera-aware: L_proxy + L_h_ins (Table 4: 80.5 Market mAP).
+_base_ = ['./ice_r50_market.py']
+
+model = dict(consistency_loss=None)

@@ -1,0 +1,5 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# Ablation, camera-aware: L_proxy only (Table 4 row 1: 79.3 Market mAP).
+_base_ = ['./ice_r50_market.py']
+
+model = dict(instance_loss=None, consistency_loss=None)

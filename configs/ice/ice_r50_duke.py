@@ -1,0 +1,10 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# ICE(aware), ResNet-50, DukeMTMC-reID (eps 0.55 as in the official code).
+# Paper: 69.9 mAP / 83.3 R1.
+_base_ = ['./ice_r50_market.py']
+
+_data = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
+train_dataloader = dict(dataset=_data)
+cluster_dataloader = dict(dataset=_data)
+val_dataloader = dict(dataset=_data)
+test_dataloader = dict(dataset=_data)
