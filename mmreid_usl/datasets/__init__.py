@@ -4,10 +4,13 @@ from .dukemtmc_reid import DukeMTMCReID
 from .market1501 import Market1501
 from .msmt17 import MSMT17
 from .reid_folder_dataset import ReIDFolderDataset
+from .synthetic import (SyntheticPedestrians, ensure_synthetic_pedestrians,
+                        generate_synthetic_pedestrians)
 from .samplers import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'BaseReIDDataset', 'ReIDFolderDataset', 'Market1501', 'DukeMTMCReID',
-    'MSMT17'
+    'MSMT17', 'SyntheticPedestrians', 'generate_synthetic_pedestrians',
+    'ensure_synthetic_pedestrians'
 ]
