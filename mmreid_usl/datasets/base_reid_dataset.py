@@ -127,7 +127,8 @@ class BaseReIDDataset(BaseDataset):
             if self.split == 'train':
                 relabel = {
                     pid: i
-                    for i, pid in enumerate(sorted({it[1] for it in items}))
+                    for i, pid in enumerate(sorted({it[1]
+                                                    for it in items}))
                 }
                 items = [(p, relabel[pid], cam) for p, pid, cam in items]
             data_list = [

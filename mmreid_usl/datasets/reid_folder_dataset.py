@@ -82,8 +82,8 @@ class ReIDFolderDataset(BaseReIDDataset):
                              f'({path}) does not match the pattern '
                              f'r"{self.name_pattern}".')
         pid, cam = int(match.group(1)), int(match.group(2))
-        if self.cam_range is not None and not (
-                self.cam_range[0] <= cam <= self.cam_range[1]):
+        if self.cam_range is not None and not (self.cam_range[0] <= cam <=
+                                               self.cam_range[1]):
             raise ValueError(f'{type(self).__name__}: camera {cam} of {path} '
                              f'is outside {self.cam_range}.')
         if pid != -1 and self.pid_range is not None and not (
@@ -103,8 +103,9 @@ class ReIDFolderDataset(BaseReIDDataset):
             raise FileNotFoundError(
                 f'{type(self).__name__}: split folder {folder!r} does not '
                 'exist.')
-        names = sorted(n for n in os.listdir(folder)
-                       if osp.splitext(n)[1].lower() in self.img_suffixes)
+        names = sorted(
+            n for n in os.listdir(folder)
+            if osp.splitext(n)[1].lower() in self.img_suffixes)
         if not names:
             raise ValueError(f'{type(self).__name__}: split folder '
                              f'{folder!r} holds no image '

@@ -48,8 +48,8 @@ _PALETTE = np.array(
 _SKIN = np.array([[255, 220, 185], [235, 190, 150], [200, 150, 110],
                   [150, 100, 70], [95, 65, 45]],
                  dtype=np.float32)
-_HAIR = np.array([[20, 15, 10], [70, 45, 25], [140, 100, 50],
-                  [200, 180, 120], [150, 150, 150]],
+_HAIR = np.array([[20, 15, 10], [70, 45, 25], [140, 100, 50], [200, 180, 120],
+                  [150, 150, 150]],
                  dtype=np.float32)
 _PATTERNS = ('plain', 'hstripes', 'vstripes', 'checks')
 _BAGS = ('none', 'backpack', 'handbag')
@@ -104,8 +104,8 @@ def _sample_cameras(rng: np.random.Generator, num_cams: int) -> List[dict]:
     return cams
 
 
-def _draw_labels(ident: dict, cam: dict, rng: np.random.Generator,
-                 height: int, width: int) -> Tuple[np.ndarray, dict]:
+def _draw_labels(ident: dict, cam: dict, rng: np.random.Generator, height: int,
+                 width: int) -> Tuple[np.ndarray, dict]:
     """Label map of one pedestrian; returns (labels HxW uint8, geometry)."""
     canvas = Image.new('L', (width, height), _BG)
     draw = ImageDraw.Draw(canvas)
@@ -127,7 +127,8 @@ def _draw_labels(ident: dict, cam: dict, rng: np.random.Generator,
         draw.polygon([(x0 - lw / 2, hip), (x0 + lw / 2, hip),
                       (xf + lw / 2, foot), (xf - lw / 2, foot)],
                      fill=_LEGS)
-        draw.rectangle([xf - lw / 2 - 1, foot, xf + lw / 2 + 1, y(1.0)],
+        draw.rectangle([xf - lw / 2 - 1, foot, xf + lw / 2 + 1,
+                        y(1.0)],
                        fill=_SHOES)
         if ident['shorts']:
             draw.polygon([((x0 + xf) / 2 - lw / 2, knee_y),
@@ -144,37 +145,49 @@ def _draw_labels(ident: dict, cam: dict, rng: np.random.Generator,
                       (ax + aw / 2 + sgn * swing, y(0.50)),
                       (ax - aw / 2 + sgn * swing, y(0.50))],
                      fill=_SHIRT)
-        draw.ellipse([ax + sgn * swing - aw / 2, y(0.49),
-                      ax + sgn * swing + aw / 2, y(0.55)], fill=_SKIN_C)
+        draw.ellipse([
+            ax + sgn * swing - aw / 2,
+            y(0.49), ax + sgn * swing + aw / 2,
+            y(0.55)
+        ],
+                     fill=_SKIN_C)
     # Head and hair.
     hr = 0.065 * ph
     hy = y(0.075)
     draw.ellipse([cx - hr, hy - hr, cx + hr, hy + hr],
                  fill=_HAIR_C if view == 'back' else _SKIN_C)
-    draw.chord([cx - hr, hy - hr * 1.1, cx + hr, hy + hr * 0.6], 180, 360,
+    draw.chord([cx - hr, hy - hr * 1.1, cx + hr, hy + hr * 0.6],
+               180,
+               360,
                fill=_HAIR_C)
     if ident['long_hair']:
         draw.rectangle([cx - hr, hy, cx + hr, y(0.22)], fill=_HAIR_C)
         if view == 'front':
-            draw.ellipse([cx - hr * 0.7, hy - hr * 0.5, cx + hr * 0.7,
-                          hy + hr * 0.9], fill=_SKIN_C)
+            draw.ellipse(
+                [cx - hr * 0.7, hy - hr * 0.5, cx + hr * 0.7, hy + hr * 0.9],
+                fill=_SKIN_C)
     # Bag.
     if ident['bag'] == 'backpack':
         if view == 'back':
-            draw.rectangle([cx - tw * 0.7, y(0.18), cx + tw * 0.7, y(0.45)],
-                           fill=_BAG)
+            draw.rectangle(
+                [cx - tw * 0.7, y(0.18), cx + tw * 0.7,
+                 y(0.45)], fill=_BAG)
         elif view == 'side':
-            draw.rectangle([cx - tw - 0.08 * ph, y(0.18), cx - tw, y(0.44)],
+            draw.rectangle([cx - tw - 0.08 * ph,
+                            y(0.18), cx - tw,
+                            y(0.44)],
                            fill=_BAG)
         else:  # straps only
             for sgn in (-1, 1):
                 draw.line([(cx + sgn * tw * 0.6, y(0.15)),
                            (cx + sgn * tw * 0.6, y(0.35))],
-                          fill=_BAG, width=max(1, int(0.03 * ph)))
+                          fill=_BAG,
+                          width=max(1, int(0.03 * ph)))
     elif ident['bag'] == 'handbag':
         bx = cx + tw + aw * 0.6
-        draw.rectangle([bx - 0.05 * ph, y(0.46), bx + 0.06 * ph, y(0.60)],
-                       fill=_BAG)
+        draw.rectangle(
+            [bx - 0.05 * ph, y(0.46), bx + 0.06 * ph,
+             y(0.60)], fill=_BAG)
     geom = dict(torso_top=y(0.15), torso_left=cx - tw, ph=ph)
     return np.asarray(canvas), geom
 
@@ -207,10 +220,13 @@ def _render(ident: dict, cam: dict, rng: np.random.Generator, height: int,
         u = (xx - geom['torso_left']) / period
         v = (yy - geom['torso_top']) / period
         hs, vs = (v % 2) < 1, (u % 2) < 1
-        on = {'hstripes': hs, 'vstripes': vs, 'checks': hs ^ vs}[
-            ident['pattern']]
+        on = {
+            'hstripes': hs,
+            'vstripes': vs,
+            'checks': hs ^ vs
+        }[ident['pattern']]
         img[(labels == _SHIRT) & on] = ident['pattern_color']
-    # Clothing shading: darker towards the silhouette's bottom.
+    # Per-image clothing brightness (pose / shading change).
     person = labels != _BG
     img[person] *= rng.uniform(0.9, 1.1)
     # Camera lighting: gain, colour cast, offset, per-image flicker.
@@ -227,17 +243,16 @@ def _render(ident: dict, cam: dict, rng: np.random.Generator, height: int,
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def generate_synthetic_pedestrians(
-        root: str,
-        num_train_ids: int = 100,
-        num_test_ids: int = 50,
-        num_cams: int = 4,
-        cams_per_id: Tuple[int, int] = (3, 4),
-        images_per_cam: Tuple[int, int] = (2, 4),
-        lookalike_group_size: int = 3,
-        height: int = 128,
-        width: int = 64,
-        seed: int = 0) -> Dict[str, int]:
+def generate_synthetic_pedestrians(root: str,
+                                   num_train_ids: int = 100,
+                                   num_test_ids: int = 50,
+                                   num_cams: int = 4,
+                                   cams_per_id: Tuple[int, int] = (3, 4),
+                                   images_per_cam: Tuple[int, int] = (2, 4),
+                                   lookalike_group_size: int = 3,
+                                   height: int = 128,
+                                   width: int = 64,
+                                   seed: int = 0) -> Dict[str, int]:
     """Write a synthetic pedestrian ReID dataset in the Market-1501 layout.
 
     Identities ``1..num_train_ids`` go to ``bounding_box_train/``, the next
@@ -287,8 +302,7 @@ def generate_synthetic_pedestrians(
         is_train = index < num_train_ids
         n_cams = int(rng.integers(cams_per_id[0], cams_per_id[1] + 1))
         for c in sorted(rng.choice(num_cams, n_cams, replace=False)):
-            n_img = int(
-                rng.integers(images_per_cam[0], images_per_cam[1] + 1))
+            n_img = int(rng.integers(images_per_cam[0], images_per_cam[1] + 1))
             for k in range(n_img):
                 frame[c] += 1
                 img = _render(ident, cams[c], rng, height, width)
@@ -337,8 +351,9 @@ def ensure_synthetic_pedestrians(root: str, **generator_cfg) -> str:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=osp.basename(root) + '.tmp-', dir=parent)
     try:
-        print_log(f'Generating the synthetic pedestrian dataset in {root}',
-                  logger='current')
+        print_log(
+            f'Generating the synthetic pedestrian dataset in {root}',
+            logger='current')
         counts = generate_synthetic_pedestrians(tmp, **generator_cfg)
         with open(osp.join(tmp, COMPLETE_MARKER), 'w') as f:
             json.dump(dict(generator_cfg, counts=counts), f, sort_keys=True)

@@ -14,8 +14,7 @@ def test_train_relabel_and_arrays():
     ds = Market1501(ROOT, split='train')
     assert len(ds) == 9
     # raw ids 2, 7, 10 -> 0, 1, 2 (sorted)
-    np.testing.assert_array_equal(ds.get_pids(),
-                                  [0, 0, 0, 1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(ds.get_pids(), [0, 0, 0, 1, 1, 1, 2, 2, 2])
     assert ds.num_pids == 3
     assert ds.get_camids().tolist() == [0, 0, 1, 1, 2, 5, 0, 3, 4]
     assert ds.num_cams == 6
@@ -33,21 +32,23 @@ def test_query_gallery_test():
     assert len(query) == 3 and query.get_pids().tolist() == [1, 1, 3]
     # 2 junk (-1) dropped, 2 distractors (0) kept
     assert len(gallery) == 7
-    assert -1 not in gallery.get_pids() and (gallery.get_pids() == 0).sum() == 2
+    pids = gallery.get_pids()
+    assert -1 not in pids and (pids == 0).sum() == 2
     assert gallery.num_pids == 3
     test = Market1501(ROOT, split='test')
     assert len(test) == 10 and test.num_query == 3
     flags = [test.get_data_info(i)['is_query'] for i in range(len(test))]
     assert flags == [True] * 3 + [False] * 7
-    assert test.get_pids().tolist() == (query.get_pids().tolist() +
-                                        gallery.get_pids().tolist())
+    assert test.get_pids().tolist() == (
+        query.get_pids().tolist() + gallery.get_pids().tolist())
     assert test.test_mode and not Market1501(ROOT).test_mode
 
 
 def test_lazy_init_and_registry():
     ds = DATASETS.build(
-        dict(type='Market1501', data_root=ROOT, split='gallery',
-             lazy_init=True))
+        dict(
+            type='Market1501', data_root=ROOT, split='gallery',
+            lazy_init=True))
     assert not ds._fully_initialized
     assert 'not fully initialised' in repr(ds)
     assert ds.get_pids().shape == (7, )  # triggers full_init

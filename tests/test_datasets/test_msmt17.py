@@ -32,8 +32,7 @@ def test_v2_lists():
     query = MSMT17(V2, split='query')
     assert query.get_pids().tolist() == [0, 1]
     assert query.get_camids().tolist() == [4, 1]
-    assert query.get_data_info(0)['img_path'].startswith(
-        osp.join(V2, 'test'))
+    assert query.get_data_info(0)['img_path'].startswith(osp.join(V2, 'test'))
     test = MSMT17(V2, split='test')
     assert len(test) == 7 and test.num_query == 2
 

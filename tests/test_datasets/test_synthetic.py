@@ -12,8 +12,12 @@ from mmreid_usl.datasets.synthetic import (ensure_synthetic_pedestrians,
                                            generate_synthetic_pedestrians)
 from mmreid_usl.registry import DATASETS
 
-SMALL = dict(num_train_ids=6, num_test_ids=4, num_cams=3, cams_per_id=(2, 3),
-             images_per_cam=(1, 2))
+SMALL = dict(
+    num_train_ids=6,
+    num_test_ids=4,
+    num_cams=3,
+    cams_per_id=(2, 3),
+    images_per_cam=(1, 2))
 
 
 def _files(root):
@@ -34,11 +38,14 @@ def test_deterministic_and_layout(tmp_path):
     c = str(tmp_path / 'c')
     generate_synthetic_pedestrians(c, **dict(SMALL, seed=1))
     assert _files(c) != files_a
-    n = {d: len(os.listdir(osp.join(a, d)))
-         for d in ('bounding_box_train', 'query', 'bounding_box_test')}
-    assert n == dict(bounding_box_train=counts['train'],
-                     query=counts['query'],
-                     bounding_box_test=counts['gallery'])
+    n = {
+        d: len(os.listdir(osp.join(a, d)))
+        for d in ('bounding_box_train', 'query', 'bounding_box_test')
+    }
+    assert n == dict(
+        bounding_box_train=counts['train'],
+        query=counts['query'],
+        bounding_box_test=counts['gallery'])
     name = sorted(os.listdir(osp.join(a, 'query')))[0]
     img = np.asarray(Image.open(osp.join(a, 'query', name)))
     assert img.shape == (128, 64, 3) and img.dtype == np.uint8

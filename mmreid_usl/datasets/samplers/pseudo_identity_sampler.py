@@ -115,8 +115,9 @@ class PseudoIdentitySampler(Sampler):
             ]
         return np.asarray(camids, dtype=np.int64)
 
-    def set_labels(self, labels: Union[np.ndarray, torch.Tensor,
-                                       Sequence[int]]) -> None:
+    def set_labels(
+            self, labels: Union[np.ndarray, torch.Tensor,
+                                Sequence[int]]) -> None:
         """Set the pseudo-label of every dataset sample (``-1`` = outlier).
 
         Labels need not be contiguous. Call with bit-identical labels on
@@ -175,8 +176,8 @@ class PseudoIdentitySampler(Sampler):
             if others.size == 0:
                 others = np.delete(members, a)
             if others.size > 0 and k > 1:
-                block += self._choice(rng, others, k - 1,
-                                      others.size < k).tolist()
+                block += self._choice(rng, others, k - 1, others.size
+                                      < k).tolist()
             return block
         # 'more_camera'
         picks = np.array([

@@ -31,10 +31,11 @@ class PackReIDInputs(BaseTransform):
             present.
     """
 
-    def __init__(self,
-                 meta_keys: Sequence[str] = ('sample_idx', 'camid',
-                                             'img_path', 'is_query',
-                                             'img_shape')) -> None:
+    def __init__(
+        self,
+        meta_keys: Sequence[str] = ('sample_idx', 'camid', 'img_path',
+                                    'is_query', 'img_shape')
+    ) -> None:
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:

@@ -61,17 +61,16 @@ class ReIDRandomErasing(RandomErasing):
         .. [1] Zhong et al. "Random Erasing Data Augmentation", AAAI 2020.
     """
 
-    def __init__(self,
-                 erase_prob: float = 0.5,
-                 min_area_ratio: float = 0.02,
-                 max_area_ratio: float = 0.4,
-                 aspect_range: Union[float, Tuple[float, float]] = 0.3,
-                 max_attempts: int = 100,
-                 mode: str = 'const',
-                 fill_color: Union[Sequence[float],
-                                   float] = REID_ERASE_FILL_BGR,
-                 fill_std: Optional[Union[Sequence[float], float]] = None
-                 ) -> None:
+    def __init__(
+            self,
+            erase_prob: float = 0.5,
+            min_area_ratio: float = 0.02,
+            max_area_ratio: float = 0.4,
+            aspect_range: Union[float, Tuple[float, float]] = 0.3,
+            max_attempts: int = 100,
+            mode: str = 'const',
+            fill_color: Union[Sequence[float], float] = REID_ERASE_FILL_BGR,
+            fill_std: Optional[Union[Sequence[float], float]] = None) -> None:
         if isinstance(aspect_range, (int, float)):
             aspect_range = float(aspect_range)
         else:

@@ -27,8 +27,8 @@ class FakeDataset:
 
 def make(dataset=None, rank=0, world_size=1, **kwargs):
     kwargs.setdefault('seed', 0)
-    with mock.patch(f'{MODULE}.get_dist_info',
-                    return_value=(rank, world_size)):
+    with mock.patch(
+            f'{MODULE}.get_dist_info', return_value=(rank, world_size)):
         return PseudoIdentitySampler(dataset or FakeDataset(), **kwargs)
 
 

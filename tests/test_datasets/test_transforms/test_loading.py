@@ -5,8 +5,9 @@ import pytest
 
 from mmreid_usl.datasets.transforms import LoadReIDImage
 
-IMG = osp.join(osp.dirname(__file__), '..', '..', 'data',
-               'Market-1501-v15.09.15', 'query', '0001_c1s1_001051_00.jpg')
+IMG = osp.join(
+    osp.dirname(__file__), '..', '..', 'data', 'Market-1501-v15.09.15',
+    'query', '0001_c1s1_001051_00.jpg')
 
 
 def test_load_ok():

@@ -40,8 +40,11 @@ def test_probability_and_registry():
 
 
 def test_no_attempt_fits():
-    t = ReIDRandomErasing(erase_prob=1.0, min_area_ratio=0.99,
-                          max_area_ratio=1.0, aspect_range=(1.0, 1.0))
+    t = ReIDRandomErasing(
+        erase_prob=1.0,
+        min_area_ratio=0.99,
+        max_area_ratio=1.0,
+        aspect_range=(1.0, 1.0))
     img = np.zeros((10, 10, 3), np.uint8)
     assert (t(dict(img=img))['img'] == 0).all()
     with pytest.raises(AssertionError):

@@ -9,15 +9,22 @@ from mmreid_usl.datasets import Market1501
 from mmreid_usl.datasets.transforms import MultiView
 from mmreid_usl.registry import TRANSFORMS
 
-ROOT = osp.join(osp.dirname(__file__), '..', '..', 'data',
-                'Market-1501-v15.09.15')
+ROOT = osp.join(
+    osp.dirname(__file__), '..', '..', 'data', 'Market-1501-v15.09.15')
 H, W = 32, 16
-RESIZE = dict(type='Resize', scale=(W, H), keep_ratio=False,
-              interpolation='bicubic', backend='pillow')
+RESIZE = dict(
+    type='Resize',
+    scale=(W, H),
+    keep_ratio=False,
+    interpolation='bicubic',
+    backend='pillow')
 CROP = dict(type='RandomCrop', crop_size=(H, W), padding=10, pad_val=0)
 FLIP = dict(type='RandomFlip', prob=0.5, direction='horizontal')
-BLUR = dict(type='GaussianBlur', magnitude_range=(0.1, 2.0),
-            magnitude_std='inf', prob=0.5)
+BLUR = dict(
+    type='GaussianBlur',
+    magnitude_range=(0.1, 2.0),
+    magnitude_std='inf',
+    prob=0.5)
 ERASE = dict(type='ReIDRandomErasing', erase_prob=0.6)
 # ICE (algorithms.md §0.7): strong / weak / strong.
 STRONG = [RESIZE, CROP, FLIP, BLUR, ERASE]
