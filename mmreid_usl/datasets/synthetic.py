@@ -379,7 +379,9 @@ class SyntheticPedestrians(ReIDFolderDataset):
     (about 7 MB); generation takes about 2 s on one CPU core. Measured
     difficulty on the test split (mAP / R1, %): raw 32x16 pixels 37.4 /
     54.8, a random-init ResNet-18 11.7 / 19.2, so identity information is
-    present but far from solved without learning.
+    present but far from solved without learning; a 3-layer CNN trained
+    from scratch with the true labels (cross-entropy, 64x32 input) reaches
+    ~86 mAP after 5 epochs (~12 s on one CPU core), so it is learnable.
 
     Args:
         data_root (str, optional): Dataset folder. None means
