@@ -1,7 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Infomap clustering of a kNN similarity graph."""
-from typing import Optional
-
 import numpy as np
 import torch
 
@@ -73,8 +71,7 @@ class InfomapClusterer:
             zip(src[keep].tolist(), nbr[keep].tolist(), sim[keep].tolist()))
         labels = np.full(n, -1, dtype=np.int64)
         if keep.any():
-            im.run()
-            modules = im.get_modules()
+            modules = im.run().modules()
             nodes = np.fromiter(modules.keys(), dtype=np.int64)
             labels[nodes] = np.fromiter(modules.values(), dtype=np.int64)
         valid = labels >= 0

@@ -63,8 +63,9 @@ class JaccardDistance:
     library provides; it is hand-written below with vectorised numpy: all
     (i, j, k) triples sharing a column k are expanded per chunk of rows and
     summed with ``np.bincount`` into the known output pattern (the pattern of
-    ``V Vᵀ``). Values are computed in float64 and stored as float32; they
-    agree with the dense float32 formulation to float32 rounding (~1e-6).
+    ``V Vᵀ``). V and m are computed in float64, ``d_J`` in float32 as in the
+    official code; values agree with the dense float32 formulation to
+    float32 rounding (~1e-6).
 
     Args:
         k1 (int): Neighbourhood size (30 in CC/ICE/DCMIP). Defaults to 30.
@@ -243,7 +244,10 @@ class JaccardDistance:
             m[p0:p1] = np.bincount(
                 scratch[keys], weights=mins, minlength=p1 - p0)
             r0 = r1
-        dist = (1.0 - m / (2.0 - m)).astype(np.float32)
+        # m is summed in float64; the distance itself is evaluated in float32
+        # like the official code, so e.g. identical rows give exactly 0
+        m32 = m.astype(np.float32)
+        dist = np.float32(1) - m32 / (np.float32(2) - m32)
         np.maximum(dist, 0, out=dist)
         keep = dist < 1
         # pattern rows are never empty (i shares its own columns)

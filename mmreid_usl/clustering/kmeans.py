@@ -1,7 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """k-means clustering (faiss)."""
-from typing import Optional
-
 import numpy as np
 import torch
 
@@ -20,6 +18,7 @@ class KMeansClusterer:
     Args:
         num_clusters (int): Number of centroids.
         niter (int): Lloyd iterations. Defaults to 20.
+        nredo (int): Restarts, the best objective is kept. Defaults to 1.
         spherical (bool): Normalise centroids (spherical k-means). Defaults
             to False.
         seed (int): Seed of the initialisation. Defaults to 1234.
@@ -29,11 +28,13 @@ class KMeansClusterer:
     def __init__(self,
                  num_clusters: int,
                  niter: int = 20,
+                 nredo: int = 1,
                  spherical: bool = False,
                  seed: int = 1234,
                  gpu: bool = False) -> None:
         self.num_clusters = num_clusters
         self.niter = niter
+        self.nredo = nredo
         self.spherical = spherical
         self.seed = seed
         self.gpu = gpu
@@ -52,6 +53,7 @@ class KMeansClusterer:
             x.shape[1],
             k,
             niter=self.niter,
+            nredo=self.nredo,
             spherical=self.spherical,
             seed=self.seed,
             gpu=self.gpu and faiss.get_num_gpus() > 0,
