@@ -7,7 +7,6 @@ _base_ = [
     '../_base_/datasets/market1501_usl.py',
     '../_base_/schedules/adam_40e_warmup10.py',
     '../_base_/pseudo_label/dbscan_jaccard.py',
-    '../_base_/default_runtime.py',
 ]
 
 # ICE augmentations (§0.7): "strong" = resize, pad 10 + random crop, flip,

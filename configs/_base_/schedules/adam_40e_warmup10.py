@@ -11,7 +11,9 @@ param_scheduler = [
         start_factor=0.1,
         end_factor=1.0,
         begin=0,
-        end=10,
+        # mmengine's LinearLR reaches end_factor at step end-1: end=11 gives
+        # exactly 0.1, 0.19, ..., 0.91 for epochs 0..9 and 1.0 from epoch 10
+        end=11,
         by_epoch=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=40, val_interval=1)

@@ -4,7 +4,9 @@ import copy
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
+from mmengine.dist import broadcast_object_list
 from mmengine.evaluator import Evaluator
+from mmengine.model import BaseAveragedModel
 from mmengine.runner import ValLoop
 from mmengine.runner.amp import autocast
 from torch.utils.data import DataLoader
@@ -38,6 +40,10 @@ class MomentumValLoop(ValLoop):
         primary (str, optional): Source whose metrics are also reported
             without prefix. Defaults to the model's
             ``test_cfg['feat_source']``.
+        skip_identical (bool): When the network of a source is bit-identical
+            to an earlier one (parameters and buffers, e.g. the momentum
+            encoder at initialisation), reuse that source's metrics instead
+            of encoding the data again (rank 0 decides). Defaults to True.
     """
 
     def __init__(self,
@@ -46,7 +52,8 @@ class MomentumValLoop(ValLoop):
                  evaluator: Union[Evaluator, Dict, List],
                  fp16: bool = False,
                  sources: Sequence[str] = ('student', 'momentum'),
-                 primary: Optional[str] = None) -> None:
+                 primary: Optional[str] = None,
+                 skip_identical: bool = True) -> None:
         if isinstance(evaluator, Evaluator):
             raise TypeError('MomentumValLoop builds one evaluator per source; '
                             'pass the evaluator config, not an instance.')
@@ -61,24 +68,56 @@ class MomentumValLoop(ValLoop):
                                       None)
             self.evaluators[source] = ev
         self.primary = primary
+        self.skip_identical = skip_identical
+        self._duplicates: Dict[str, str] = {}
 
     def _primary(self, model) -> str:
         primary = self.primary or model.test_cfg.get('feat_source',
                                                      self.sources[0])
         return primary if primary in self.sources else self.sources[0]
 
+    def _find_duplicates(self, model) -> Dict[str, str]:
+        """Map each source whose network equals an earlier one's to it."""
+        duplicates: Dict[str, str] = {}
+        if self.skip_identical and hasattr(model, 'get_encoder'):
+            states: Dict[str, dict] = {}
+            for source in self.sources:
+                enc = model.get_encoder(source)
+                # BaseAveragedModel (MomentumEncoder) wraps the network
+                enc = enc.module if isinstance(enc, BaseAveragedModel) \
+                    else enc
+                state = enc.state_dict()
+                for prev, prev_state in states.items():
+                    if prev_state.keys() == state.keys() and all(
+                            torch.equal(prev_state[k], state[k])
+                            for k in state):
+                        duplicates[source] = prev
+                        break
+                else:
+                    states[source] = state
+        payload = [duplicates]
+        broadcast_object_list(payload, src=0)
+        return payload[0]
+
     def run(self) -> dict:
         """Run one validation pass and return the prefixed metrics."""
         self.runner.call_hook('before_val')
         self.runner.call_hook('before_val_epoch')
         self.runner.model.eval()
+        self._duplicates = self._find_duplicates(
+            get_ori_model(self.runner.model))
         for idx, data_batch in enumerate(self.dataloader):
             self.run_iter(idx, data_batch)
         size = len(self.dataloader.dataset)
         model = get_ori_model(self.runner.model)
         primary = self._primary(model)
-        results = {src: ev.evaluate(size)
-                   for src, ev in self.evaluators.items()}
+        results = {
+            src: ev.evaluate(size)
+            for src, ev in self.evaluators.items()
+            if src not in self._duplicates
+        }
+        for src, same in self._duplicates.items():
+            results[src] = dict(results[same])
         # un-prefixed primary keys first: CheckpointHook(save_best='auto')
         # picks the first metric
         metrics = dict(results[primary])
@@ -101,6 +140,8 @@ class MomentumValLoop(ValLoop):
             data = model.data_preprocessor(data_batch, False)
             try:
                 for source in self.sources:
+                    if source in self._duplicates:
+                        continue
                     model.test_cfg['feat_source'] = source
                     outputs = model.predict(data['inputs'],
                                             data['data_samples'])
@@ -108,7 +149,7 @@ class MomentumValLoop(ValLoop):
                     # next source overwrites ``pred_feature``
                     self.evaluators[source].process(
                         data_samples=outputs, data_batch=data_batch)
-                    if source == primary:
+                    if source == self._duplicates.get(primary, primary):
                         primary_outputs = list(outputs)
             finally:
                 model.test_cfg['feat_source'] = saved

@@ -114,7 +114,7 @@ class ICE(BaseUSLReID):
                  data_preprocessor: OptCfg = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        test_cfg = dict(feat_source='momentum', **(test_cfg or {}))
+        test_cfg = {'feat_source': 'momentum', **(test_cfg or {})}
         super().__init__(
             encoder=encoder,
             data_preprocessor=data_preprocessor,

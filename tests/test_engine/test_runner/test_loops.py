@@ -57,3 +57,35 @@ def test_one_pass_both_sources_prefixed_metrics():
     assert hooks.count('after_val_iter') == 3
     assert hooks[-2:] == ['after_val_epoch', 'after_val']
     assert list(metrics)[0] == 'reid/mAP'  # save_best='auto' uses it
+
+
+class _TwoEncoderModel(_Model):
+
+    def __init__(self, same: bool):
+        super().__init__()
+        from mmreid_usl.models.utils.momentum_encoder import MomentumEncoder
+        self.encoder = torch.nn.Linear(2, 2)
+        self.momentum_encoder = MomentumEncoder(self.encoder)
+        if not same:
+            with torch.no_grad():
+                self.momentum_encoder.module.weight.add_(1.)
+
+    def get_encoder(self, source):
+        return self.encoder if source == 'student' else self.momentum_encoder
+
+
+def test_identical_encoders_are_evaluated_once():
+    batches = [dict(inputs=torch.zeros(2, 1),
+                    data_samples=[ReIDDataSample(), ReIDDataSample()])]
+    loader = DataLoader(batches, batch_size=None, collate_fn=lambda x: x)
+    for same, calls in ((True, ['student']), (False,
+                                             ['student', 'momentum'])):
+        runner = MagicMock()
+        runner.model = _TwoEncoderModel(same)
+        runner.build_evaluator = lambda cfg: Evaluator(_MeanFeature())
+        metrics = MomentumValLoop(runner, loader, evaluator=dict()).run()
+        assert runner.model.forward_calls == calls
+        assert 'momentum/reid/mAP' in metrics and 'reid/mAP' in metrics
+        if same:
+            assert metrics['momentum/reid/mAP'] == metrics[
+                'student/reid/mAP'] == metrics['reid/mAP']

@@ -1,0 +1,103 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# CPU-scale ICE(aware) on the real cuhk03_detected data (data/cuhk03_detected/,
+# 128x64 images) with the ImageNet MobileNetV2 (torchvision weights in
+# ../shared/weights/). One process, batch 32 = 8 pseudo-ids x 4 instances, the
+# official 4 x 8 BN emulated by BN groups. Sized for a ~25-minute run on a
+# 2-core CPU; see configs/ice/README.md for what is scaled and why.
+_base_ = ['./ice_r50_market.py']
+
+# ---- data: cuhk03_detected at its native 128x64 -------------------------
+_data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
+img_scale = (64, 128)  # (w, h)
+strong_pipeline = [
+    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='RandomCrop', crop_size=(128, 64), padding=10),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(
+        type='GaussianBlur',
+        magnitude_range=(0.1, 2.0),
+        magnitude_std='inf',
+        prob=0.5),
+    dict(type='ReIDRandomErasing', erase_prob=0.6),
+]
+weak_pipeline = [
+    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+]
+train_pipeline = [
+    dict(type='LoadReIDImage'),
+    dict(
+        type='MultiView',
+        transforms=[strong_pipeline, weak_pipeline, strong_pipeline]),
+    dict(type='PackReIDInputs'),
+]
+test_pipeline = [
+    dict(type='LoadReIDImage'),
+    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='PackReIDInputs'),
+]
+batch_size = 32
+iters_per_epoch = 40
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(samples_per_epoch=iters_per_epoch * batch_size),
+    dataset=dict(_data, pipeline=train_pipeline))
+cluster_dataloader = dict(
+    batch_size=128,
+    num_workers=2,
+    dataset=dict(_data, pipeline=test_pipeline))
+val_dataloader = dict(
+    batch_size=128,
+    num_workers=2,
+    dataset=dict(_data, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+# ---- model: MobileNetV2 (ImageNet), average pooling, BNNeck -------------
+model = dict(
+    encoder=dict(
+        backbone=dict(
+            _delete_=True,
+            type='ReIDMobileNetV2',
+            widen_factor=1.0,
+            out_indices=(7, ),
+            init_cfg=dict(
+                type='Pretrained',
+                checkpoint='../shared/weights/'
+                'mobilenet_v2_imagenet_torchvision.pth')),
+        head=dict(in_channels=1280)),
+    proxy_memory=dict(feat_dim=1280),
+    # Scaled EMA: the official alpha = 0.999 (time constant 1,000 iters) is
+    # 1/16 of its 16,000-iteration run; this run has 160 iterations, so the
+    # EMA must follow the student much faster: alpha = 0.95 (time constant
+    # 20 iters) => mmengine momentum (weight of the NEW parameters) = 0.05.
+    momentum=0.05,
+    # one process emulates the official 4 GPUs x 8 BN statistics
+    num_bn_groups=4,
+    online_bn_groups=4,
+    # the official online forward on strong2 only moves BN statistics of the
+    # student; skipped here to save CPU time (the momentum encoder, which is
+    # evaluated and clustered, is unaffected)
+    online_strong2=False,
+    # likewise the official momentum forward on strong1 only moves the
+    # momentum BN statistics (now from strong2 and weak views); skipped
+    momentum_strong1=False)
+
+# ---- schedule: 4 epochs x 40 iterations (4 re-clusterings), warm-up over
+# the first epoch (10 of 40 official epochs), evaluated at init and at the end
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=0.1,
+        end_factor=1.0,
+        begin=0,
+        end=2,  # 0.1 in epoch 0, 1.0 from epoch 1 (see adam_40e_warmup10)
+        by_epoch=True),
+]
+train_cfg = dict(max_epochs=4, val_interval=4)
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=1, max_keep_ckpts=2))
+# LOWEST: after CheckpointHook.before_train (save_best needs its backend)
+custom_hooks = [dict(type='ValBeforeTrainHook', priority='LOWEST')]
+env_cfg = dict(cudnn_benchmark=False)
