@@ -2,9 +2,9 @@
 from .checkpoint_safety import allow_mmengine_checkpoint_globals
 from .dist import all_gather_cat
 from .misc import get_ori_model
-from .setup_env import register_all_modules
+from .setup_env import register_all_modules, setup_cpu_distributed
 
 __all__ = [
     'allow_mmengine_checkpoint_globals', 'all_gather_cat', 'get_ori_model',
-    'register_all_modules'
+    'register_all_modules', 'setup_cpu_distributed'
 ]

@@ -34,3 +34,41 @@ def register_all_modules(init_default_scope: bool = True) -> None:
                       'default scope to be "mmreid_usl".')
         new_instance_name = f'mmreid_usl-{datetime.datetime.now()}'
         DefaultScope.get_instance(new_instance_name, scope_name='mmreid_usl')
+
+
+def setup_cpu_distributed(cfg) -> None:
+    """Let a launcher-started run use CPU processes (gloo) without CUDA.
+
+    MMEngine's ``init_dist`` always calls ``torch.cuda.set_device`` and its
+    DDP wrapper passes ``device_ids=[LOCAL_RANK]``; both fail on a machine
+    without a GPU. When ``cfg.launcher`` is not ``'none'`` and CUDA is absent,
+    this initialises the gloo process group itself (the Runner then skips its
+    own initialisation) and wraps the model with ``device_ids=None``.
+
+    Args:
+        cfg (Config): The full config; modified in place.
+    """
+    import datetime as _dt
+
+    import torch
+    import torch.distributed as torch_dist
+
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        if cfg.launcher != 'pytorch':
+            raise RuntimeError(
+                f'launcher={cfg.launcher!r} without CUDA is not supported; '
+                'use the pytorch launcher (tools/dist_train.sh) for CPU runs.')
+        timeout = dist_cfg.get('timeout', 1800)
+        torch_dist.init_process_group(
+            backend='gloo', timeout=_dt.timedelta(seconds=timeout))
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper

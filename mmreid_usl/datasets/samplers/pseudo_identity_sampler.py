@@ -1,6 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """P x K sampling over the current pseudo-labels, distributed-safe."""
 import math
+import warnings
 from typing import Iterator, List, Optional, Sequence, Union
 
 import numpy as np
@@ -124,7 +125,8 @@ class PseudoIdentitySampler(Sampler):
         every rank (the hook broadcasts them).
 
         Raises:
-            ValueError: Wrong length, labels below -1, or no cluster at all.
+            ValueError: Wrong length or labels below -1. All-outlier labels
+                (zero clusters) only warn: the epoch then yields nothing.
         """
         if isinstance(labels, torch.Tensor):
             labels = labels.detach().cpu().numpy()
@@ -140,11 +142,14 @@ class PseudoIdentitySampler(Sampler):
                              f'{labels.min()}.')
         valid = np.flatnonzero(labels >= 0)
         if valid.size == 0:
-            raise ValueError(
-                f'all {labels.size} samples are outliers (-1): there is no '
-                'cluster to sample from. Clustering found zero clusters; '
-                'check the features or loosen the clusterer (e.g. a larger '
-                'DBSCAN eps).')
+            # Zero clusters must not crash a long run: the epoch is skipped.
+            warnings.warn(
+                f'all {labels.size} samples are outliers (-1): zero clusters, '
+                'so this epoch yields no sample. Check the features or '
+                'loosen the clusterer (e.g. a larger DBSCAN eps).')
+            self._members = []
+            self.labels = labels
+            return
         # Group the sample indices by cluster (ascending index in a cluster).
         order = valid[np.argsort(labels[valid], kind='stable')]
         _, starts = np.unique(labels[order], return_index=True)
@@ -211,6 +216,8 @@ class PseudoIdentitySampler(Sampler):
                 'PseudoIdentitySampler has no pseudo-labels yet: call '
                 'set_labels() (PseudoLabelHook does it before each training '
                 'epoch) before iterating.')
+        if not self._members:  # zero clusters: an empty epoch
+            return iter([])
         return iter(self._indices_of_rank())
 
     def __len__(self) -> int:

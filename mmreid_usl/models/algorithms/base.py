@@ -139,6 +139,26 @@ class BaseUSLReID(BaseModel):
                                'loss; the sampler must skip outliers.')
         return targets
 
+    def parse_losses(self, losses: Dict[str, torch.Tensor]):
+        """Sum the losses and stop on NaN/inf before the optimiser step.
+
+        ``MMDistributedDataParallel.train_step`` also calls the module's
+        ``parse_losses``, so the check guards single- and multi-process runs.
+
+        Raises:
+            FloatingPointError: If any loss term is not finite; the message
+                names the terms and their values.
+        """
+        loss, log_vars = super().parse_losses(losses)
+        if not bool(torch.isfinite(loss)):
+            terms = ', '.join(f'{k}={float(v):.4g}'
+                              for k, v in log_vars.items())
+            raise FloatingPointError(
+                f'Non-finite loss ({terms}); stopping before the optimiser '
+                'step so no weight is corrupted. Lower the learning rate, '
+                'disable --amp, or check the inputs.')
+        return loss, log_vars
+
     @abstractmethod
     def loss(self, inputs: torch.Tensor,
              data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:

@@ -152,8 +152,9 @@ def test_errors():
     assert len(sampler) == 60  # known before any label
     with pytest.raises(ValueError, match='59 labels.*60'):
         sampler.set_labels(np.zeros(59, int))
-    with pytest.raises(ValueError, match='outliers'):
+    with pytest.warns(UserWarning, match='zero clusters'):
         sampler.set_labels(-np.ones(60, int))
+    assert list(sampler) == [] and len(sampler) == 60
     with pytest.raises(ValueError, match='>= -1'):
         sampler.set_labels(np.full(60, -2))
     with pytest.raises(ValueError, match='integers'):

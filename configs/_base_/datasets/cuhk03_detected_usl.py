@@ -1,0 +1,33 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# CUHK03 (detected) in Market layout with the project's own split (see
+# ../shared/data/README.md): data/cuhk03_detected/ holds bounding_box_train/
+# (7,076 images / 734 ids), query/ (1,466) and bounding_box_test/ (5,555).
+# The images are a 128x64 copy, so the CPU-scale configs train at 128x64.
+_base_ = ['./market1501_usl.py']
+
+_data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
+img_scale = (64, 128)  # (w, h)
+train_pipeline = [
+    dict(type='LoadReIDImage'),
+    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomCrop', crop_size=(128, 64), padding=10),
+    dict(type='ReIDRandomErasing', erase_prob=0.5),
+    dict(type='PackReIDInputs'),
+]
+test_pipeline = [
+    dict(type='LoadReIDImage'),
+    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='PackReIDInputs'),
+]
+# ~9.6 images per id: 16 ids x 4 instances per batch, one process.
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=2,
+    sampler=dict(num_instances=4, samples_per_epoch=100 * 64),
+    dataset=dict(_data, pipeline=train_pipeline))
+cluster_dataloader = dict(
+    num_workers=2, dataset=dict(_data, pipeline=test_pipeline))
+val_dataloader = dict(
+    num_workers=2, dataset=dict(_data, pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,10 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# DukeMTMC-reID: data/dukemtmc-reid/ holds bounding_box_train/, query/ and
+# bounding_box_test/.
+_base_ = ['./market1501_usl.py']
+
+_data = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
+train_dataloader = dict(dataset=_data)
+cluster_dataloader = dict(dataset=_data)
+val_dataloader = dict(dataset=_data)
+test_dataloader = dict(dataset=_data)

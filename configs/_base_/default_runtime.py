@@ -1,0 +1,44 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+default_scope = 'mmreid_usl'
+
+default_hooks = dict(
+    runtime_info=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # keep the last checkpoints (resume) and the best one by test mAP, which
+    # is how every official repo selects its reported model (§0.2)
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=3,
+        save_best='auto',
+        rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+# A NaN/inf loss stops training with a clear error before the optimiser step
+# (BaseUSLReID.parse_losses).
+
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # re-clustering MSMT17 on rank 0 takes minutes; other ranks wait in the
+    # broadcast
+    dist_cfg=dict(backend='nccl', timeout=7200),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+
+# pseudo-label statistics change once per epoch: log the current value
+log_processor = dict(
+    window_size=10,
+    by_epoch=True,
+    custom_cfg=[
+        dict(data_src=f'pseudo_label/{key}', method_name='current')
+        for key in ('num_clusters', 'num_outliers')
+    ])
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=1, deterministic=False)

@@ -1,0 +1,31 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# CPU-scale Cluster Contrast on real images: CUHK03-detected at 128x64 with an
+# ImageNet MobileNetV2 (torchvision weights, ../shared/weights), 1 process,
+# batch 64 = 16 x 4, 100 iterations x 10 epochs, evaluated every 2 epochs
+# and at initialisation. Figures: docs/benchmarks.md.
+_base_ = [
+    '../_base_/models/cluster_contrast_r50.py',
+    '../_base_/datasets/cuhk03_detected_usl.py',
+    '../_base_/schedules/adam_50e_step20.py',
+    '../_base_/pseudo_label/dbscan_jaccard.py',
+]
+
+model = dict(
+    encoder=dict(
+        backbone=dict(
+            _delete_=True,
+            type='ReIDMobileNetV2',
+            widen_factor=1.0,
+            out_indices=(7, ),
+            init_cfg=dict(
+                type='Pretrained',
+                checkpoint='../shared/weights/'
+                'mobilenet_v2_imagenet_torchvision.pth')),
+        head=dict(in_channels=1280)),
+    memory=dict(feat_dim=1280))
+
+param_scheduler = [dict(type='StepLR', step_size=8, gamma=0.1, by_epoch=True)]
+train_cfg = dict(max_epochs=10, val_interval=2)
+default_hooks = dict(logger=dict(interval=20))
+custom_hooks = [dict(type='ValBeforeTrainHook')]
+env_cfg = dict(cudnn_benchmark=False)

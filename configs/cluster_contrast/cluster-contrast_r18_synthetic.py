@@ -1,0 +1,51 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# Quick start: Cluster Contrast end to end on CPU with nothing to download.
+# The synthetic pedestrian dataset (100 train / 50 test identities, 4 cameras)
+# is generated on first use into ~/.cache/mmreid_usl (or $MMREID_USL_CACHE);
+# a randomly initialised ResNet-18 (last stride 1) trains at 64x32 for
+# 8 epochs x 30 iterations; test mAP is logged at initialisation and every
+# 2 epochs.
+_base_ = [
+    '../_base_/models/cluster_contrast_r50.py',
+    '../_base_/datasets/market1501_usl.py',
+    '../_base_/schedules/adam_50e_step20.py',
+    '../_base_/pseudo_label/dbscan_jaccard.py',
+]
+
+model = dict(
+    encoder=dict(
+        backbone=dict(depth=18, init_cfg=None),
+        head=dict(in_channels=512)),
+    memory=dict(feat_dim=512))
+
+_data = dict(type='SyntheticPedestrians', data_root=None)
+img_scale = (32, 64)  # (w, h)
+train_pipeline = [
+    dict(type='LoadReIDImage'),
+    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomCrop', crop_size=(64, 32), padding=4),
+    dict(type='ReIDRandomErasing', erase_prob=0.5),
+    dict(type='PackReIDInputs'),
+]
+test_pipeline = [
+    dict(type='LoadReIDImage'),
+    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='PackReIDInputs'),
+]
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    sampler=dict(num_instances=4, samples_per_epoch=30 * 32),
+    dataset=dict(_data, pipeline=train_pipeline))
+cluster_dataloader = dict(
+    num_workers=0, dataset=dict(_data, pipeline=test_pipeline))
+val_dataloader = dict(
+    num_workers=0, dataset=dict(_data, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+param_scheduler = [dict(type='StepLR', step_size=6, gamma=0.1, by_epoch=True)]
+train_cfg = dict(max_epochs=8, val_interval=2)
+default_hooks = dict(logger=dict(interval=10))
+custom_hooks = [dict(type='ValBeforeTrainHook')]
+env_cfg = dict(cudnn_benchmark=False)

@@ -1,0 +1,99 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Plot a run's curves: clusters, outliers, NMI/ARI, mAP and loss per epoch.
+
+Usage::
+
+    python tools/analysis_tools/analyze_logs.py \
+        work_dirs/RUN/TIMESTAMP/vis_data/scalars.json --out curves.png
+
+Reads the ``scalars.json`` written by MMEngine's ``LocalVisBackend`` (the
+pseudo-label hook logs ``pseudo_label/*`` once per epoch, validation logs
+``reid/mAP`` …, training logs ``loss`` per logging interval).
+"""
+import argparse
+import json
+from collections import defaultdict
+from typing import Dict, List, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+PANELS = [
+    ('pseudo-label clusters', ['pseudo_label/num_clusters',
+                               'pseudo_label/num_true_ids']),
+    ('outliers', ['pseudo_label/num_outliers']),
+    ('pseudo-label quality', ['pseudo_label/nmi', 'pseudo_label/ari']),
+    ('test retrieval (%)', ['reid/mAP', 'reid/R1', 'student/reid/mAP',
+                            'momentum/reid/mAP']),
+    ('training loss', ['loss']),
+]
+
+
+def load_scalars(path: str) -> Dict[str, List[Tuple[float, float]]]:
+    """Series ``key -> [(epoch, value)]`` from a ``scalars.json`` file.
+
+    Training lines carry ``epoch`` and ``iter``; their x is the fractional
+    epoch. Validation and pseudo-label lines have ``step`` = epoch.
+    """
+    series = defaultdict(list)
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            rec = json.loads(line)
+            if 'iter' in rec and 'epoch' in rec and 'loss' in rec:
+                x = float(rec['epoch'])
+            else:
+                x = float(rec.get('step', rec.get('epoch', 0)))
+            for key, value in rec.items():
+                if key in ('step', 'epoch', 'iter') or not isinstance(
+                        value, (int, float)):
+                    continue
+                series[key].append((x, float(value)))
+    return dict(series)
+
+
+def plot(series: Dict[str, List[Tuple[float, float]]], out: str,
+         title: str = '') -> List[str]:
+    """Draw one panel per group of keys that is present; returns the keys."""
+    panels = [(name, [k for k in keys if k in series])
+              for name, keys in PANELS]
+    panels = [(name, keys) for name, keys in panels if keys]
+    if not panels:
+        raise ValueError('no known scalar (pseudo_label/*, reid/*, loss) in '
+                         'the log; is it a vis_data/scalars.json file?')
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (name, keys) in zip(axes[0], panels):
+        for key in keys:
+            xs, ys = zip(*series[key])
+            style = '-' if key == 'loss' else 'o-'
+            ax.plot(xs, ys, style, label=key, markersize=3)
+        ax.set_title(name)
+        ax.set_xlabel('epoch')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return [k for _, keys in panels for k in keys]
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('json', help='vis_data/scalars.json of a run')
+    parser.add_argument('--out', default='curves.png', help='output image')
+    parser.add_argument('--title', default='', help='figure title')
+    args = parser.parse_args()
+    keys = plot(load_scalars(args.json), args.out, args.title)
+    print(f'wrote {args.out} ({", ".join(keys)})')  # noqa: T201 (CLI output)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,85 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``."""
+import argparse
+import json
+import os
+import os.path as osp
+
+from mmengine import dist
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from mmreid_usl.registry import RUNNERS
+from mmreid_usl.utils import register_all_modules, setup_cpu_distributed
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line flags, the same as mmpretrain's ``tools/test.py``."""
+    parser = argparse.ArgumentParser(description='Test (evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out',
+        help='write the metrics (e.g. reid/mAP, in percent) to this JSON '
+        'file')
+    parser.add_argument(
+        '--feat-source',
+        choices=['student', 'momentum'],
+        help='encoder to evaluate (default: the config\'s '
+        'model.test_cfg.feat_source; ICE configs use the momentum encoder)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Merge the command-line flags into the config."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.feat_source is not None:
+        cfg.model.setdefault('test_cfg', {})['feat_source'] = args.feat_source
+    # Testing needs neither re-clustering nor a training dataloader.
+    cfg.default_hooks.pop('pseudo_label', None)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main() -> None:
+    """Build the Runner and evaluate on the test split."""
+    args = parse_args()
+    register_all_modules(init_default_scope=False)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    setup_cpu_distributed(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if args.out and dist.is_main_process():
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
