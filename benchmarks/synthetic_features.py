@@ -25,7 +25,7 @@ def synthetic_features(num_samples: int,
                        noise_norm: float = 1.4,
                        group_size: int = 5,
                        seed: int = 0,
-                       chunk: int = 8192
+                       chunk: int = 4096
                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw L2-normalised features with identity and camera structure.
 

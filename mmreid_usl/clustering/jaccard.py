@@ -170,9 +170,9 @@ class JaccardDistance:
                      cols: np.ndarray) -> np.ndarray:
         """``2 - 2 x_i·x_j`` (float64) for the given pairs.
 
-        Pairs found in the fp32 kNN lists reuse the kNN distance (as
-        ``ip = (|x_i|² + |x_j|² - sqdist)/2``); the others are gathered and
-        multiplied in chunks.
+        Pairs found in the fp32 kNN lists (of i or of j; ~90% of them) reuse
+        the kNN distance (as ``ip = (|x_i|² + |x_j|² - sqdist)/2``); the
+        others are gathered and multiplied in chunks.
         """
         n, k1 = index.shape
         x = feats.detach().float()
@@ -186,12 +186,16 @@ class JaccardDistance:
             knn_keys = knn_keys[order]
             knn_d = sqdist[:, :k1].cpu().numpy().astype(
                 np.float64).ravel()[order]
-            keys = rows * n + cols
-            pos = np.minimum(np.searchsorted(knn_keys, keys), len(knn_keys) - 1)
-            found = knn_keys[pos] == keys
-            ip[found] = (norms[rows[found]] + norms[cols[found]] -
-                         knn_d[pos[found]]) / 2
-            todo = ~found
+            # look (i, j) up in i's list, then (j, i) in j's list
+            for keys in (rows * n + cols, cols * n + rows):
+                sub = np.flatnonzero(todo)
+                pos = np.minimum(np.searchsorted(knn_keys, keys[sub]),
+                                 len(knn_keys) - 1)
+                hit = knn_keys[pos] == keys[sub]
+                found = sub[hit]
+                ip[found] = (norms[rows[found]] + norms[cols[found]] -
+                             knn_d[pos[hit]]) / 2
+                todo[found] = False
         miss = np.flatnonzero(todo)
         if len(miss):
             r_t = torch.from_numpy(rows[miss]).to(x.device)
@@ -207,54 +211,88 @@ class JaccardDistance:
         return 2.0 - 2.0 * ip
 
     def _jaccard(self, v: sp.csr_matrix) -> sp.csr_matrix:
-        """Step 6: ``1 - m/(2-m)`` with ``m = Σ_k min(V_ik, V_jk)``."""
+        """Step 6: ``1 - m/(2-m)`` with ``m = Σ_k min(V_ik, V_jk)``.
+
+        ``m`` is symmetric, so only pairs ``j >= i`` are expanded: column k
+        is stored with rows ascending, so for the entry (i, k) the rows
+        ``j >= i`` of that column are the ones from its own position on.
+        """
         n = v.shape[0]
-        vc = v.tocsc()
-        vc.sort_indices()
-        # output pattern: pairs sharing at least one column of V
+        v_rows = _row_ids(v.indptr)
+        # column-major (CSC) order of the entries; the stable sort keeps the
+        # rows of every column ascending
+        perm = np.argsort(v.indices, kind='stable')
+        csc_rows, csc_data = v_rows[perm], v.data[perm]
+        col_ptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(v.indices, minlength=n))])
+        pos = np.empty(v.nnz, dtype=np.int64)
+        pos[perm] = np.arange(v.nnz)
+        entry_len = col_ptr[v.indices + 1] - pos
+        # output pattern: pairs j >= i sharing at least one column of V
         pattern = (v @ v.T).tocsr()
         pattern.sort_indices()
-        p_indptr, p_indices = pattern.indptr, pattern.indices
-        m = np.empty(pattern.nnz, dtype=np.float64)
-        v_rows = _row_ids(v.indptr)
-        col_len = np.diff(vc.indptr)
-        entry_len = col_len[v.indices]
-        # rows per chunk: bounded by the expanded triples and the scratch map
+        p_rows = _row_ids(pattern.indptr)
+        upper = pattern.indices >= p_rows
+        u_rows, u_cols = p_rows[upper], pattern.indices[upper]
+        u_indptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(u_rows, minlength=n))])
+        del pattern, p_rows, upper
+        m = np.empty(len(u_cols), dtype=np.float64)
         # every row of V is non-empty (i ∈ E(i)), so reduceat is safe
-        row_cost = np.add.reduceat(entry_len, v.indptr[:-1])
+        cum = np.concatenate(
+            [[0], np.cumsum(np.add.reduceat(entry_len, v.indptr[:-1]))])
         max_rows = max(1, (1 << 24) // n)
         scratch = np.empty(min(n, max_rows) * n, dtype=np.int64)
-        cum = np.concatenate([[0], np.cumsum(row_cost)])
         r0 = 0
         while r0 < n:
             r1 = int(np.searchsorted(cum, cum[r0] + self.max_chunk_elems,
                                      side='right')) - 1
             r1 = min(max(r1, r0 + 1), r0 + max_rows, n)
             e0, e1 = v.indptr[r0], v.indptr[r1]
-            ent_k = v.indices[e0:e1]
             lens = entry_len[e0:e1]
-            src = _ragged_arange(vc.indptr[ent_k].astype(np.int64), lens)
+            src = _ragged_arange(pos[e0:e1], lens)
             rep = np.repeat(np.arange(e1 - e0), lens)
-            mins = np.minimum(v.data[e0:e1][rep], vc.data[src])
-            keys = (v_rows[e0:e1][rep] - r0) * n + vc.indices[src]
-            p0, p1 = p_indptr[r0], p_indptr[r1]
-            p_keys = (_row_ids(p_indptr[r0:r1 + 1] - p0) * n +
-                      p_indices[p0:p1])
+            mins = np.minimum(v.data[e0:e1][rep], csc_data[src])
+            keys = (v_rows[e0:e1][rep] - r0) * n + csc_rows[src]
+            p0, p1 = u_indptr[r0], u_indptr[r1]
+            p_keys = (u_rows[p0:p1] - r0) * n + u_cols[p0:p1]
             scratch[p_keys] = np.arange(p1 - p0)
             m[p0:p1] = np.bincount(
                 scratch[keys], weights=mins, minlength=p1 - p0)
             r0 = r1
+        del scratch
         # m is summed in float64; the distance itself is evaluated in float32
         # like the official code, so e.g. identical rows give exactly 0
         m32 = m.astype(np.float32)
         dist = np.float32(1) - m32 / (np.float32(2) - m32)
         np.maximum(dist, 0, out=dist)
         keep = dist < 1
-        # pattern rows are never empty (i shares its own columns)
-        indptr = np.concatenate(
-            [[0], np.cumsum(np.add.reduceat(keep.astype(np.int64),
-                                            p_indptr[:-1]))])
-        out = sp.csr_matrix(
-            (dist[keep], p_indices[keep], indptr.astype(np.int64)),
-            shape=(n, n))
-        return out
+        return self._symmetric_csr(u_rows[keep], u_cols[keep], dist[keep], n)
+
+    @staticmethod
+    def _symmetric_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                       n: int) -> sp.csr_matrix:
+        """Full symmetric CSR (columns sorted, explicit zeros kept) from the
+        upper triangle given row-major with columns sorted."""
+        upper_ptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(rows, minlength=n))])
+        strict = cols > rows
+        # lower triangle = transpose of the strict upper one (CSR -> CSC is
+        # a structural copy, zeros included)
+        s_rows, s_cols = rows[strict], cols[strict]
+        lower = sp.csr_matrix(
+            (vals[strict], s_cols,
+             np.concatenate([[0], np.cumsum(
+                 np.bincount(s_rows, minlength=n))])),
+            shape=(n, n)).tocsc()
+        len_l, len_u = np.diff(lower.indptr), np.diff(upper_ptr)
+        indptr = np.concatenate([[0], np.cumsum(len_l + len_u)])
+        indices = np.empty(indptr[-1], dtype=np.int32)
+        data = np.empty(indptr[-1], dtype=np.float32)
+        l_rows = _row_ids(lower.indptr)
+        dest_l = indptr[l_rows] + np.arange(lower.nnz) - lower.indptr[l_rows]
+        dest_u = (indptr[rows] + len_l[rows] + np.arange(len(rows)) -
+                  upper_ptr[rows])
+        indices[dest_l], data[dest_l] = lower.indices, lower.data
+        indices[dest_u], data[dest_u] = cols, vals
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n))
