@@ -5,7 +5,8 @@ Examples::
 
     python benchmarks/pseudo_label_bench.py --n 12936 --ids 751
     python benchmarks/pseudo_label_bench.py --n 32621 --ids 1041 --repeat 3
-    python benchmarks/pseudo_label_bench.py --n 12936 --ids 751 --precision bf16
+    python benchmarks/pseudo_label_bench.py --n 12936 --ids 751 \
+        --precision bf16 --compare-fp32
     python benchmarks/pseudo_label_bench.py --n 12936 --ids 751 --reference
 
 The last printed line is one JSON object with ``knn_s``, ``after_knn_s``

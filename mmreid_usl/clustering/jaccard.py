@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Sparse k-reciprocal Jaccard distance (re-ranking distance of pseudo-labelling)."""
+"""Sparse k-reciprocal Jaccard distance used for pseudo-labelling."""
 from typing import Optional, Tuple
 
 import numpy as np
@@ -54,7 +54,8 @@ class JaccardDistance:
     4. ``V[i, j] = exp(-d²_ij) / Σ_{j'∈E(i)} exp(-d²_ij')`` for j ∈ E(i),
        with ``d²_ij = 2 - 2 x_i·x_j``.
     5. Query expansion: ``V_i ← mean_{j ∈ top-k2(i)} V_j``.
-    6. ``d_J(i, j) = 1 - m/(2 - m)``, ``m = Σ_k min(V_ik, V_jk)``, clipped at 0.
+    6. ``d_J(i, j) = 1 - m/(2 - m)``, ``m = Σ_k min(V_ik, V_jk)``, clipped
+       at 0.
 
     The official code holds V and d_J as dense N×N arrays. Here every step is
     a sparse matrix: V has O(N·|E|) entries, and ``m`` is non-zero only for

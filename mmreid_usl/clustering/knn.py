@@ -66,7 +66,8 @@ def _knn_torch(feats: torch.Tensor, k: int, precision: str,
     return out_d, out_i
 
 
-def _knn_faiss(feats: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _knn_faiss(feats: torch.Tensor,
+               k: int) -> Tuple[torch.Tensor, torch.Tensor]:
     import faiss
     x = feats.detach().float().contiguous()
     if x.is_cuda and faiss.get_num_gpus() > 0:  # pragma: no cover - GPU

@@ -48,8 +48,8 @@ def evaluate_rank(q_feats: torch.Tensor,
     obtained without sorting the gallery (hand-written, no library computes
     them chunk-wise): the matches' distances (a handful per query) are sorted
     and every gallery distance is bucketed among them with
-    ``torch.searchsorted`` (O(G log m) per query). Only a ``chunk_size × G`` slice of the distance matrix exists at a
-    time.
+    ``torch.searchsorted`` (O(G log m) per query). Only a
+    ``chunk_size × G`` slice of the distance matrix exists at a time.
 
     Args:
         q_feats (Tensor): Query features (Q, D).
@@ -137,8 +137,11 @@ def evaluate_rank(q_feats: torch.Tensor,
     if num_valid == 0:
         print_log('evaluate_rank: no query has a valid match',
                   logger='current', level=30)
-        return dict(mAP=0.0, mINP=0.0, cmc=torch.zeros(max_rank, dtype=torch.float64),
-                    num_valid=0)
+        return dict(
+            mAP=0.0,
+            mINP=0.0,
+            cmc=torch.zeros(max_rank, dtype=torch.float64),
+            num_valid=0)
     cmc = (torch.cumsum(cmc_hist, 0) / num_valid).cpu()
     return dict(mAP=ap_sum / num_valid, mINP=inp_sum / num_valid, cmc=cmc,
                 num_valid=num_valid)
