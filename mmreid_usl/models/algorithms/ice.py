@@ -146,10 +146,12 @@ class ICE(BaseUSLReID):
 
         ICE creates both networks with identical (ImageNet) weights; the
         deep copy made in ``__init__`` predates the pretrained loading, so it
-        is synchronised here (parameters and buffers).
+        is synchronised here (parameters and buffers), on the first call only.
         """
+        first_call = not self.is_init
         super().init_weights()
-        self.momentum_encoder.sync(self.encoder)
+        if first_call:  # never clobber a loaded/trained momentum encoder
+            self.momentum_encoder.sync(self.encoder)
 
     def get_encoder(self, source: str = 'student') -> nn.Module:
         """``'student'`` (online) or ``'momentum'`` encoder."""

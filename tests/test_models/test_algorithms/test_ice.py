@@ -140,3 +140,15 @@ def test_needs_extras_and_multiview():
     model.set_pseudo_labels(_result())
     with pytest.raises(ValueError):
         model.loss(torch.randn(4, 3, 8, 4), [])
+
+
+def test_init_weights_syncs_once():
+    model = _model()  # init_weights already called once
+    enc = model.momentum_encoder.module
+    assert all(
+        torch.equal(a, b) for a, b in zip(enc.state_dict().values(),
+                                          model.encoder.state_dict().values()))
+    with torch.no_grad():
+        enc.head.bn.weight.add_(1.)
+    model.init_weights()  # e.g. a second runner.train() after resume
+    assert not torch.equal(enc.head.bn.weight, model.encoder.head.bn.weight)
