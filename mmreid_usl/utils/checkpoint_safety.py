@@ -32,6 +32,31 @@ def _numpy_globals() -> List:
     return objs
 
 
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getstate(self) -> dict:
+    """``HistoryBuffer.__getstate__`` without the default statistics.
+
+    MMEngine pickles ``HistoryBuffer.statistics_methods`` with every buffer,
+    and its functions are written as ``getattr(HistoryBuffer, 'min')``.
+    Allow-listing the builtin ``getattr`` would let a malicious checkpoint
+    reach any attribute (and through ``__globals__`` any builtin), so instead
+    the four default methods — which ``__setstate__`` re-registers anyway —
+    are left out. Custom methods registered by the user are still pickled.
+    """
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)
+    custom = {
+        name: method
+        for name, method in self._statistics_methods.items()
+        if name not in _DEFAULT_STATISTICS
+    }
+    if custom:
+        state['statistics_methods'] = custom
+    return state
+
+
 def allow_mmengine_checkpoint_globals() -> None:
     """Allow-list the globals MMEngine writes into checkpoints.
 
@@ -39,10 +64,13 @@ def allow_mmengine_checkpoint_globals() -> None:
     arrays) and numpy scalars in ``checkpoint['meta']``. torch >= 2.6 loads
     with ``weights_only=True`` by default and rejects them; allow-listing
     keeps the safe loader on instead of turning ``weights_only`` off.
+    ``HistoryBuffer`` is also made to pickle without ``getattr`` references
+    (see :func:`_history_buffer_getstate`).
     """
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is None:  # torch < 2.4: no weights_only default
         return
-    from mmengine.logging import HistoryBuffer
     from mmengine.config import ConfigDict
+    from mmengine.logging import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
     add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_globals())
