@@ -1,0 +1,142 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Build a trained model and extract L2-normalised ReID features."""
+import logging
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine import dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmengine.utils import ProgressBar
+from torch.utils.data import DataLoader
+
+from mmreid_usl.registry import MODELS
+from mmreid_usl.utils import get_ori_model, register_all_modules
+
+ConfigType = Union[str, Path, Config]
+
+
+def init_model(config: ConfigType,
+               checkpoint: Optional[str] = None,
+               device: Union[str, torch.device] = 'cpu',
+               cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build a ReID model from a config and load its weights.
+
+    The model is built from ``config.model`` with the ``MODELS`` registry
+    under the config's ``default_scope`` (``'mmreid_usl'``). Its
+    ``init_weights`` is not called, so no ImageNet weights are downloaded:
+    with a checkpoint every weight comes from it, without one the model keeps
+    PyTorch's default initialisation (a warning is logged). The checkpoint is
+    read with :func:`mmengine.runner.load_checkpoint` (non-strict, so a
+    published model without the cluster memories loads too); ``import
+    mmreid_usl`` allow-lists the globals MMEngine writes into checkpoints, so
+    ``torch.load(weights_only=True)`` accepts them.
+
+    Args:
+        config (str | Path | Config): Config file or object.
+        checkpoint (str, optional): Checkpoint path or URL. Defaults to None.
+        device (str | torch.device): Device of the model. Defaults to
+            ``'cpu'``.
+        cfg_options (dict, optional): Overrides merged into the config, as
+            ``--cfg-options`` does. Defaults to None.
+
+    Returns:
+        nn.Module: The model in eval mode on ``device``, with the config in
+        ``model.cfg`` (and ``model.dataset_meta`` when the checkpoint has
+        one).
+    """
+    if isinstance(config, (str, Path)):
+        config = Config.fromfile(str(config))
+    elif not isinstance(config, Config):
+        raise TypeError('config must be a filename or a Config, got '
+                        f'{type(config).__name__}')
+    if cfg_options is not None:
+        config.merge_from_dict(cfg_options)
+    register_all_modules(init_default_scope=False)
+    init_default_scope(config.get('default_scope', 'mmreid_usl'))
+
+    model = MODELS.build(config.model)
+    if checkpoint is None:
+        print_log(
+            'init_model: no checkpoint given, the model keeps a random '
+            'initialisation.',
+            logger='current',
+            level=logging.WARNING)
+    else:
+        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+        if 'dataset_meta' in meta:
+            model.dataset_meta = meta['dataset_meta']
+    model.cfg = config
+    model.to(device)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module,
+                     dataloader: DataLoader,
+                     source: str = 'student',
+                     show_progress: bool = True
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """L2-normalised features of this process's shard of a dataloader.
+
+    For every batch the model's data preprocessor prepares the inputs and
+    ``model.extract_feat(inputs, source)`` gives the raw post-BN features
+    ``f``; the returned features are ``f / ||f||_2`` (float32). The model is
+    put in eval mode for the extraction and its training mode restored
+    afterwards. Nothing is gathered across processes: in a distributed run
+    each rank gets its own shard, in the order its sampler visits it, and the
+    caller all-gathers (see ``PseudoLabelHook.extract_features``).
+
+    Args:
+        model (nn.Module): A :class:`BaseUSLReID` (a DDP wrapper is
+            unwrapped).
+        dataloader (DataLoader): Yields ``dict(inputs, data_samples)``
+            batches whose samples carry ``sample_idx``.
+        source (str): Encoder: ``'student'`` or ``'momentum'``. Defaults to
+            ``'student'``.
+        show_progress (bool): Show an :class:`mmengine.utils.ProgressBar`
+            over this shard (main process only). Defaults to True.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(n, D)`` features and the ``(n, )``
+        ``sample_idx`` (int64) of each row, both on the model's device.
+    """
+    model = get_ori_model(model)
+    was_training = model.training
+    model.eval()
+    progress = None
+    if show_progress and dist.is_main_process():
+        sampler = getattr(dataloader, 'sampler', None)
+        total = len(sampler) if sampler is not None else len(
+            dataloader.dataset)
+        progress = ProgressBar(total)
+    feats, indices = [], []
+    try:
+        for data in dataloader:
+            data = model.data_preprocessor(data, False)
+            feat = model.extract_feat(data['inputs'], source)
+            feats.append(F.normalize(feat.float(), dim=1))
+            indices.append(
+                torch.tensor([s.sample_idx for s in data['data_samples']],
+                             dtype=torch.long,
+                             device=feat.device))
+            if progress is not None:
+                progress.update(len(feat))
+    finally:
+        if progress is not None:
+            progress.file.write('\n')
+        model.train(was_training)
+    if not feats:
+        raise RuntimeError('extract_features: the dataloader yielded no '
+                           'batch on this process.')
+    return torch.cat(feats), torch.cat(indices)
+
+
+__all__ = ['init_model', 'extract_features']
