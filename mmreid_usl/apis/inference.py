@@ -79,11 +79,11 @@ def init_model(config: ConfigType,
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module,
-                     dataloader: DataLoader,
-                     source: str = 'student',
-                     show_progress: bool = True
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+def extract_features(
+        model: nn.Module,
+        dataloader: DataLoader,
+        source: str = 'student',
+        show_progress: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features of this process's shard of a dataloader.
 
     For every batch the model's data preprocessor prepares the inputs and

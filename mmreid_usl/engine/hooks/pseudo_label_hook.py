@@ -6,13 +6,12 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader
 
+from mmreid_usl.apis import extract_features
 from mmreid_usl.registry import HOOKS, TASK_UTILS
 from mmreid_usl.utils.dist import all_gather_cat
 from mmreid_usl.utils.misc import get_ori_model
@@ -119,29 +118,13 @@ class PseudoLabelHook(Hook):
             tuple[Tensor, Tensor]: ``(N, D)`` features in dataset order
             (identical on every rank) and the ``(N, )`` camera ids.
         """
-        model = get_ori_model(runner.model)
-        was_training = model.training
-        model.eval()
         dataset = self._dataloader.dataset
         num_samples = len(dataset)
         # rank 0 shows the progress of its own shard
-        progress = ProgressBar(
-            len(self._dataloader.sampler)) if dist.is_main_process() else None
-        feats, indices = [], []
-        for data in self._dataloader:
-            data = model.data_preprocessor(data, False)
-            feat = model.extract_feat(data['inputs'], self.feature_source)
-            feats.append(F.normalize(feat.float(), dim=1))
-            indices.append(
-                torch.tensor([s.sample_idx for s in data['data_samples']],
-                             device=feat.device))
-            if progress is not None:
-                progress.update(len(feat))
-        if progress is not None:
-            progress.file.write('\n')
-        model.train(was_training)
-        feats = all_gather_cat(torch.cat(feats))
-        indices = all_gather_cat(torch.cat(indices))
+        feats, indices = extract_features(
+            runner.model, self._dataloader, source=self.feature_source)
+        feats = all_gather_cat(feats)
+        indices = all_gather_cat(indices)
         if indices.numel() != num_samples or not torch.equal(
                 torch.sort(indices).values,
                 torch.arange(num_samples, device=indices.device)):
