@@ -44,13 +44,9 @@ train_dataloader = dict(
     sampler=dict(samples_per_epoch=iters_per_epoch * batch_size),
     dataset=dict(_data, pipeline=train_pipeline))
 cluster_dataloader = dict(
-    batch_size=128,
-    num_workers=2,
-    dataset=dict(_data, pipeline=test_pipeline))
+    batch_size=128, num_workers=2, dataset=dict(_data, pipeline=test_pipeline))
 val_dataloader = dict(
-    batch_size=128,
-    num_workers=2,
-    dataset=dict(_data, pipeline=test_pipeline))
+    batch_size=128, num_workers=2, dataset=dict(_data, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # ---- model: MobileNetV2 (ImageNet), average pooling, BNNeck -------------
@@ -98,8 +94,7 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=3, val_interval=3)
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=1, max_keep_ckpts=2))
+    logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
 # LOWEST: after CheckpointHook.before_train (save_best needs its backend)
 custom_hooks = [dict(type='ValBeforeTrainHook', priority='LOWEST')]
 env_cfg = dict(cudnn_benchmark=False)

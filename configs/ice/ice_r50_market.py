@@ -15,8 +15,8 @@ _base_ = [
 img_scale = (128, 256)  # (w, h)
 strong_pipeline = [
     dict(type='Resize', scale=img_scale, interpolation='bicubic'),
-    dict(type='RandomCrop', crop_size=(img_scale[1], img_scale[0]),
-         padding=10),
+    dict(
+        type='RandomCrop', crop_size=(img_scale[1], img_scale[0]), padding=10),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(
         type='GaussianBlur',

@@ -48,8 +48,7 @@ model = dict(
         variant='code',
         loss_weight=0.5),
     instance_loss=dict(
-        type='HardInstanceContrastiveLoss', temperature=0.1,
-        loss_weight=1.0),
+        type='HardInstanceContrastiveLoss', temperature=0.1, loss_weight=1.0),
     # paper: direction='p_q' (the paper writes KL(P||Q), the code KL(Q||P))
     consistency_loss=dict(
         type='SoftInstanceConsistencyLoss',

@@ -3,8 +3,7 @@
 # first 10 epochs (stepped per epoch: lr(e) = 3.5e-4 * (0.1 + 0.9 e / 10)),
 # then constant (no decay); 40 epochs; evaluate every epoch (student and
 # momentum encoder).
-optim_wrapper = dict(
-    optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=5e-4))
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=5e-4))
 param_scheduler = [
     dict(
         type='LinearLR',

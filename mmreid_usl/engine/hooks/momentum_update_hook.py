@@ -32,7 +32,8 @@ class MomentumUpdateHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self, momentum: Optional[float] = None,
+    def __init__(self,
+                 momentum: Optional[float] = None,
                  interval: int = 1) -> None:
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f'momentum must be in [0, 1], got {momentum}')

@@ -171,8 +171,7 @@ class ICE(BaseUSLReID):
     @torch.no_grad()
     def momentum_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Momentum features of ``x`` under ShuffleBN (no gradient)."""
-        return shuffle_bn_forward(self.momentum_encoder, x,
-                                  self.num_bn_groups)
+        return shuffle_bn_forward(self.momentum_encoder, x, self.num_bn_groups)
 
     # ------------------------------------------------------------------
     # pseudo-labels
@@ -187,11 +186,9 @@ class ICE(BaseUSLReID):
         super().set_pseudo_labels(result)
         extras = getattr(result, 'extras', None) or {}
         if 'features' not in extras or 'camids' not in extras:
-            raise KeyError(
-                "ICE needs result.extras['features'] and "
-                "result.extras['camids'] from the PseudoLabelHook.")
-        feats = F.normalize(torch.as_tensor(extras['features']).float(),
-                            dim=1)
+            raise KeyError("ICE needs result.extras['features'] and "
+                           "result.extras['camids'] from the PseudoLabelHook.")
+        feats = F.normalize(torch.as_tensor(extras['features']).float(), dim=1)
         self.proxy_memory.reset(feats, result.labels,
                                 torch.as_tensor(extras['camids']),
                                 result.num_clusters)
@@ -263,8 +260,8 @@ class ICE(BaseUSLReID):
                 batch_cam_index=all_cams,
                 scale=float(world_size) if gather else 1.0)
         if self.instance_loss is not None:
-            losses['loss_h_ins'] = self.instance_loss(feats, all_keys,
-                                                      targets, all_targets)
+            losses['loss_h_ins'] = self.instance_loss(feats, all_keys, targets,
+                                                      all_targets)
         if self.consistency_loss is not None:
             losses['loss_s_ins'] = self.consistency_loss(
                 feats, all_keys, weak, all_weak)

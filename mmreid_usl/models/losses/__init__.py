@@ -5,6 +5,6 @@ from .hard_instance_contrastive_loss import HardInstanceContrastiveLoss
 from .soft_instance_consistency_loss import SoftInstanceConsistencyLoss
 
 __all__ = [
-    'AgnosticProxyLoss', 'CrossCameraProxyLoss',
-    'HardInstanceContrastiveLoss', 'SoftInstanceConsistencyLoss'
+    'AgnosticProxyLoss', 'CrossCameraProxyLoss', 'HardInstanceContrastiveLoss',
+    'SoftInstanceConsistencyLoss'
 ]

@@ -103,8 +103,8 @@ class CrossCameraProxyLoss(nn.Module):
             if self.variant == 'paper':
                 if proxy_cams is None:
                     raise ValueError("variant='paper' needs proxy_cams")
-                pos_used = pos & (proxy_cams.unsqueeze(0) !=
-                                  cam_index.unsqueeze(1))
+                pos_used = pos & (
+                    proxy_cams.unsqueeze(0) != cam_index.unsqueeze(1))
             else:
                 pos_used = pos
 
@@ -124,8 +124,7 @@ class CrossCameraProxyLoss(nn.Module):
                 log_prob = log_prob.masked_fill(~pos_used, 0.)
             else:
                 neg_lse = torch.logsumexp(
-                    sims.masked_fill(~neg, float('-inf')), dim=1,
-                    keepdim=True)
+                    sims.masked_fill(~neg, float('-inf')), dim=1, keepdim=True)
                 # log(e^s / (e^s + sum_neg e^s_k)) for every positive j.
                 log_prob = sims - torch.logaddexp(sims, neg_lse)
                 log_prob = log_prob.masked_fill(~pos_used, 0.)

@@ -38,7 +38,8 @@ class HardInstanceContrastiveLoss(nn.Module):
         loss_weight (float): :math:`\lambda_h`. Defaults to 1.0.
     """
 
-    def __init__(self, temperature: float = 0.1,
+    def __init__(self,
+                 temperature: float = 0.1,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         self.temperature = temperature

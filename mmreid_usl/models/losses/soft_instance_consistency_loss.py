@@ -78,9 +78,9 @@ class SoftInstanceConsistencyLoss(nn.Module):
             log_p = F.log_softmax(q @ k.t() / self.temperature, dim=1)
             log_q = F.log_softmax(w @ wk.t() / self.temperature, dim=1)
             if self.direction == 'q_p':
-                loss = F.kl_div(log_p, log_q, reduction='batchmean',
-                                log_target=True)
+                loss = F.kl_div(
+                    log_p, log_q, reduction='batchmean', log_target=True)
             else:
-                loss = F.kl_div(log_q, log_p, reduction='batchmean',
-                                log_target=True)
+                loss = F.kl_div(
+                    log_q, log_p, reduction='batchmean', log_target=True)
         return self.loss_weight * loss

@@ -100,10 +100,12 @@ class CameraProxyMemory(BaseModule):
         dim = features.shape[1]
 
         # Cluster proxies: mean of the members (scatter-add, then divide).
-        counts = torch.zeros(num_clusters, device=device).index_add_(
-            0, labels, torch.ones_like(labels, dtype=torch.float32))
-        centroids = torch.zeros(num_clusters, dim, device=device).index_add_(
-            0, labels, feats) / counts.clamp(min=1).unsqueeze(1)
+        counts = torch.zeros(
+            num_clusters, device=device).index_add_(
+                0, labels, torch.ones_like(labels, dtype=torch.float32))
+        centroids = torch.zeros(
+            num_clusters, dim, device=device).index_add_(
+                0, labels, feats) / counts.clamp(min=1).unsqueeze(1)
         if self.normalize_centroids:
             centroids = F.normalize(centroids, dim=1)
 
@@ -112,10 +114,12 @@ class CameraProxyMemory(BaseModule):
         cam_index = torch.searchsorted(camera_ids, camids)
         key = cam_index * max(num_clusters, 1) + labels
         pair_keys, inverse = torch.unique(key, return_inverse=True)
-        pair_counts = torch.zeros(len(pair_keys), device=device).index_add_(
-            0, inverse, torch.ones_like(inverse, dtype=torch.float32))
-        proxies = torch.zeros(len(pair_keys), dim, device=device).index_add_(
-            0, inverse, feats) / pair_counts.unsqueeze(1)
+        pair_counts = torch.zeros(
+            len(pair_keys), device=device).index_add_(
+                0, inverse, torch.ones_like(inverse, dtype=torch.float32))
+        proxies = torch.zeros(
+            len(pair_keys), dim, device=device).index_add_(
+                0, inverse, feats) / pair_counts.unsqueeze(1)
 
         self.centroids = centroids
         self.proxies = F.normalize(proxies, dim=1)
@@ -135,8 +139,8 @@ class CameraProxyMemory(BaseModule):
         camids = torch.as_tensor(camids, device=self.camera_ids.device)
         if self.camera_ids.numel() == 0:
             return torch.full_like(camids, -1, dtype=torch.long)
-        idx = torch.searchsorted(self.camera_ids, camids).clamp(
-            max=self.camera_ids.numel() - 1)
+        idx = torch.searchsorted(self.camera_ids,
+                                 camids).clamp(max=self.camera_ids.numel() - 1)
         return torch.where(self.camera_ids[idx] == camids, idx,
                            torch.full_like(idx, -1))
 

@@ -32,11 +32,14 @@ from mmpretrain.models.utils.batch_shuffle import (batch_shuffle_ddp,
                                                    batch_unshuffle_ddp)
 from torch import Tensor
 
-__all__ = ['batch_shuffle_ddp', 'batch_unshuffle_ddp', 'grouped_forward',
-           'shuffle_bn_forward']
+__all__ = [
+    'batch_shuffle_ddp', 'batch_unshuffle_ddp', 'grouped_forward',
+    'shuffle_bn_forward'
+]
 
 
-def grouped_forward(module: Callable[[Tensor], Tensor], x: Tensor,
+def grouped_forward(module: Callable[[Tensor], Tensor],
+                    x: Tensor,
                     num_groups: int = 1) -> Tensor:
     """Forward ``x`` in ``num_groups`` consecutive chunks (ghost BatchNorm).
 
@@ -80,4 +83,3 @@ def shuffle_bn_forward(module: Callable[[Tensor], Tensor],
     x_shuffled, idx_unshuffle = batch_shuffle_ddp(x)
     out = grouped_forward(module, x_shuffled, num_groups)
     return batch_unshuffle_ddp(out, idx_unshuffle)
-

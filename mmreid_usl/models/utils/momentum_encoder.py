@@ -99,12 +99,12 @@ class MomentumEncoder(BaseAveragedModel):
             old = self.momentum
             if momentum is not None:
                 self.momentum = momentum
-            src = (model.state_dict(keep_vars=True) if self.update_buffers
-                   else dict(model.named_parameters()))
+            src = (
+                model.state_dict(keep_vars=True)
+                if self.update_buffers else dict(model.named_parameters()))
             for name, p_avg in self.avg_parameters.items():
                 if p_avg.dtype.is_floating_point:
-                    self.avg_func(p_avg.data,
-                                  src[name].data.to(p_avg.device),
+                    self.avg_func(p_avg.data, src[name].data.to(p_avg.device),
                                   int(self.steps))
             self.momentum = old
             if self.buffer_mode == 'copy':

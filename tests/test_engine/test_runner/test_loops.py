@@ -33,15 +33,18 @@ class _Model(torch.nn.Module):
         src = self.test_cfg['feat_source']
         self.forward_calls.append(src)
         for s in data_samples:
-            s.set_pred_feature(torch.full((1, ), 1. if src == 'student'
-                                          else 2.))
+            s.set_pred_feature(
+                torch.full((1, ), 1. if src == 'student' else 2.))
         return data_samples
 
 
 def test_one_pass_both_sources_prefixed_metrics():
-    batches = [dict(inputs=torch.zeros(2, 1),
-                    data_samples=[ReIDDataSample(), ReIDDataSample()])
-               for _ in range(3)]
+    batches = [
+        dict(
+            inputs=torch.zeros(2, 1),
+            data_samples=[ReIDDataSample(), ReIDDataSample()])
+        for _ in range(3)
+    ]
     loader = DataLoader(batches, batch_size=None, collate_fn=lambda x: x)
     runner = MagicMock()
     runner.model = _Model()
@@ -75,11 +78,13 @@ class _TwoEncoderModel(_Model):
 
 
 def test_identical_encoders_are_evaluated_once():
-    batches = [dict(inputs=torch.zeros(2, 1),
-                    data_samples=[ReIDDataSample(), ReIDDataSample()])]
+    batches = [
+        dict(
+            inputs=torch.zeros(2, 1),
+            data_samples=[ReIDDataSample(), ReIDDataSample()])
+    ]
     loader = DataLoader(batches, batch_size=None, collate_fn=lambda x: x)
-    for same, calls in ((True, ['student']), (False,
-                                             ['student', 'momentum'])):
+    for same, calls in ((True, ['student']), (False, ['student', 'momentum'])):
         runner = MagicMock()
         runner.model = _TwoEncoderModel(same)
         runner.build_evaluator = lambda cfg: Evaluator(_MeanFeature())

@@ -53,8 +53,8 @@ def _batch(result, num_p=2, num_k=4):
     for c in range(num_p):
         idx += torch.nonzero(result.labels == c).flatten()[:num_k].tolist()
     samples = [
-        ReIDDataSample(metainfo=dict(
-            sample_idx=i, camid=int(result.extras['camids'][i])))
+        ReIDDataSample(
+            metainfo=dict(sample_idx=i, camid=int(result.extras['camids'][i])))
         for i in idx
     ]
     inputs = torch.randn(3, len(idx), 3, 8, 4)
@@ -103,8 +103,10 @@ def test_predict_uses_momentum_encoder_and_switches():
     assert torch.allclose(out[0].pred_feature, expect[0], atol=1e-6)
     model.test_cfg['feat_source'] = 'student'
     out = model.predict(x)
-    assert torch.allclose(out[0].pred_feature,
-                          F.normalize(model.encoder(x), dim=1)[0], atol=1e-6)
+    assert torch.allclose(
+        out[0].pred_feature,
+        F.normalize(model.encoder(x), dim=1)[0],
+        atol=1e-6)
 
 
 def test_agnostic_variant_and_ablations():

@@ -16,12 +16,12 @@ def test_hand_computed_with_label_smoothing():
     log_p1 = 0 - math.log(math.exp(2) + 1)
     eps = 0.1
     expected = -((1 - eps + eps / 2) * log_p0 + (eps / 2) * log_p1)
-    loss = AgnosticProxyLoss(temperature=0.5, label_smoothing=eps)(
-        feats, centroids, targets)
+    loss = AgnosticProxyLoss(
+        temperature=0.5, label_smoothing=eps)(feats, centroids, targets)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     # The paper's plain softmax log loss.
-    plain = AgnosticProxyLoss(temperature=0.5, label_smoothing=0.)(
-        feats, centroids, targets)
+    plain = AgnosticProxyLoss(
+        temperature=0.5, label_smoothing=0.)(feats, centroids, targets)
     assert plain.item() == pytest.approx(-log_p0, rel=1e-6)
 
 

@@ -39,8 +39,9 @@ def test_hand_computed_two_positives_one_negative():
     s = [1 / 0.5, (1 / math.sqrt(2)) / 0.5, 0.]
     lse = math.log(sum(math.exp(v) for v in s))
     expected = -0.5 * ((s[0] - lse) + (s[1] - lse))
-    loss = CrossCameraProxyLoss(temperature=0.5, loss_weight=1.0)(
-        feats, proxies, plabels, torch.tensor([0]), torch.tensor([0]))
+    loss = CrossCameraProxyLoss(
+        temperature=0.5, loss_weight=1.0)(feats, proxies, plabels,
+                                          torch.tensor([0]), torch.tensor([0]))
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -54,11 +55,13 @@ def test_top_k_negative_selection():
     tau = 0.1
     s = (angles.cos() / tau).tolist()
     # positives: {0}; hardest negatives: proxies 1 and 2
-    expected = -(s[0] - math.log(math.exp(s[0]) + math.exp(s[1]) +
-                                 math.exp(s[2])))
+    expected = -(
+        s[0] - math.log(math.exp(s[0]) + math.exp(s[1]) + math.exp(s[2])))
     loss = CrossCameraProxyLoss(
-        temperature=tau, num_negatives=2, loss_weight=1.0)(
-            feats, proxies, plabels, torch.tensor([0]), torch.tensor([0]))
+        temperature=tau, num_negatives=2, loss_weight=1.0)(feats, proxies,
+                                                           plabels,
+                                                           torch.tensor([0]),
+                                                           torch.tensor([0]))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
@@ -85,7 +88,11 @@ def test_paper_variant_other_camera_positives():
     expected = -(s[1] - math.log(math.exp(s[1]) + math.exp(s[2])))
     loss = CrossCameraProxyLoss(
         temperature=tau, variant='paper', loss_weight=1.0)(
-            feats, proxies, plabels, torch.tensor([0]), torch.tensor([0]),
+            feats,
+            proxies,
+            plabels,
+            torch.tensor([0]),
+            torch.tensor([0]),
             proxy_cams=pcams)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
@@ -100,8 +107,13 @@ def test_gathered_camera_sizes_reproduce_full_batch():
     loss_fn = CrossCameraProxyLoss()
     full = loss_fn(feats, proxies, plabels, targets, cams)
     halves = [
-        loss_fn(feats[s], proxies, plabels, targets[s], cams[s],
-                batch_cam_index=cams, scale=2.)
-        for s in (slice(0, 4), slice(4, 8))
+        loss_fn(
+            feats[s],
+            proxies,
+            plabels,
+            targets[s],
+            cams[s],
+            batch_cam_index=cams,
+            scale=2.) for s in (slice(0, 4), slice(4, 8))
     ]
     assert torch.allclose(full, sum(halves) / 2, atol=1e-5)

@@ -13,14 +13,17 @@ def test_hardest_positive_hand_computed():
     # Anchor 0 of id 0; keys: 0 (id 0, sim 1), 1 (id 0, sim 0.6),
     # 2 (id 1, sim 0.8), 3 (id 1, sim 0). Hardest positive = key 1.
     q = torch.tensor([[1., 0.]]).repeat(4, 1)
-    k = torch.stack([torch.tensor([1., 0.]), torch.tensor([0.6, 0.8]),
-                     torch.tensor([0.8, 0.6]), torch.tensor([0., 1.])])
+    k = torch.stack([
+        torch.tensor([1., 0.]),
+        torch.tensor([0.6, 0.8]),
+        torch.tensor([0.8, 0.6]),
+        torch.tensor([0., 1.])
+    ])
     y = torch.tensor([0, 0, 1, 1])
     tau = 0.1
     loss_fn = HardInstanceContrastiveLoss(temperature=tau)
     sims = [0.6, 0.8, 0.]
-    anchor0 = -(sims[0] / tau - math.log(sum(math.exp(v / tau)
-                                              for v in sims)))
+    anchor0 = -(sims[0] / tau - math.log(sum(math.exp(v / tau) for v in sims)))
     # anchor of id 1 (q identical): hardest positive = key 3 (0.0);
     # negatives keys 0 and 1 (1.0, 0.6).
     sims1 = [0., 1., 0.6]

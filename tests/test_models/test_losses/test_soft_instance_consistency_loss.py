@@ -22,8 +22,8 @@ def test_kl_direction_q_p():
     loss = SoftInstanceConsistencyLoss(loss_weight=1.0)(q, k, w)
     assert torch.allclose(loss, expected, atol=1e-6)
     assert not torch.allclose(loss, other, atol=1e-3)
-    paper = SoftInstanceConsistencyLoss(direction='p_q', loss_weight=10.)(
-        q, k, w)
+    paper = SoftInstanceConsistencyLoss(
+        direction='p_q', loss_weight=10.)(q, k, w)
     assert torch.allclose(paper, 10 * other, atol=1e-5)
 
 

@@ -6,9 +6,10 @@ from mmreid_usl.models.memories.camera_proxy_memory import CameraProxyMemory
 
 
 def _toy():
-    feats = F.normalize(torch.tensor([[1., 0.], [0.8, 0.6], [0., 1.],
-                                      [0.6, 0.8], [1., 1.], [0.3, 0.1]]),
-                        dim=1)
+    feats = F.normalize(
+        torch.tensor([[1., 0.], [0.8, 0.6], [0., 1.], [0.6, 0.8], [1., 1.],
+                      [0.3, 0.1]]),
+        dim=1)
     labels = torch.tensor([0, 0, 1, 1, 0, -1])
     camids = torch.tensor([5, 2, 5, 5, 5, 2])  # ids need not be 0..n-1
     return feats, labels, camids

@@ -45,8 +45,7 @@ def test_own_bn_buffers_evolve_from_own_forward():
     assert not torch.equal(ema.module[1].running_mean, before)
     copy = MomentumEncoder(student, buffer_mode='copy')
     copy.update_parameters(student)
-    assert torch.equal(copy.module[1].running_mean,
-                       student[1].running_mean)
+    assert torch.equal(copy.module[1].running_mean, student[1].running_mean)
 
 
 def test_checkpoint_roundtrip_exact():
