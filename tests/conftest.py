@@ -4,7 +4,8 @@ import os
 import os.path as osp
 
 import pytest
-from mmengine.config import Config
+
+from tiny_config import tiny_cfg
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
@@ -17,75 +18,6 @@ def tiny_reid_root(tmp_path_factory) -> str:
     generate_synthetic_pedestrians(
         root, num_train_ids=16, num_test_ids=8, height=32, width=16, seed=0)
     return root
-
-
-def tiny_cfg(root: str,
-             work_dir: str,
-             max_epochs: int = 2,
-             iters: int = 3,
-             eps: float = 0.6,
-             min_samples: int = 2,
-             interval: int = 1,
-             with_val: bool = False) -> Config:
-    """A Cluster Contrast config small enough for unit tests on CPU."""
-    pipeline = [
-        dict(type='LoadReIDImage'),
-        dict(type='Resize', scale=(16, 32)),
-        dict(type='PackReIDInputs')
-    ]
-    data = dict(type='ReIDFolderDataset', data_root=root, pipeline=pipeline)
-    loader = dict(
-        batch_size=32,
-        num_workers=0,
-        sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-        collate_fn=dict(type='default_collate'))
-    cfg = dict(
-        default_scope='mmreid_usl',
-        work_dir=work_dir,
-        model=dict(
-            type='ClusterContrast',
-            encoder=dict(
-                type='ReIDEncoder',
-                backbone=dict(
-                    type='mmpretrain.ResNet',
-                    depth=18,
-                    base_channels=8,
-                    strides=(1, 2, 2, 1),
-                    out_indices=(3, )),
-                neck=dict(type='mmpretrain.GlobalAveragePooling'),
-                head=dict(type='BNNeck', in_channels=64)),
-            memory=dict(type='ClusterMemory', feat_dim=64, momentum=0.1)),
-        train_dataloader=dict(
-            batch_size=8,
-            num_workers=0,
-            sampler=dict(
-                type='PseudoIdentitySampler',
-                num_instances=4,
-                samples_per_epoch=iters * 8),
-            collate_fn=dict(type='default_collate'),
-            dataset=dict(data, split='train')),
-        cluster_dataloader=dict(loader, dataset=dict(data, split='train')),
-        optim_wrapper=dict(optimizer=dict(type='Adam', lr=3.5e-4)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
-        default_hooks=dict(
-            pseudo_label=dict(
-                type='PseudoLabelHook',
-                interval=interval,
-                distance=dict(type='JaccardDistance', k1=10, k2=3),
-                clusterer=dict(
-                    type='DBSCANClusterer', eps=eps,
-                    min_samples=min_samples)),
-            checkpoint=dict(type='CheckpointHook', interval=1),
-            logger=dict(type='LoggerHook', interval=1)),
-        env_cfg=dict(cudnn_benchmark=False),
-        log_level='WARNING',
-        randomness=dict(seed=0))
-    if with_val:
-        cfg.update(
-            val_dataloader=dict(loader, dataset=dict(data, split='test')),
-            val_evaluator=dict(type='ReIDMetric'),
-            val_cfg=dict())
-    return Config(cfg)
 
 
 @pytest.fixture

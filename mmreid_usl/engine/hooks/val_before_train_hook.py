@@ -17,7 +17,9 @@ class ValBeforeTrainHook(Hook):
     the run has no validation loop.
     """
 
-    priority = 'LOW'
+    # after CheckpointHook.before_train (VERY_LOW too, registered earlier),
+    # which the validation's after_val_epoch needs
+    priority = 'VERY_LOW'
 
     def before_train(self, runner) -> None:
         """Evaluate if this is a fresh run with a val loop."""

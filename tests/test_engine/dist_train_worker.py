@@ -1,0 +1,65 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Worker for ``test_distributed.py``: train the tiny config on N processes.
+
+Launched by ``python -m torch.distributed.run --nproc_per_node N`` (gloo on
+CPU). Every rank saves what must agree across ranks — pseudo-labels, memory,
+parameters — and the sample indices it trained on.
+"""
+import os.path as osp
+import sys
+
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tiny_config import tiny_cfg  # noqa: E402
+
+from mmreid_usl.utils import (get_ori_model, register_all_modules,  # noqa
+                              setup_cpu_distributed)
+
+
+class DumpStateHook(Hook):
+    """Save each rank's view of the training state after every epoch."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        self.batches = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.batches.append(
+            [s.sample_idx for s in data_batch['data_samples']])
+
+    def after_train_epoch(self, runner):
+        model = get_ori_model(runner.model)
+        torch.save(
+            dict(
+                labels=model.pseudo_labels.clone(),
+                memory=model.memory.features.clone(),
+                params={
+                    k: v.detach().clone()
+                    for k, v in model.named_parameters()
+                },
+                batches=self.batches),
+            osp.join(self.out_dir,
+                     f'rank{get_rank()}_epoch{runner.epoch}.pth'))
+        self.batches = []
+
+
+def main():
+    root, work_dir, launcher = sys.argv[1:4]
+    register_all_modules(init_default_scope=False)
+    cfg = tiny_cfg(root, work_dir, max_epochs=2, iters=2)
+    cfg.launcher = launcher
+    setup_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(DumpStateHook(work_dir))
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
