@@ -33,6 +33,7 @@ model = dict(
     num_bn_groups=1,
     online_bn_groups=1,
     gather_keys=True,  # DDP: in-batch losses over the global batch (= DP)
+    sync_momentum_buffers=True,  # DDP: average momentum BN stats over ranks
     proxy_memory=dict(type='CameraProxyMemory', feat_dim=2048),
     # paper: label_smoothing=0 (plain softmax log loss)
     agnostic_loss=dict(

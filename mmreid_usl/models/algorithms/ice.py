@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmengine.dist import all_gather, get_world_size
+from mmengine.dist import all_gather, all_reduce_params, get_world_size
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import ReIDDataSample
@@ -73,6 +73,11 @@ class ICE(BaseUSLReID):
             features, labels and cameras so that the in-batch losses and the
             per-camera sums see the global batch, exactly as the official
             DataParallel run computes them. Defaults to True.
+        sync_momentum_buffers (bool): Under DDP, average the momentum
+            encoder's floating-point BN buffers over the ranks after every
+            EMA step, so all ranks cluster and evaluate with the same running
+            statistics (each rank's ShuffleBN forwards see different data;
+            DataParallel keeps a single copy). Defaults to True.
         proxy_memory (dict | nn.Module): :class:`CameraProxyMemory` config.
         agnostic_loss (dict, optional): :class:`AgnosticProxyLoss` (§2.3).
         camera_loss (dict, optional): :class:`CrossCameraProxyLoss` (§2.4).
@@ -101,6 +106,7 @@ class ICE(BaseUSLReID):
                  num_bn_groups: int = 1,
                  online_bn_groups: int = 1,
                  gather_keys: bool = True,
+                 sync_momentum_buffers: bool = True,
                  proxy_memory: OptCfg = dict(type='CameraProxyMemory'),
                  agnostic_loss: OptCfg = dict(type='AgnosticProxyLoss'),
                  camera_loss: OptCfg = dict(type='CrossCameraProxyLoss'),
@@ -125,6 +131,7 @@ class ICE(BaseUSLReID):
         self.num_bn_groups = num_bn_groups
         self.online_bn_groups = online_bn_groups
         self.gather_keys = gather_keys
+        self.sync_momentum_buffers = sync_momentum_buffers
         if isinstance(proxy_memory, dict):
             proxy_memory = dict(proxy_memory)
             proxy_memory.setdefault('feat_dim', self.encoder.feat_dim)
@@ -167,6 +174,12 @@ class ICE(BaseUSLReID):
             momentum (float, optional): Override (mmengine convention).
         """
         self.momentum_encoder.update_parameters(self.encoder, momentum)
+        if self.sync_momentum_buffers and get_world_size() > 1:
+            buffers = [
+                b for b in self.momentum_encoder.module.buffers()
+                if b.dtype.is_floating_point
+            ]
+            all_reduce_params(buffers, op='mean')
 
     @torch.no_grad()
     def momentum_forward(self, x: torch.Tensor) -> torch.Tensor:

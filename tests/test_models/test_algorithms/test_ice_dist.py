@@ -104,6 +104,14 @@ def _worker(rank: int, world: int, port: int, out: dict) -> None:
         model.momentum_encoder.eval()
         losses = model.loss(inputs[:, sl], samples)
         out[f'losses{rank}'] = {k: v.item() for k, v in losses.items()}
+
+        # 4. Momentum BN statistics evolve per rank, then are averaged.
+        model.momentum_encoder.train()
+        model.momentum_forward(inputs[0, sl] + rank)
+        bn = model.momentum_encoder.module.backbone[1]
+        out[f'bn_before{rank}'] = bn.running_mean.clone()
+        model.momentum_update()
+        out[f'bn_after{rank}'] = bn.running_mean.clone()
     finally:
         torch_dist.destroy_process_group()
 
@@ -118,6 +126,10 @@ def test_two_process_gloo():
     assert out['mixed0'] or out['mixed1']
     assert torch.equal(out['proxies0'], out['proxies1'])
     assert torch.equal(out['centroids0'], out['centroids1'])
+    assert not torch.equal(out['bn_before0'], out['bn_before1'])
+    assert torch.allclose(out['bn_after0'], out['bn_after1'])
+    assert torch.allclose(out['bn_after0'],
+                          (out['bn_before0'] + out['bn_before1']) / 2)
 
     # single-process reference on the full batch
     model = _model()
