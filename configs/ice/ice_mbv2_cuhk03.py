@@ -95,6 +95,5 @@ param_scheduler = [
 train_cfg = dict(max_epochs=3, val_interval=3)
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
-# LOWEST: after CheckpointHook.before_train (save_best needs its backend)
-custom_hooks = [dict(type='ValBeforeTrainHook', priority='LOWEST')]
+custom_hooks = [dict(type='ValBeforeTrainHook')]
 env_cfg = dict(cudnn_benchmark=False)
