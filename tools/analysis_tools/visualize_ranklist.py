@@ -1,0 +1,259 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Draw the ranked gallery of a few test queries.
+
+Usage::
+
+    python tools/analysis_tools/visualize_ranklist.py CONFIG CHECKPOINT \
+        [--num-queries 8] [--topk 10] [--out ranklist.png] \
+        [--feat-source student|momentum] [--seed 0] [--cfg-options ...]
+
+Features of the test split (query ∪ gallery, the config's
+``test_dataloader``) are extracted with :func:`mmreid_usl.apis.init_model`
+and :func:`mmreid_usl.apis.extract_features`. For each randomly chosen query
+the gallery is ranked by the squared Euclidean distance of the
+L2-normalised features, ``d(q, g) = ||q - g||² = 2 - 2 q·g``, after removing
+the gallery images of the same person AND the same camera (Market-1501
+protocol, as in evaluation). One row per query: the query image, then the
+top-k gallery images framed in green (same person) or red (another person),
+with the distance, camera and person id under each. The title gives mAP /
+Rank-1 of the whole test split.
+"""
+import argparse
+import os
+import os.path as osp
+import textwrap
+from typing import Dict, List, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import mmcv  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mmreid_usl.apis import extract_features, init_model  # noqa: E402
+from mmreid_usl.evaluation import evaluate_rank  # noqa: E402
+
+#: Display size (h, w) of every thumbnail; ReID crops are 2:1.
+THUMB_HW = (128, 64)
+MATCH_COLOR, MISMATCH_COLOR, QUERY_COLOR = '#1a9641', '#d7191c', '#2c7bb6'
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line flags."""
+    parser = argparse.ArgumentParser(
+        description='Visualise the ranked gallery of test queries')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--num-queries',
+                        type=int,
+                        default=8,
+                        help='queries (rows) to draw')
+    parser.add_argument('--topk',
+                        type=int,
+                        default=10,
+                        help='gallery images per query')
+    parser.add_argument('--out',
+                        default='ranklist.png',
+                        help='output image file')
+    parser.add_argument(
+        '--feat-source',
+        choices=['student', 'momentum'],
+        help='encoder whose features rank the gallery (default: the '
+        "config's model.test_cfg.feat_source)")
+    parser.add_argument('--seed',
+                        type=int,
+                        default=0,
+                        help='seed of the query choice')
+    parser.add_argument('--device',
+                        default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='device of the model')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file.')
+    return parser.parse_args(argv)
+
+
+def rank_gallery(q_feats: torch.Tensor, g_feats: torch.Tensor,
+                 q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray,
+                 g_cams: np.ndarray, topk: int) -> List[Dict[str, np.ndarray]]:
+    """Top-k gallery of each query under the Market-1501 protocol.
+
+    Args:
+        q_feats (Tensor): ``(Q, D)`` L2-normalised query features.
+        g_feats (Tensor): ``(G, D)`` L2-normalised gallery features.
+        q_pids, g_pids, q_cams, g_cams (np.ndarray): Person / camera ids.
+        topk (int): Gallery images kept per query.
+
+    Returns:
+        list[dict]: Per query ``index`` (gallery positions, nearest first),
+        ``dist`` (squared Euclidean distances) and ``match`` (bool, same
+        person); fewer than ``topk`` entries if the valid gallery is smaller.
+    """
+    # ||q - g||² computed as in evaluation (squared Euclidean, float32)
+    dist = torch.cdist(q_feats.float(), g_feats.float()).pow(2).cpu().numpy()
+    ranks = []
+    for i in range(len(q_feats)):
+        valid = ~((g_pids == q_pids[i]) & (g_cams == q_cams[i]))
+        cand = np.flatnonzero(valid)
+        order = cand[np.argsort(dist[i, cand], kind='stable')[:topk]]
+        ranks.append(
+            dict(index=order,
+                 dist=dist[i, order],
+                 match=g_pids[order] == q_pids[i]))
+    return ranks
+
+
+def _thumb(path: str) -> np.ndarray:
+    """RGB thumbnail of an image, resized to :data:`THUMB_HW`."""
+    img = mmcv.imread(path, channel_order='rgb')
+    return mmcv.imresize(img, (THUMB_HW[1], THUMB_HW[0]))
+
+
+def _frame(ax, color: str, width: float = 4.0) -> None:
+    """Coloured border around an image axis (ticks hidden, frame kept)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(color)
+        spine.set_linewidth(width)
+
+
+def draw_ranklist(queries: List[dict],
+                  topk: int,
+                  out: str,
+                  title: str = '') -> None:
+    """Draw one row per query and save the figure.
+
+    Args:
+        queries (list[dict]): Per query ``img_path``, ``pid``, ``camid`` and
+            ``gallery``: a list of dicts with ``img_path``, ``pid``,
+            ``camid``, ``dist`` and ``match``.
+        topk (int): Number of gallery columns.
+        out (str): Output file (format from its suffix).
+        title (str): Figure title.
+    """
+    rows, cols = len(queries), topk + 2  # query, spacer, top-k
+    cell_w, cell_h = 1.1, 2.6  # inches: 2:1 image plus two text lines
+    width = cell_w * (topk + 1.3)
+    # wrap the title to the figure width (about 13 characters an inch)
+    lines = [
+        part for line in title.splitlines()
+        for part in textwrap.wrap(line, max(20, int(width * 13)))
+    ]
+    head = 0.3 + 0.2 * len(lines)  # inches above the first row
+    foot = 0.5  # inches below the last row, for its labels
+    height = cell_h * rows + head + foot
+    fig = plt.figure(figsize=(width, height))
+    grid = fig.add_gridspec(rows,
+                            cols,
+                            width_ratios=[1, 0.3] + [1] * topk,
+                            wspace=0.08,
+                            hspace=0.32,
+                            left=0.01,
+                            right=0.99,
+                            bottom=foot / height,
+                            top=1 - head / height)
+    for r, query in enumerate(queries):
+        ax = fig.add_subplot(grid[r, 0])
+        ax.imshow(_thumb(query['img_path']), aspect='auto')
+        _frame(ax, QUERY_COLOR, 5.0)
+        ax.set_title('query', fontsize=9, fontweight='bold', pad=3)
+        hits = sum(bool(g['match']) for g in query['gallery'])
+        ax.set_xlabel(
+            f"id {query['pid']}  cam {query['camid'] + 1}\n"
+            f"{hits}/{len(query['gallery'])} correct",
+            fontsize=8)
+        for k, item in enumerate(query['gallery']):
+            ax = fig.add_subplot(grid[r, k + 2])
+            ax.imshow(_thumb(item['img_path']), aspect='auto')
+            _frame(ax, MATCH_COLOR if item['match'] else MISMATCH_COLOR)
+            ax.set_title(f'#{k + 1}', fontsize=8, pad=3)
+            ax.set_xlabel(
+                f"d={item['dist']:.3f}\ncam {item['camid'] + 1}  "
+                f"id {item['pid']}",
+                fontsize=7.5)
+        fig.add_subplot(grid[r, 1]).axis('off')  # gap after the query
+        print_log(
+            f"query {query['img_path']}: {hits}/{len(query['gallery'])} "
+            'correct in the top-k',
+            logger='current')
+    if lines:
+        fig.suptitle('\n'.join(lines),
+                     fontsize=10,
+                     y=1 - 0.08 / height,
+                     va='top')
+    out_dir = osp.dirname(osp.abspath(out))
+    os.makedirs(out_dir, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Extract test features, rank the gallery and draw the rank lists."""
+    args = parse_args(argv)
+    if args.num_queries < 1 or args.topk < 1:
+        raise ValueError('--num-queries and --topk must be >= 1')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    model = init_model(cfg, args.checkpoint, device=args.device)
+    source = args.feat_source or model.test_cfg.get('feat_source', 'student')
+
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    dataset = loader.dataset
+    feats, sample_idx = extract_features(model, loader, source=source)
+    # back to dataset order (the loader may batch in any order)
+    ordered = torch.empty_like(feats)
+    ordered[sample_idx] = feats
+    feats = ordered.cpu()
+
+    pids, cams = np.asarray(dataset.get_pids()), np.asarray(
+        dataset.get_camids())
+    num_query = dataset.num_query
+    if num_query == 0 or num_query == len(dataset):
+        raise ValueError('test_dataloader must hold the test split '
+                         "(query ∪ gallery, split='test').")
+    q, g = slice(0, num_query), slice(num_query, len(dataset))
+    metrics = evaluate_rank(feats[q], feats[g], pids[q], pids[g], cams[q],
+                            cams[g])
+
+    rng = np.random.default_rng(args.seed)
+    chosen = np.sort(
+        rng.choice(num_query, min(args.num_queries, num_query), replace=False))
+    ranks = rank_gallery(feats[chosen], feats[g], pids[chosen], pids[g],
+                         cams[chosen], cams[g], args.topk)
+    queries = []
+    for qi, rank in zip(chosen, ranks):
+        gallery = []
+        for gi, d, m in zip(rank['index'], rank['dist'], rank['match']):
+            j = num_query + int(gi)
+            gallery.append(
+                dict(img_path=dataset.get_data_info(j)['img_path'],
+                     pid=int(pids[j]),
+                     camid=int(cams[j]),
+                     dist=float(d),
+                     match=bool(m)))
+        queries.append(
+            dict(img_path=dataset.get_data_info(int(qi))['img_path'],
+                 pid=int(pids[qi]),
+                 camid=int(cams[qi]),
+                 gallery=gallery))
+    title = (f'{osp.basename(args.checkpoint)} ({source} features): '
+             f"mAP {100 * metrics['mAP']:.1f}%, "
+             f"Rank-1 {100 * float(metrics['cmc'][0]):.1f}%\n"
+             f'({num_query} queries, {len(dataset) - num_query} gallery); '
+             'green = same id, red = other id, d = ||q - g||²')
+    draw_ranklist(queries, args.topk, args.out, title)
+    print_log(f'Rank list saved to {args.out}', logger='current')
+
+
+if __name__ == '__main__':
+    main()
