@@ -49,29 +49,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Visualise the ranked gallery of test queries')
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--num-queries',
-                        type=int,
-                        default=8,
-                        help='queries (rows) to draw')
-    parser.add_argument('--topk',
-                        type=int,
-                        default=10,
-                        help='gallery images per query')
-    parser.add_argument('--out',
-                        default='ranklist.png',
-                        help='output image file')
+    parser.add_argument(
+        '--num-queries', type=int, default=8, help='queries (rows) to draw')
+    parser.add_argument(
+        '--topk', type=int, default=10, help='gallery images per query')
+    parser.add_argument(
+        '--out', default='ranklist.png', help='output image file')
     parser.add_argument(
         '--feat-source',
         choices=['student', 'momentum'],
         help='encoder whose features rank the gallery (default: the '
         "config's model.test_cfg.feat_source)")
-    parser.add_argument('--seed',
-                        type=int,
-                        default=0,
-                        help='seed of the query choice')
-    parser.add_argument('--device',
-                        default='cuda' if torch.cuda.is_available() else 'cpu',
-                        help='device of the model')
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of the query choice')
+    parser.add_argument(
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='device of the model')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -105,9 +99,10 @@ def rank_gallery(q_feats: torch.Tensor, g_feats: torch.Tensor,
         cand = np.flatnonzero(valid)
         order = cand[np.argsort(dist[i, cand], kind='stable')[:topk]]
         ranks.append(
-            dict(index=order,
-                 dist=dist[i, order],
-                 match=g_pids[order] == q_pids[i]))
+            dict(
+                index=order,
+                dist=dist[i, order],
+                match=g_pids[order] == q_pids[i]))
     return ranks
 
 
@@ -152,15 +147,16 @@ def draw_ranklist(queries: List[dict],
     foot = 0.5  # inches below the last row, for its labels
     height = cell_h * rows + head + foot
     fig = plt.figure(figsize=(width, height))
-    grid = fig.add_gridspec(rows,
-                            cols,
-                            width_ratios=[1, 0.3] + [1] * topk,
-                            wspace=0.08,
-                            hspace=0.32,
-                            left=0.01,
-                            right=0.99,
-                            bottom=foot / height,
-                            top=1 - head / height)
+    grid = fig.add_gridspec(
+        rows,
+        cols,
+        width_ratios=[1, 0.3] + [1] * topk,
+        wspace=0.08,
+        hspace=0.32,
+        left=0.01,
+        right=0.99,
+        bottom=foot / height,
+        top=1 - head / height)
     for r, query in enumerate(queries):
         ax = fig.add_subplot(grid[r, 0])
         ax.imshow(_thumb(query['img_path']), aspect='auto')
@@ -186,10 +182,8 @@ def draw_ranklist(queries: List[dict],
             'correct in the top-k',
             logger='current')
     if lines:
-        fig.suptitle('\n'.join(lines),
-                     fontsize=10,
-                     y=1 - 0.08 / height,
-                     va='top')
+        fig.suptitle(
+            '\n'.join(lines), fontsize=10, y=1 - 0.08 / height, va='top')
     out_dir = osp.dirname(osp.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     fig.savefig(out, dpi=100)
@@ -236,16 +230,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         for gi, d, m in zip(rank['index'], rank['dist'], rank['match']):
             j = num_query + int(gi)
             gallery.append(
-                dict(img_path=dataset.get_data_info(j)['img_path'],
-                     pid=int(pids[j]),
-                     camid=int(cams[j]),
-                     dist=float(d),
-                     match=bool(m)))
+                dict(
+                    img_path=dataset.get_data_info(j)['img_path'],
+                    pid=int(pids[j]),
+                    camid=int(cams[j]),
+                    dist=float(d),
+                    match=bool(m)))
         queries.append(
-            dict(img_path=dataset.get_data_info(int(qi))['img_path'],
-                 pid=int(pids[qi]),
-                 camid=int(cams[qi]),
-                 gallery=gallery))
+            dict(
+                img_path=dataset.get_data_info(int(qi))['img_path'],
+                pid=int(pids[qi]),
+                camid=int(cams[qi]),
+                gallery=gallery))
     title = (f'{osp.basename(args.checkpoint)} ({source} features): '
              f"mAP {100 * metrics['mAP']:.1f}%, "
              f"Rank-1 {100 * float(metrics['cmc'][0]):.1f}%\n"
