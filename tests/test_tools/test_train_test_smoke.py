@@ -1,0 +1,100 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""tools/train.py and tools/test.py end to end, through subprocess."""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tiny_config import tiny_cfg
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _tool(*args, timeout=300):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, *args],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout,
+                          env=env)
+    return proc
+
+
+@pytest.fixture(scope='module')
+def config_file(tiny_reid_root, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('cfg') / 'tiny_cc.py')
+    cfg = tiny_cfg(tiny_reid_root, 'unused', max_epochs=2, with_val=True)
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.test_cfg = dict()
+    cfg.custom_hooks = [dict(type='ValBeforeTrainHook')]
+    cfg.log_level = 'INFO'
+    cfg.pop('work_dir')
+    cfg.dump(path)
+    return path
+
+
+def test_train_resume_test(config_file, tmp_path):
+    work = str(tmp_path / 'work')
+    proc = _tool('tools/train.py', config_file, '--work-dir', work,
+                 '--cfg-options', 'train_cfg.max_epochs=1')
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    log = proc.stdout + proc.stderr
+    assert 'Epoch(val) [0]' in log  # mAP at initialisation
+    assert 'Pseudo-labels at epoch 0' in log
+
+    # --resume picks up the last checkpoint and continues at epoch 2
+    proc = _tool('tools/train.py', config_file, '--work-dir', work,
+                 '--resume')
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    log = proc.stdout + proc.stderr
+    assert 'resumed epoch: 1' in log
+    assert 'Pseudo-labels at epoch 1' in log
+    assert 'Epoch(val) [0]' not in log
+    ckpt = torch.load(osp.join(work, 'epoch_2.pth'), map_location='cpu')
+    assert ckpt['meta']['epoch'] == 2
+
+    out = str(tmp_path / 'metrics.json')
+    proc = _tool('tools/test.py', config_file, osp.join(work, 'epoch_2.pth'),
+                 '--work-dir', work, '--out', out)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    metrics = json.load(open(out))
+    assert set(metrics) == {
+        'reid/mAP', 'reid/R1', 'reid/R5', 'reid/R10', 'reid/mINP'
+    }
+    assert 0 < metrics['reid/mAP'] <= 100
+    assert 'reid/mAP' in proc.stdout + proc.stderr
+
+
+def test_bad_dataset_root_names_the_path(config_file, tmp_path):
+    missing = str(tmp_path / 'no_such_dataset')
+    proc = _tool('tools/train.py', config_file, '--work-dir',
+                 str(tmp_path / 'w'), '--cfg-options',
+                 f'train_dataloader.dataset.data_root={missing}')
+    assert proc.returncode != 0
+    assert missing in proc.stderr
+
+
+def test_dist_train_script_on_cpu(config_file, tmp_path):
+    work = str(tmp_path / 'dist')
+    env = dict(
+        os.environ, OMP_NUM_THREADS='1', PORT='29544', PYTHON=sys.executable)
+    proc = subprocess.run([
+        'bash', 'tools/dist_train.sh', config_file, '2', '--work-dir', work,
+        '--cfg-options', 'train_cfg.max_epochs=1', 'custom_hooks=[]'
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True,
+                          timeout=300,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert glob.glob(osp.join(work, 'epoch_1.pth'))
+    assert 'Pseudo-labels at epoch 0' in proc.stdout + proc.stderr
