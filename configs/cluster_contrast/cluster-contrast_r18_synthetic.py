@@ -46,6 +46,11 @@ test_dataloader = val_dataloader
 
 param_scheduler = [dict(type='StepLR', step_size=6, gamma=0.1, by_epoch=True)]
 train_cfg = dict(max_epochs=8, val_interval=2)
-default_hooks = dict(logger=dict(interval=10))
 custom_hooks = [dict(type='ValBeforeTrainHook')]
+# ~10 images per identity (Market has ~17): a smaller k-reciprocal
+# neighbourhood and eps keep look-alike identities apart.
+default_hooks = dict(
+    logger=dict(interval=10),
+    pseudo_label=dict(
+        distance=dict(k1=15, k2=6), clusterer=dict(eps=0.5)))
 env_cfg = dict(cudnn_benchmark=False)

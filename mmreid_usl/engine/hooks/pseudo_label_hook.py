@@ -185,15 +185,11 @@ class PseudoLabelHook(Hook):
         true_ids = getattr(dataset, 'get_pids', None)
         if self.log_diagnostics and true_ids is not None \
                 and result.num_clusters > 0:
-            from sklearn.metrics import (adjusted_rand_score,
-                                         normalized_mutual_info_score)
-            labels = result.labels.cpu().numpy()
-            keep = labels >= 0
+            # outliers count as singletons in nmi/ari (cluster_stats)
             pids = np.asarray(true_ids())
-            stats['nmi'] = float(
-                normalized_mutual_info_score(pids[keep], labels[keep]))
-            stats['ari'] = float(
-                adjusted_rand_score(pids[keep], labels[keep]))
+            quality = result.cluster_stats(pids)
+            for key in ('nmi', 'ari', 'ari_clustered'):
+                stats[key] = quality[key]
             stats['num_true_ids'] = int(len(np.unique(pids)))
         if result.num_clusters == 0:
             warnings.warn(
