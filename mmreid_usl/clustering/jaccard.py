@@ -198,7 +198,16 @@ class JaccardDistance:
                              knn_d[pos[hit]]) / 2
                 todo[found] = False
         miss = np.flatnonzero(todo)
-        if len(miss):
+        if len(miss) and not x.is_cuda:
+            # small chunks keep both gathered blocks in cache; numpy's
+            # gather + einsum is ~10x cheaper than torch.index_select here
+            xn = x.numpy()
+            r_m, c_m = rows[miss], cols[miss]
+            step = max(1, (1 << 19) // max(x.shape[1], 1))
+            for s in range(0, len(miss), step):
+                ip[miss[s:s + step]] = np.einsum(
+                    'pd,pd->p', xn[r_m[s:s + step]], xn[c_m[s:s + step]])
+        elif len(miss):
             r_t = torch.from_numpy(rows[miss]).to(x.device)
             c_t = torch.from_numpy(cols[miss]).to(x.device)
             step = max(1, (1 << 24) // max(x.shape[1], 1))

@@ -11,7 +11,7 @@ from mmreid_usl.clustering._reference import dense_jaccard_reference
 from mmreid_usl.registry import TASK_UTILS
 
 
-def identity_feats(n=1500, ids=90, dim=64, noise=1.2, seed=0):
+def identity_feats(n=1200, ids=75, dim=64, noise=1.2, seed=0):
     """L2-normalised features: ids of look-alike pairs plus camera shifts."""
     rng = np.random.default_rng(seed)
     unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa
@@ -63,7 +63,7 @@ def test_sparse_equals_dense_reference():
 
 
 def test_duplicates_and_ties():
-    feats, _ = identity_feats(n=1200, ids=70, seed=1)
+    feats, _ = identity_feats(n=1000, ids=60, seed=1)
     # exact duplicates (a group larger than k2 and pairs) -> explicit zeros
     feats[10:20] = feats[10]
     feats[100] = feats[101]
