@@ -3,7 +3,36 @@
 
 Shared by ``conftest.py`` and the scripts the distributed tests launch.
 """
+import copy
+
 from mmengine.config import Config
+
+#: Test pipeline at 32x16 (H x W).
+TINY_PIPELINE = [
+    dict(type='LoadReIDImage'),
+    dict(type='Resize', scale=(16, 32)),
+    dict(type='PackReIDInputs')
+]
+
+#: ClusterContrast with a ResNet-18 of width 8 (64-d features).
+TINY_MODEL = dict(
+    type='ClusterContrast',
+    encoder=dict(
+        type='ReIDEncoder',
+        backbone=dict(
+            type='mmpretrain.ResNet',
+            depth=18,
+            base_channels=8,
+            strides=(1, 2, 2, 1),
+            out_indices=(3, )),
+        neck=dict(type='mmpretrain.GlobalAveragePooling'),
+        head=dict(type='BNNeck', in_channels=64)),
+    memory=dict(type='ClusterMemory', feat_dim=64, momentum=0.1))
+
+
+def tiny_model() -> dict:
+    """A fresh copy of :data:`TINY_MODEL` (configs are mutated by users)."""
+    return copy.deepcopy(TINY_MODEL)
 
 
 def tiny_cfg(root: str,
@@ -15,12 +44,8 @@ def tiny_cfg(root: str,
              interval: int = 1,
              with_val: bool = False) -> Config:
     """A Cluster Contrast config small enough for unit tests on CPU."""
-    pipeline = [
-        dict(type='LoadReIDImage'),
-        dict(type='Resize', scale=(16, 32)),
-        dict(type='PackReIDInputs')
-    ]
-    data = dict(type='ReIDFolderDataset', data_root=root, pipeline=pipeline)
+    data = dict(
+        type='ReIDFolderDataset', data_root=root, pipeline=TINY_PIPELINE)
     loader = dict(
         batch_size=32,
         num_workers=0,
@@ -29,19 +54,7 @@ def tiny_cfg(root: str,
     cfg = dict(
         default_scope='mmreid_usl',
         work_dir=work_dir,
-        model=dict(
-            type='ClusterContrast',
-            encoder=dict(
-                type='ReIDEncoder',
-                backbone=dict(
-                    type='mmpretrain.ResNet',
-                    depth=18,
-                    base_channels=8,
-                    strides=(1, 2, 2, 1),
-                    out_indices=(3, )),
-                neck=dict(type='mmpretrain.GlobalAveragePooling'),
-                head=dict(type='BNNeck', in_channels=64)),
-            memory=dict(type='ClusterMemory', feat_dim=64, momentum=0.1)),
+        model=tiny_model(),
         train_dataloader=dict(
             batch_size=8,
             num_workers=0,

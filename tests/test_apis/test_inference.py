@@ -5,31 +5,15 @@ from mmengine.config import Config
 from mmengine.runner import Runner, save_checkpoint
 
 from mmreid_usl.apis import extract_features, init_model
+from tiny_config import TINY_PIPELINE, tiny_model
 
 
 def _cfg(root: str, shuffle: bool = False) -> Config:
     """A tiny Cluster Contrast model and a test dataloader over ``root``."""
-    pipeline = [
-        dict(type='LoadReIDImage'),
-        dict(type='Resize', scale=(16, 32)),
-        dict(type='PackReIDInputs')
-    ]
     return Config(
         dict(
             default_scope='mmreid_usl',
-            model=dict(
-                type='ClusterContrast',
-                encoder=dict(
-                    type='ReIDEncoder',
-                    backbone=dict(
-                        type='mmpretrain.ResNet',
-                        depth=18,
-                        base_channels=8,
-                        strides=(1, 2, 2, 1),
-                        out_indices=(3, )),
-                    neck=dict(type='mmpretrain.GlobalAveragePooling'),
-                    head=dict(type='BNNeck', in_channels=64)),
-                memory=dict(type='ClusterMemory', feat_dim=64)),
+            model=tiny_model(),
             test_dataloader=dict(
                 batch_size=7,
                 num_workers=0,
@@ -43,7 +27,7 @@ def _cfg(root: str, shuffle: bool = False) -> Config:
                     type='ReIDFolderDataset',
                     data_root=root,
                     split='test',
-                    pipeline=pipeline))))
+                    pipeline=TINY_PIPELINE))))
 
 
 @pytest.fixture(scope='module')

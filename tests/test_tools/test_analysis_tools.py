@@ -15,6 +15,7 @@ from mmengine.runner import save_checkpoint
 
 from mmreid_usl.apis import init_model
 from mmreid_usl.clustering import PseudoLabelResult
+from tiny_config import TINY_PIPELINE, tiny_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -31,27 +32,10 @@ def _load_tool(rel_path: str):
 
 def _cfg(root: str) -> Config:
     """A tiny Cluster Contrast model with a test dataloader over ``root``."""
-    pipeline = [
-        dict(type='LoadReIDImage'),
-        dict(type='Resize', scale=(16, 32)),
-        dict(type='PackReIDInputs')
-    ]
     return Config(
         dict(
             default_scope='mmreid_usl',
-            model=dict(
-                type='ClusterContrast',
-                encoder=dict(
-                    type='ReIDEncoder',
-                    backbone=dict(
-                        type='mmpretrain.ResNet',
-                        depth=18,
-                        base_channels=8,
-                        strides=(1, 2, 2, 1),
-                        out_indices=(3, )),
-                    neck=dict(type='mmpretrain.GlobalAveragePooling'),
-                    head=dict(type='BNNeck', in_channels=64)),
-                memory=dict(type='ClusterMemory', feat_dim=64)),
+            model=tiny_model(),
             test_dataloader=dict(
                 batch_size=16,
                 num_workers=0,
@@ -62,7 +46,7 @@ def _cfg(root: str) -> Config:
                     type='ReIDFolderDataset',
                     data_root=root,
                     split='test',
-                    pipeline=pipeline))))
+                    pipeline=TINY_PIPELINE))))
 
 
 @pytest.fixture(scope='module')

@@ -7,16 +7,10 @@ from mmreid_usl.clustering import PseudoLabelResult
 from mmreid_usl.models import ClusterContrast
 from mmreid_usl.structures import ReIDDataSample
 
-ENCODER = dict(
-    type='ReIDEncoder',
-    backbone=dict(
-        type='mmpretrain.ResNet',
-        depth=18,
-        base_channels=8,
-        strides=(1, 2, 2, 1),
-        out_indices=(3, )),
-    neck=dict(type='mmpretrain.GeneralizedMeanPooling', p=3.0),
-    head=dict(type='BNNeck', in_channels=64))
+from tiny_config import tiny_model
+
+ENCODER = tiny_model()['encoder']
+ENCODER['neck'] = dict(type='mmpretrain.GeneralizedMeanPooling', p=3.0)
 
 
 def _model(**kwargs):
