@@ -5,8 +5,14 @@ import warnings
 import mmengine
 from mmengine.utils import digit_version
 
-from .utils.checkpoint_safety import allow_mmengine_checkpoint_globals
-from .version import __version__, version_info
+# mmcv-lite (the declared requirement) has no compiled ops; mmpretrain's
+# import of mmcv.cnn warns about one we never use.
+warnings.filterwarnings(
+    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
+from .utils.checkpoint_safety import \
+    allow_mmengine_checkpoint_globals  # noqa: E402
+from .version import __version__, version_info  # noqa: E402
 
 MMENGINE_MIN, MMENGINE_MAX = '0.10.0', '1.0.0'
 if not (digit_version(MMENGINE_MIN) <= digit_version(mmengine.__version__)
