@@ -45,6 +45,9 @@ def parse_args(argv=None):
     parser.add_argument('--k2', type=int, default=6)
     parser.add_argument('--eps', type=float, default=0.6)
     parser.add_argument('--min-samples', type=int, default=4)
+    parser.add_argument('--max-distance', type=float, default=1.0,
+                        help='JaccardDistance(max_distance=...); any value '
+                        '> eps gives the same labels with less memory')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--reference', action='store_true',
                         help='run the dense official-style pipeline')
@@ -82,6 +85,7 @@ def main(argv=None):
     gen_s = time.perf_counter() - t
     knn_backend = 'torch' if args.precision != 'fp32' else args.knn
     result = dict(n=args.n, ids=args.ids, dim=args.dim, knn=knn_backend,
+                  max_distance=args.max_distance,
                   precision=args.precision, eps=args.eps,
                   threads=torch.get_num_threads(), load_avg_start=load,
                   gen_s=gen_s)
@@ -102,7 +106,8 @@ def main(argv=None):
         del dist
     else:
         jaccard = JaccardDistance(k1=args.k1, k2=args.k2,
-                                  knn_precision=args.precision)
+                                  knn_precision=args.precision,
+                                  max_distance=args.max_distance)
         dist = jaccard.from_knn(feats, sqdist, index)
         t2 = time.perf_counter()
         labels = DBSCANClusterer(eps=args.eps,

@@ -64,7 +64,7 @@ class JaccardDistance:
     library provides; it is hand-written below with vectorised numpy: all
     (i, j, k) triples sharing a column k are expanded per chunk of rows and
     summed with ``np.bincount`` into the known output pattern (the pattern of
-    ``V Vᵀ``). V and m are computed in float64, ``d_J`` in float32 as in the
+    ``V Vᵀ``, computed per chunk of rows too). V and m are computed in float64, ``d_J`` in float32 as in the
     official code; values agree with the dense float32 formulation to
     float32 rounding (~1e-6).
 
@@ -76,6 +76,11 @@ class JaccardDistance:
         knn_precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'`` for the kNN
             matrix product. With reduced precision every ``d²`` of step 4 is
             recomputed in fp32. Defaults to ``'fp32'``.
+        max_distance (float): Store only pairs with ``d_J < max_distance``.
+            The default 1.0 stores every overlapping pair; DBSCAN with
+            ``eps`` only needs the pairs ``<= eps``, so any value above
+            ``eps`` gives identical labels with far less memory on data whose
+            expanded sets overlap a lot (e.g. very large N). Defaults to 1.0.
         max_chunk_elems (int): Bound on the (i, j, k) triples expanded at a
             time (memory ~50 bytes each). Defaults to 2**22.
 
@@ -91,6 +96,7 @@ class JaccardDistance:
                  k2: int = 6,
                  knn_backend: str = 'auto',
                  knn_precision: str = 'fp32',
+                 max_distance: float = 1.0,
                  max_chunk_elems: int = 1 << 22) -> None:
         if not 1 <= k2 <= k1:
             raise ValueError(f'need 1 <= k2 <= k1, got k1={k1}, k2={k2}')
@@ -98,6 +104,7 @@ class JaccardDistance:
         self.k2 = k2
         self.knn_backend = knn_backend
         self.knn_precision = knn_precision
+        self.max_distance = max_distance
         self.max_chunk_elems = max_chunk_elems
 
     def __call__(self, feats: torch.Tensor) -> sp.csr_matrix:
@@ -105,7 +112,8 @@ class JaccardDistance:
 
         Returns:
             scipy.sparse.csr_matrix: N×N float32, each row holding the pairs
-            with distance < 1 (explicit zeros kept, diagonal included).
+            with distance < ``max_distance`` (default 1; explicit zeros
+            kept, diagonal included), columns sorted.
         """
         feats = feats.detach().float()
         k = min(self.k1, feats.shape[0])
@@ -238,46 +246,53 @@ class JaccardDistance:
         pos = np.empty(v.nnz, dtype=np.int64)
         pos[perm] = np.arange(v.nnz)
         entry_len = col_ptr[v.indices + 1] - pos
-        # output pattern: pairs j >= i sharing at least one column of V
-        pattern = (v @ v.T).tocsr()
-        pattern.sort_indices()
-        p_rows = _row_ids(pattern.indptr)
-        upper = pattern.indices >= p_rows
-        u_rows, u_cols = p_rows[upper], pattern.indices[upper]
-        u_indptr = np.concatenate(
-            [[0], np.cumsum(np.bincount(u_rows, minlength=n))])
-        del pattern, p_rows, upper
-        m = np.empty(len(u_cols), dtype=np.float64)
+        del col_ptr
+        # v.T in CSR: row k of vt lists the rows i having column k
+        vt = v.T.tocsr()
         # every row of V is non-empty (i ∈ E(i)), so reduceat is safe
         cum = np.concatenate(
             [[0], np.cumsum(np.add.reduceat(entry_len, v.indptr[:-1]))])
         max_rows = max(1, (1 << 24) // n)
         scratch = np.empty(min(n, max_rows) * n, dtype=np.int64)
+        out_rows, out_cols, out_vals = [], [], []
         r0 = 0
         while r0 < n:
             r1 = int(np.searchsorted(cum, cum[r0] + self.max_chunk_elems,
                                      side='right')) - 1
             r1 = min(max(r1, r0 + 1), r0 + max_rows, n)
+            # output pattern of these rows: pairs j >= i sharing a column
+            pattern = (v[r0:r1] @ vt).tocsr()
+            pattern.sort_indices()
+            p_rows = _row_ids(pattern.indptr) + r0
+            upper = pattern.indices >= p_rows
+            u_rows, u_cols = p_rows[upper], pattern.indices[upper]
+            del pattern, p_rows, upper
             e0, e1 = v.indptr[r0], v.indptr[r1]
             lens = entry_len[e0:e1]
             src = _ragged_arange(pos[e0:e1], lens)
             rep = np.repeat(np.arange(e1 - e0), lens)
             mins = np.minimum(v.data[e0:e1][rep], csc_data[src])
             keys = (v_rows[e0:e1][rep] - r0) * n + csc_rows[src]
-            p0, p1 = u_indptr[r0], u_indptr[r1]
-            p_keys = (u_rows[p0:p1] - r0) * n + u_cols[p0:p1]
-            scratch[p_keys] = np.arange(p1 - p0)
-            m[p0:p1] = np.bincount(
-                scratch[keys], weights=mins, minlength=p1 - p0)
+            del src, rep
+            p_keys = (u_rows - r0) * n + u_cols
+            scratch[p_keys] = np.arange(len(p_keys))
+            m = np.bincount(scratch[keys], weights=mins,
+                            minlength=len(p_keys))
+            del keys, mins, p_keys
+            # m is summed in float64; the distance itself is evaluated in
+            # float32 like the official code (identical rows give exactly 0)
+            m32 = m.astype(np.float32)
+            dist = np.float32(1) - m32 / (np.float32(2) - m32)
+            np.maximum(dist, 0, out=dist)
+            keep = dist < self.max_distance
+            out_rows.append(u_rows[keep])
+            out_cols.append(u_cols[keep])
+            out_vals.append(dist[keep])
             r0 = r1
         del scratch
-        # m is summed in float64; the distance itself is evaluated in float32
-        # like the official code, so e.g. identical rows give exactly 0
-        m32 = m.astype(np.float32)
-        dist = np.float32(1) - m32 / (np.float32(2) - m32)
-        np.maximum(dist, 0, out=dist)
-        keep = dist < 1
-        return self._symmetric_csr(u_rows[keep], u_cols[keep], dist[keep], n)
+        return self._symmetric_csr(
+            np.concatenate(out_rows), np.concatenate(out_cols),
+            np.concatenate(out_vals), n)
 
     @staticmethod
     def _symmetric_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,

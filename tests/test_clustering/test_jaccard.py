@@ -101,3 +101,18 @@ def test_call_and_registry():
 def test_invalid_args():
     with pytest.raises(ValueError):
         JaccardDistance(k1=5, k2=6)
+
+
+def test_max_distance_and_small_chunks():
+    feats, _ = identity_feats(n=600, ids=40, seed=4)
+    ft = torch.from_numpy(feats)
+    sqdist, index = knn_search(ft, 20)
+    full = JaccardDistance(k1=20).from_knn(ft, sqdist, index)
+    pruned = JaccardDistance(k1=20, max_distance=0.7,
+                             max_chunk_elems=1000).from_knn(ft, sqdist, index)
+    assert pruned.max() < 0.7 and pruned.nnz < full.nnz
+    np.testing.assert_array_equal(
+        to_dense(pruned) < 0.7, to_dense(full) < 0.7)
+    np.testing.assert_array_equal(
+        DBSCANClusterer(eps=0.6)(dist=pruned),
+        DBSCANClusterer(eps=0.6)(dist=full))
