@@ -49,6 +49,7 @@ def test_train_resume_test(config_file, tmp_path):
     log = proc.stdout + proc.stderr
     assert 'Epoch(val) [0]' in log  # mAP at initialisation
     assert 'Pseudo-labels at epoch 0' in log
+    assert 'Initialisation vs final: reid/mAP:' in log
 
     # --resume picks up the last checkpoint and continues at epoch 2
     proc = _tool('tools/train.py', config_file, '--work-dir', work,
@@ -58,6 +59,7 @@ def test_train_resume_test(config_file, tmp_path):
     assert 'resumed epoch: 1' in log
     assert 'Pseudo-labels at epoch 1' in log
     assert 'Epoch(val) [0]' not in log
+    assert 'Initialisation vs final' not in log  # no init eval on resume
     ckpt = torch.load(osp.join(work, 'epoch_2.pth'), map_location='cpu')
     assert ckpt['meta']['epoch'] == 2
 

@@ -1,5 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Evaluate the initialised model before the first training epoch."""
+from typing import Dict, Optional
+
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
@@ -14,12 +16,20 @@ class ValBeforeTrainHook(Hook):
     mAP is the baseline every run should be compared with. The metrics are
     logged like any validation (``reid/mAP`` at epoch 0) and end up in
     ``vis_data/scalars.json``. Skipped when resuming (``epoch > 0``) or when
-    the run has no validation loop.
+    the run has no validation loop. After training, one log line compares
+    mAP and R1 at initialisation with the last validation, e.g.
+    ``reid/mAP: 39.69 (init) -> 63.33 (epoch 12)``.
     """
 
     # after CheckpointHook.before_train (VERY_LOW too, registered earlier),
     # which the validation's after_val_epoch needs
     priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self._evaluating_init = False
+        self._init_metrics: Optional[Dict[str, float]] = None
+        self._last_metrics: Optional[Dict[str, float]] = None
+        self._last_epoch = 0
 
     def before_train(self, runner) -> None:
         """Evaluate if this is a fresh run with a val loop."""
@@ -29,4 +39,29 @@ class ValBeforeTrainHook(Hook):
             return
         print_log('Evaluating the model at initialisation (epoch 0)',
                   logger='current')
+        self._evaluating_init = True
         runner.val_loop.run()
+        self._evaluating_init = False
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        """Remember the metrics at initialisation and the latest ones."""
+        if not metrics:
+            return
+        if self._evaluating_init:
+            self._init_metrics = dict(metrics)
+        else:
+            self._last_metrics = dict(metrics)
+            self._last_epoch = runner.epoch
+
+    def after_train(self, runner) -> None:
+        """Log mAP and R1 at initialisation next to the final ones."""
+        if self._init_metrics is None or self._last_metrics is None:
+            return
+        pairs = [
+            f'{key}: {value:.2f} (init) -> {self._last_metrics[key]:.2f} '
+            f'(epoch {self._last_epoch})'
+            for key, value in self._init_metrics.items()
+            if key in self._last_metrics and key.endswith(('mAP', '/R1'))
+        ]
+        print_log('Initialisation vs final: ' + '; '.join(pairs),
+                  logger='current')
