@@ -1,5 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Infomap clustering of a kNN similarity graph."""
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -45,7 +47,9 @@ class InfomapClusterer:
         self.seed = seed
         self.knn_backend = knn_backend
 
-    def __call__(self, feats: torch.Tensor, dist=None) -> np.ndarray:
+    def __call__(self,
+                 feats: torch.Tensor,
+                 dist: Optional[object] = None) -> np.ndarray:
         """Cluster ``feats`` (N, D); ``dist`` is ignored (Infomap works on
         the feature kNN graph, as in Cluster Contrast).
 

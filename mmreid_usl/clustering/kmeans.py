@@ -1,5 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """k-means clustering (faiss)."""
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -39,7 +41,9 @@ class KMeansClusterer:
         self.seed = seed
         self.gpu = gpu
 
-    def __call__(self, feats: torch.Tensor, dist=None) -> np.ndarray:
+    def __call__(self,
+                 feats: torch.Tensor,
+                 dist: Optional[object] = None) -> np.ndarray:
         """Cluster ``feats`` (N, D); ``dist`` is ignored.
 
         Returns:
