@@ -1,5 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Infomap clustering of a kNN similarity graph."""
+import os.path as osp
+import tempfile
 from typing import Optional
 
 import numpy as np
@@ -75,9 +77,15 @@ class InfomapClusterer:
             zip(src[keep].tolist(), nbr[keep].tolist(), sim[keep].tolist()))
         labels = np.full(n, -1, dtype=np.int64)
         if keep.any():
-            modules = im.run().modules()
-            nodes = np.fromiter(modules.keys(), dtype=np.int64)
-            labels[nodes] = np.fromiter(modules.values(), dtype=np.int64)
+            im.run()
+            # Read the modules back through a .clu file: iterating infomap's
+            # SWIG result objects segfaults when faiss (another SWIG module)
+            # is imported too.
+            with tempfile.TemporaryDirectory() as tmp:
+                path = osp.join(tmp, 'modules.clu')
+                im.write_clu(path)
+                clu = np.loadtxt(path, comments='#', ndmin=2)
+            labels[clu[:, 0].astype(np.int64)] = clu[:, 1].astype(np.int64)
         valid = labels >= 0
         if valid.any():
             sizes = np.bincount(labels[valid])
