@@ -42,26 +42,25 @@ train_dataloader = dict(
         split='train',
         pipeline=train_pipeline))
 
-# The PseudoLabelHook extracts features of the training images with the test
-# pipeline through this loader (every image once, in dataset order).
-cluster_dataloader = dict(
+# Every image once, in dataset order: feature extraction for clustering and
+# evaluation.
+test_loader = dict(
     batch_size=128,
     num_workers=4,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='default_collate'))
+# The PseudoLabelHook extracts features of the training images with the test
+# pipeline through this loader.
+cluster_dataloader = dict(
+    **test_loader,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         split='train',
         pipeline=test_pipeline))
-
 val_dataloader = dict(
-    batch_size=128,
-    num_workers=4,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    collate_fn=dict(type='default_collate'),
+    **test_loader,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
