@@ -1,0 +1,46 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _load_tool():
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'analyze_logs.py')
+    spec = importlib.util.spec_from_file_location('analyze_logs', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_curves_from_scalars_json(tmp_path):
+    tool = _load_tool()
+    records = [
+        {'reid/mAP': 0.6, 'reid/R1': 0.5, 'step': 0},
+        {'pseudo_label/num_clusters': 192, 'pseudo_label/nmi': 0.8,
+         'pseudo_label/num_true_ids': 734, 'step': 0},
+        {'loss': 4.3, 'lr': 3.5e-4, 'epoch': 1, 'iter': 20, 'step': 20},
+        {'pseudo_label/num_clusters': 236, 'pseudo_label/nmi': 0.7,
+         'step': 1},
+        {'reid/mAP': 3.1, 'reid/R1': 4.0, 'step': 2},
+    ]
+    path = tmp_path / 'scalars.json'
+    path.write_text('\n'.join(json.dumps(r) for r in records))
+    series = tool.load_scalars(str(path))
+    assert series['pseudo_label/num_clusters'] == [(0.0, 192.0),
+                                                   (1.0, 236.0)]
+    assert series['loss'] == [(1.0, 4.3)]  # training lines use their epoch
+    assert series['reid/mAP'][-1] == (2.0, 3.1)
+    out = str(tmp_path / 'curves.png')
+    keys = tool.plot(series, out)
+    assert osp.getsize(out) > 10000
+    assert 'reid/mAP' in keys and 'pseudo_label/num_clusters' in keys
+
+
+def test_unknown_log_is_rejected(tmp_path):
+    tool = _load_tool()
+    with pytest.raises(ValueError, match='no known scalar'):
+        tool.plot({'foo': [(0.0, 1.0)]}, str(tmp_path / 'x.png'))
