@@ -22,7 +22,10 @@ def test_curves_from_scalars_json(tmp_path):
         {'reid/mAP': 0.6, 'reid/R1': 0.5, 'step': 0},
         {'pseudo_label/num_clusters': 192, 'pseudo_label/nmi': 0.8,
          'pseudo_label/num_true_ids': 734, 'step': 0},
-        {'loss': 4.3, 'lr': 3.5e-4, 'epoch': 1, 'iter': 20, 'step': 20},
+        {'loss': 4.3, 'lr': 3.5e-4, 'epoch': 1, 'iter': 10, 'step': 10,
+         'pseudo_label/num_clusters': 192},
+        {'loss': 4.1, 'lr': 3.5e-4, 'epoch': 1, 'iter': 20, 'step': 20,
+         'pseudo_label/num_clusters': 192},
         {'pseudo_label/num_clusters': 236, 'pseudo_label/nmi': 0.7,
          'step': 1},
         {'reid/mAP': 3.1, 'reid/R1': 4.0, 'step': 2},
@@ -32,7 +35,9 @@ def test_curves_from_scalars_json(tmp_path):
     series = tool.load_scalars(str(path))
     assert series['pseudo_label/num_clusters'] == [(0.0, 192.0),
                                                    (1.0, 236.0)]
-    assert series['loss'] == [(1.0, 4.3)]  # training lines use their epoch
+    # training lines are spread over their epoch; their pseudo-label copies
+    # are not plotted twice
+    assert series['loss'] == [(0.5, 4.3), (1.0, 4.1)]
     assert series['reid/mAP'][-1] == (2.0, 3.1)
     out = str(tmp_path / 'curves.png')
     keys = tool.plot(series, out)

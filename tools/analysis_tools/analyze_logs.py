@@ -34,26 +34,42 @@ PANELS = [
 def load_scalars(path: str) -> Dict[str, List[Tuple[float, float]]]:
     """Series ``key -> [(epoch, value)]`` from a ``scalars.json`` file.
 
-    Training lines carry ``epoch`` and ``iter``; their x is the fractional
-    epoch. Validation and pseudo-label lines have ``step`` = epoch.
+    Validation and pseudo-label lines have ``step`` = epoch. Training lines
+    (``loss``, one per logging interval, ``epoch`` counted from 1) are spread
+    evenly over their epoch; the per-iteration copies of the pseudo-label
+    counts they carry are skipped (the per-epoch records hold them).
     """
     series = defaultdict(list)
+    train_lines = defaultdict(list)
     with open(path, encoding='utf-8') as f:
         for line in f:
             line = line.strip()
             if not line:
                 continue
             rec = json.loads(line)
-            if 'iter' in rec and 'epoch' in rec and 'loss' in rec:
-                x = float(rec['epoch'])
-            else:
-                x = float(rec.get('step', rec.get('epoch', 0)))
-            for key, value in rec.items():
-                if key in ('step', 'epoch', 'iter') or not isinstance(
-                        value, (int, float)):
-                    continue
-                series[key].append((x, float(value)))
-    return dict(series)
+            if 'loss' in rec and 'epoch' in rec:
+                train_lines[int(rec['epoch'])].append(rec)
+                continue
+            x = float(rec.get('step', rec.get('epoch', 0)))
+            _add(series, rec, x)
+    for epoch, recs in sorted(train_lines.items()):
+        for k, rec in enumerate(recs):
+            rec = {
+                key: value
+                for key, value in rec.items()
+                if not key.startswith('pseudo_label/')
+            }
+            _add(series, rec, epoch - 1 + (k + 1) / len(recs))
+    return {key: sorted(values) for key, values in series.items()}
+
+
+def _add(series: Dict[str, list], rec: dict, x: float) -> None:
+    """Append the numeric values of one record at abscissa ``x``."""
+    for key, value in rec.items():
+        if key in ('step', 'epoch', 'iter') or not isinstance(
+                value, (int, float)):
+            continue
+        series[key].append((x, float(value)))
 
 
 def plot(series: Dict[str, List[Tuple[float, float]]], out: str,
