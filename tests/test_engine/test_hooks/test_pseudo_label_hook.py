@@ -112,3 +112,14 @@ def test_resume_restores_labels_and_memory(tiny_reid_root, tmp_path,
         assert history == []
         np.testing.assert_array_equal(
             resumed.train_dataloader.sampler.labels, saved_labels.numpy())
+
+
+def test_sparse_distance_keeps_only_pairs_dbscan_can_use():
+    hook = PseudoLabelHook(
+        distance=dict(type='JaccardDistance', k1=10, k2=3),
+        clusterer=dict(type='DBSCANClusterer', eps=0.5, min_samples=2))
+    assert 0.5 < hook.distance.max_distance <= 0.502
+    explicit = PseudoLabelHook(
+        distance=dict(type='JaccardDistance', max_distance=0.8),
+        clusterer=dict(type='DBSCANClusterer', eps=0.5))
+    assert explicit.distance.max_distance == 0.8  # user's choice is kept
