@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -21,6 +22,12 @@ def _run(args, env_extra=None, timeout=300):
     return proc
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 def _scalar_keys(work_dir):
     keys = set()
     for path in glob.glob(osp.join(work_dir, '*', 'vis_data',
@@ -35,7 +42,8 @@ def two_process_run(tiny_reid_root, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('dist2'))
     _run([
         sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-        '--master_port=29533', WORKER, tiny_reid_root, work, 'pytorch'
+        f'--master_port={_free_port()}', WORKER, tiny_reid_root, work,
+        'pytorch'
     ])
     return work
 
