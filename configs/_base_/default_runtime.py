@@ -15,6 +15,10 @@ default_hooks = dict(
         save_best='auto',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # DDP keeps per-rank BN running statistics (broadcast_buffers=False);
+    # average them after every epoch so all ranks cluster and evaluate the
+    # same model (a no-op on one process)
+    sync_buffers=dict(type='SyncNormBuffersHook'),
 )
 # A NaN/inf loss stops training with a clear error before the optimiser step
 # (BaseUSLReID.parse_losses).

@@ -3,7 +3,7 @@
 
 Launched by ``python -m torch.distributed.run --nproc_per_node N`` (gloo on
 CPU). Every rank saves what must agree across ranks — pseudo-labels, memory,
-parameters — and the sample indices it trained on.
+parameters, BN running statistics — and the sample indices it trained on.
 """
 import os.path as osp
 import sys
@@ -16,6 +16,8 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from tiny_config import tiny_cfg  # noqa: E402
 
+from mmreid_usl.engine.hooks.sync_norm_buffers_hook import \
+    norm_running_stats  # noqa: E402
 from mmreid_usl.utils import (get_ori_model, register_all_modules,  # noqa
                               setup_cpu_distributed)
 
@@ -44,6 +46,9 @@ class DumpStateHook(Hook):
                     k: v.detach().clone()
                     for k, v in model.named_parameters()
                 },
+                bn_stats=[
+                    b.clone() for b in norm_running_stats(model.encoder)
+                ],
                 batches=self.batches),
             osp.join(self.out_dir,
                      f'rank{get_rank()}_epoch{runner.epoch}.pth'))

@@ -57,6 +57,11 @@ def test_ranks_hold_identical_state(two_process_run):
         assert torch.equal(r0['memory'], r1['memory'])  # bit-identical
         for key in r0['params']:
             assert torch.equal(r0['params'][key], r1['params'][key]), key
+        # BN running statistics: each rank normalised different images, and
+        # SyncNormBuffersHook averaged them after the epoch
+        assert len(r0['bn_stats']) > 0
+        for b0, b1 in zip(r0['bn_stats'], r1['bn_stats']):
+            assert torch.equal(b0, b1)
         # each rank trained on its own whole-identity blocks of K=4
         labels = r0['labels']
         for batches in (r0['batches'], r1['batches']):
