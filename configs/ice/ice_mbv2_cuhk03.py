@@ -73,8 +73,8 @@ model = dict(
     # BN over the whole batch of 32 (1 group) instead of the official 4 GPUs
     # x 8 (num_bn_groups=online_bn_groups=4 emulates those on one process):
     # MobileNetV2 normalises after every (also depthwise) convolution, and
-    # 8-image BN statistics cost it more than half the gain (momentum mAP
-    # 1.76 vs 2.73 after 10 epochs, docs/benchmarks.md)
+    # 8-image BN statistics cost it about 40 % of the gain (momentum mAP
+    # 1.76 vs 2.65-2.73 after 10 epochs on a GPU, docs/benchmarks.md)
     num_bn_groups=1,
     online_bn_groups=1,
     # the official online forward on strong2 only moves BN statistics of the
