@@ -49,3 +49,16 @@ def test_unknown_log_is_rejected(tmp_path):
     tool = _load_tool()
     with pytest.raises(ValueError, match='no known scalar'):
         tool.plot({'foo': [(0.0, 1.0)]}, str(tmp_path / 'x.png'))
+
+
+def test_compare_runs(tmp_path):
+    tool = _load_tool()
+    run_a = {'reid/mAP': [(0.0, 0.4), (5.0, 1.7)], 'loss': [(0.5, 4.0)]}
+    run_b = {'reid/mAP': [(0.0, 0.4), (5.0, 1.9)],
+             'momentum/reid/mAP': [(0.0, 0.4), (5.0, 1.9)]}
+    out = str(tmp_path / 'cmp.png')
+    keys = tool.plot([run_a, run_b], out, legends=['CC', 'ICE'])
+    assert osp.getsize(out) > 10000
+    assert keys == ['reid/mAP', 'momentum/reid/mAP', 'loss']
+    with pytest.raises(ValueError, match='2 legends for 3 runs'):
+        tool.plot([run_a, run_b, run_a], out, legends=['CC', 'ICE'])

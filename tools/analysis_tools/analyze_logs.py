@@ -6,6 +6,10 @@ Usage::
     python tools/analysis_tools/analyze_logs.py \
         work_dirs/RUN/TIMESTAMP/vis_data/scalars.json --out curves.png
 
+    # compare runs (e.g. two methods on the same data): one colour per run
+    python tools/analysis_tools/analyze_logs.py RUN_A/.../scalars.json \
+        RUN_B/.../scalars.json --legend "Cluster Contrast" ICE --out cmp.png
+
 Reads the ``scalars.json`` written by MMEngine's ``LocalVisBackend`` (the
 pseudo-label hook logs ``pseudo_label/*`` once per epoch, validation logs
 ``reid/mAP`` …, training logs ``loss`` per logging interval).
@@ -13,7 +17,7 @@ pseudo-label hook logs ``pseudo_label/*`` once per epoch, validation logs
 import argparse
 import json
 from collections import defaultdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import matplotlib
 
@@ -72,10 +76,30 @@ def _add(series: Dict[str, list], rec: dict, x: float) -> None:
         series[key].append((x, float(value)))
 
 
-def plot(series: Dict[str, List[Tuple[float, float]]], out: str,
-         title: str = '') -> List[str]:
-    """Draw one panel per group of keys that is present; returns the keys."""
-    panels = [(name, [k for k in keys if k in series])
+Series = Dict[str, List[Tuple[float, float]]]
+
+
+def plot(series: Union[Series, Sequence[Series]],
+         out: str,
+         title: str = '',
+         legends: Optional[Sequence[str]] = None) -> List[str]:
+    """Draw one panel per group of keys that is present; returns the keys.
+
+    Args:
+        series: One run's series (from :func:`load_scalars`), or a list of
+            runs to compare; runs are told apart by colour and legend.
+        out (str): Output image path.
+        title (str): Figure title.
+        legends (Sequence[str], optional): One name per run (defaults to
+            ``run 1``, ``run 2``, ...; unused for a single run).
+    """
+    runs = [series] if isinstance(series, dict) else list(series)
+    if legends is None:
+        legends = [f'run {i + 1}' for i in range(len(runs))]
+    if len(legends) != len(runs):
+        raise ValueError(f'{len(legends)} legends for {len(runs)} runs')
+    present = set().union(*runs)
+    panels = [(name, [k for k in keys if k in present])
               for name, keys in PANELS]
     panels = [(name, keys) for name, keys in panels if keys]
     if not panels:
@@ -83,11 +107,20 @@ def plot(series: Dict[str, List[Tuple[float, float]]], out: str,
                          'the log; is it a vis_data/scalars.json file?')
     fig, axes = plt.subplots(
         1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    markers = 'osd^v<>'
     for ax, (name, keys) in zip(axes[0], panels):
-        for key in keys:
-            xs, ys = zip(*series[key])
-            style = '-' if key == 'loss' else 'o-'
-            ax.plot(xs, ys, style, label=key, markersize=3)
+        for run_idx, (run, legend) in enumerate(zip(runs, legends)):
+            for key in keys:
+                if key not in run:
+                    continue
+                xs, ys = zip(*run[key])
+                label = key if len(runs) == 1 else f'{legend}: {key}'
+                if key == 'loss':
+                    style = '-'
+                else:
+                    style = markers[run_idx % len(markers)] + \
+                        ('-' if len(runs) == 1 else '--' if run_idx else '-')
+                ax.plot(xs, ys, style, label=label, markersize=3)
         ax.set_title(name)
         ax.set_xlabel('epoch')
         ax.grid(alpha=0.3)
@@ -103,11 +136,16 @@ def plot(series: Dict[str, List[Tuple[float, float]]], out: str,
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('json', help='vis_data/scalars.json of a run')
+    parser.add_argument(
+        'json', nargs='+', help='vis_data/scalars.json of one or more runs')
+    parser.add_argument(
+        '--legend', nargs='+', help='one name per run (when comparing)')
     parser.add_argument('--out', default='curves.png', help='output image')
     parser.add_argument('--title', default='', help='figure title')
     args = parser.parse_args()
-    keys = plot(load_scalars(args.json), args.out, args.title)
+    runs = [load_scalars(path) for path in args.json]
+    keys = plot(runs[0] if len(runs) == 1 else runs, args.out, args.title,
+                args.legend)
     print(f'wrote {args.out} ({", ".join(keys)})')  # noqa: T201 (CLI output)
 
 
