@@ -64,11 +64,11 @@ model = dict(
                 'mobilenet_v2_imagenet_torchvision.pth')),
         head=dict(in_channels=1280)),
     proxy_memory=dict(feat_dim=1280),
-    # Scaled EMA: the official alpha = 0.999 (time constant 1,000 iters, 2.5
-    # of its 40 epochs) would barely move in this 1,000-iteration run;
-    # alpha = 0.99 (time constant 100 iters = one epoch here) keeps the
-    # official ratio of EMA time constant to re-clustering interval within
-    # a factor of 4 => mmengine momentum (weight of the NEW parameters) 0.01.
+    # Scaled EMA: the official alpha = 0.999 averages over ~1,000 iterations
+    # (2.5 of its 400-iteration epochs), i.e. over this whole run; alpha =
+    # 0.99 averages over ~100 iterations = one epoch here, close to the
+    # official ratio of EMA horizon to re-clustering interval (2.5) =>
+    # mmengine momentum (weight of the NEW parameters) 0.01.
     momentum=0.01,
     # BN over the whole batch of 32 (1 group) instead of the official 4 GPUs
     # x 8 (num_bn_groups=online_bn_groups=4 emulates those on one process):
