@@ -18,7 +18,7 @@ model = dict(
         head=dict(in_channels=512)),
     memory=dict(feat_dim=512))
 
-_data = dict(type='SyntheticPedestrians', data_root=None)
+__data = dict(type='SyntheticPedestrians', data_root=None)
 img_scale = (32, 64)  # (w, h)
 train_pipeline = [
     dict(type='LoadReIDImage'),
@@ -37,11 +37,11 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=2,
     sampler=dict(num_instances=4, samples_per_epoch=40 * 32),
-    dataset=dict(_data, pipeline=train_pipeline))
+    dataset=dict(__data, pipeline=train_pipeline))
 cluster_dataloader = dict(
-    num_workers=0, dataset=dict(_data, pipeline=test_pipeline))
+    num_workers=0, dataset=dict(__data, pipeline=test_pipeline))
 val_dataloader = dict(
-    num_workers=0, dataset=dict(_data, pipeline=test_pipeline))
+    num_workers=0, dataset=dict(__data, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # training from scratch tolerates a larger learning rate than fine-tuning

@@ -8,7 +8,7 @@
 _base_ = ['./ice_r50_market.py']
 
 # ---- data: cuhk03_detected at 192x96 -------------------------------------
-_data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
+__data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
 img_scale = (96, 192)  # (w, h)
 strong_pipeline = [
     dict(type='Resize', scale=img_scale, interpolation='bicubic'),
@@ -43,11 +43,11 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(samples_per_epoch=iters_per_epoch * batch_size),
-    dataset=dict(_data, pipeline=train_pipeline))
+    dataset=dict(__data, pipeline=train_pipeline))
 cluster_dataloader = dict(
-    batch_size=128, num_workers=2, dataset=dict(_data, pipeline=test_pipeline))
+    batch_size=128, num_workers=2, dataset=dict(__data, pipeline=test_pipeline))
 val_dataloader = dict(
-    batch_size=128, num_workers=2, dataset=dict(_data, pipeline=test_pipeline))
+    batch_size=128, num_workers=2, dataset=dict(__data, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # ---- model: MobileNetV2 (ImageNet), average pooling, BNNeck -------------

@@ -3,9 +3,9 @@
 # supplement's eps sweep is best at eps 0.6 (39.4 mAP), used here.
 _base_ = ['./ice_r50_market.py']
 
-_data = dict(type='MSMT17', data_root='data/msmt17/')
-train_dataloader = dict(dataset=_data)
-cluster_dataloader = dict(dataset=_data)
-val_dataloader = dict(dataset=_data)
-test_dataloader = dict(dataset=_data)
+__data = dict(type='MSMT17', data_root='data/msmt17/')
+train_dataloader = dict(dataset=__data)
+cluster_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)
 default_hooks = dict(pseudo_label=dict(clusterer=dict(eps=0.6)))

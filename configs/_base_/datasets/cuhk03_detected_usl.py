@@ -7,7 +7,7 @@
 # mAP after 5 epochs 1.67 vs 1.04 at 128x64, docs/benchmarks.md).
 _base_ = ['./market1501_usl.py']
 
-_data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
+__data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
 img_scale = (96, 192)  # (w, h)
 train_pipeline = [
     dict(type='LoadReIDImage'),
@@ -27,9 +27,9 @@ train_dataloader = dict(
     batch_size=64,
     num_workers=2,
     sampler=dict(num_instances=4, samples_per_epoch=100 * 64),
-    dataset=dict(_data, pipeline=train_pipeline))
+    dataset=dict(__data, pipeline=train_pipeline))
 cluster_dataloader = dict(
-    num_workers=2, dataset=dict(_data, pipeline=test_pipeline))
+    num_workers=2, dataset=dict(__data, pipeline=test_pipeline))
 val_dataloader = dict(
-    num_workers=2, dataset=dict(_data, pipeline=test_pipeline))
+    num_workers=2, dataset=dict(__data, pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -3,8 +3,8 @@
 # bounding_box_test/.
 _base_ = ['./market1501_usl.py']
 
-_data = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
-train_dataloader = dict(dataset=_data)
-cluster_dataloader = dict(dataset=_data)
-val_dataloader = dict(dataset=_data)
-test_dataloader = dict(dataset=_data)
+__data = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
+train_dataloader = dict(dataset=__data)
+cluster_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)

@@ -5,9 +5,9 @@
 # automatically. 400 iterations per epoch as in the official README.
 _base_ = ['./market1501_usl.py']
 
-_data = dict(type='MSMT17', data_root='data/msmt17/')
+__data = dict(type='MSMT17', data_root='data/msmt17/')
 train_dataloader = dict(
-    dataset=_data, sampler=dict(samples_per_epoch=400 * 64))
-cluster_dataloader = dict(dataset=_data)
-val_dataloader = dict(dataset=_data)
-test_dataloader = dict(dataset=_data)
+    dataset=__data, sampler=dict(samples_per_epoch=400 * 64))
+cluster_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)
