@@ -115,11 +115,9 @@ def plot(series: Union[Series, Sequence[Series]],
                     continue
                 xs, ys = zip(*run[key])
                 label = key if len(runs) == 1 else f'{legend}: {key}'
-                if key == 'loss':
-                    style = '-'
-                else:
-                    style = markers[run_idx % len(markers)] + \
-                        ('-' if len(runs) == 1 else '--' if run_idx else '-')
+                line = '-' if run_idx == 0 else '--'
+                style = line if key == 'loss' else \
+                    markers[run_idx % len(markers)] + line
                 ax.plot(xs, ys, style, label=label, markersize=3)
         ax.set_title(name)
         ax.set_xlabel('epoch')
@@ -144,8 +142,7 @@ def main() -> None:
     parser.add_argument('--title', default='', help='figure title')
     args = parser.parse_args()
     runs = [load_scalars(path) for path in args.json]
-    keys = plot(runs[0] if len(runs) == 1 else runs, args.out, args.title,
-                args.legend)
+    keys = plot(runs, args.out, args.title, args.legend)
     print(f'wrote {args.out} ({", ".join(keys)})')  # noqa: T201 (CLI output)
 
 

@@ -6,10 +6,10 @@ import torch
 import torch.nn as nn
 from mmengine.dist import all_reduce_params, get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from torch.nn.modules.batchnorm import _NormBase
 
 from mmreid_usl.registry import HOOKS
+from mmreid_usl.utils.misc import get_ori_model
 
 
 def norm_running_stats(model: nn.Module) -> List[torch.Tensor]:
@@ -49,15 +49,10 @@ class SyncNormBuffersHook(Hook):
 
     priority = 'ABOVE_NORMAL'  # before checkpointing / validation
 
-    def _sync(self, runner) -> None:
-        if get_world_size() == 1:
-            return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        stats = norm_running_stats(model)
-        if stats:
-            all_reduce_params(stats, op='mean')
-
     def after_train_epoch(self, runner) -> None:
         """Average the running statistics over the ranks."""
-        self._sync(runner)
+        if get_world_size() == 1:
+            return
+        stats = norm_running_stats(get_ori_model(runner.model))
+        if stats:
+            all_reduce_params(stats, op='mean')

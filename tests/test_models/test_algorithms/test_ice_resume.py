@@ -67,6 +67,7 @@ class _Probe(Hook):
     def __init__(self):
         self.at_start = None
         self.clusterings_before_first_iter = None
+        self.proxies_at_first_iter = None
         self.num_set_pseudo_labels = 0
 
     def before_train(self, runner):
