@@ -14,14 +14,31 @@ from mmreid_usl.registry import MODELS
 class CrossCameraProxyLoss(nn.Module):
     r"""Contrast online features with camera proxies and hard negatives.
 
-    ICE (Chen et al., ICCV 2021, Eq. 7-8), the CAP inter-camera loss (Wang et
-    al., AAAI 2021). With :math:`\hat f_i` the L2-normalised online feature,
-    :math:`\hat P_j` the camera proxies, :math:`s_{ij} = \hat f_i\cdot\hat
-    P_j/\tau_c`, :math:`\mathcal{P}_i` the positive proxies and
-    :math:`\mathcal{N}_i` the ``num_negatives`` non-positive proxies with the
-    highest (detached) similarity:
+    ICE (Chen et al., ICCV 2021, Eq. 7-8, https://arxiv.org/abs/2103.16364;
+    official code https://github.com/chenhao2345/ICE, ``camera_loss``), the
+    CAP inter-camera loss (Wang et al., AAAI 2021). With :math:`\hat f_i` the
+    L2-normalised online feature, :math:`\tilde P_j` the (normalised, see
+    below) camera proxies, :math:`s_{ij} = \hat f_i\cdot\tilde P_j/\tau_c`,
+    :math:`\mathcal{P}_i` the positive proxies and :math:`\mathcal{N}_i` the
+    ``num_negatives`` non-positive proxies with the highest (detached)
+    similarity :math:`s_{ij}`.
 
-    ``variant='code'`` (default, official code, §2.4): positives are ALL the
+    Proxy normalisation. The bank :math:`P \in \mathbb{R}^{M\times D}` holds
+    the M camera proxies as rows.
+
+    * ``proxy_norm='official'`` (default): the official code normalises the
+      TRANSPOSED bank, ``F.normalize(P.t())``, i.e. every feature dimension
+      :math:`d` across the M proxies:
+      :math:`\tilde P_{jd} = P_{jd} / \sqrt{\sum_{m=1}^{M} P_{md}^2}`.
+      For row-normalised proxies spread over all dimensions each column norm
+      is about :math:`\sqrt{M/D}`, so the logits grow by about
+      :math:`\sqrt{D/M}` (an effective temperature that depends on M), and
+      the hard negatives are ranked on these rescaled similarities.
+    * ``proxy_norm='cosine'``: every proxy is L2-normalised on its own,
+      :math:`\tilde P_j = P_j/\lVert P_j\rVert` (cosine similarity, the
+      form written in the paper).
+
+    ``variant='code'`` (default, official code): positives are ALL the
     proxies of the sample's cluster (own camera included), one softmax over
     :math:`\mathcal{P}_i \cup \mathcal{N}_i` with a uniform target, summed
     over the cameras in the batch of the per-camera mean:
@@ -49,17 +66,25 @@ class CrossCameraProxyLoss(nn.Module):
             Defaults to 50.
         variant (str): ``'code'`` or ``'paper'``. Defaults to ``'code'``.
         loss_weight (float): :math:`w` (0.5 in Eq. 8). Defaults to 0.5.
+        proxy_norm (str): ``'official'`` (normalise each feature dimension
+            of the bank across all proxies, as the official code) or
+            ``'cosine'`` (normalise each proxy). Defaults to ``'official'``.
     """
 
     def __init__(self,
                  temperature: float = 0.07,
                  num_negatives: int = 50,
                  variant: str = 'code',
-                 loss_weight: float = 0.5) -> None:
+                 loss_weight: float = 0.5,
+                 proxy_norm: str = 'official') -> None:
         super().__init__()
         if variant not in ('code', 'paper'):
             raise ValueError(f"variant must be 'code' or 'paper', got "
                              f'{variant!r}')
+        if proxy_norm not in ('official', 'cosine'):
+            raise ValueError("proxy_norm must be 'official' or 'cosine', "
+                             f'got {proxy_norm!r}')
+        self.proxy_norm = proxy_norm
         self.temperature = temperature
         self.num_negatives = num_negatives
         self.variant = variant
@@ -78,7 +103,9 @@ class CrossCameraProxyLoss(nn.Module):
 
         Args:
             feats (Tensor): ``(B, D)`` online features (normalised here).
-            proxies (Tensor): ``(M, D)`` L2-normalised camera proxies.
+            proxies (Tensor): ``(M, D)`` camera proxies (the whole bank:
+                with ``proxy_norm='official'`` every logit depends on all
+                M rows).
             proxy_labels (Tensor): ``(M,)`` cluster of each proxy.
             targets (Tensor): ``(B,)`` pseudo-labels of the batch.
             cam_index (Tensor): ``(B,)`` camera index of each sample (the
@@ -98,7 +125,16 @@ class CrossCameraProxyLoss(nn.Module):
         """
         with torch.autocast(device_type=feats.device.type, enabled=False):
             feats = F.normalize(feats.float(), dim=1)
-            sims = feats @ proxies.detach().float().t() / self.temperature
+            proxies = proxies.detach().float()
+            if proxies.dim() != 2 or proxies.shape[1] != feats.shape[1]:
+                raise ValueError(
+                    f'proxies must be (M, {feats.shape[1]}), got '
+                    f'{tuple(proxies.shape)}')
+            # 'official': columns (feature dimensions) over the M proxies,
+            # i.e. F.normalize(P.t(), dim=1).t(); 'cosine': rows.
+            proxies = F.normalize(
+                proxies, dim=0 if self.proxy_norm == 'official' else 1)
+            sims = feats @ proxies.t() / self.temperature
             pos = proxy_labels.unsqueeze(0) == targets.unsqueeze(1)  # (B, M)
             if self.variant == 'paper':
                 if proxy_cams is None:

@@ -9,9 +9,13 @@ from mmreid_usl.models.losses.cross_camera_proxy_loss import \
     CrossCameraProxyLoss
 
 
-def _reference_code(feats, proxies, plabels, targets, cams, tau, k):
-    """Per-sample loop of the official formulation (§2.4)."""
+def _reference_code(feats, proxies, plabels, targets, cams, tau, k,
+                    proxy_norm='official'):
+    """Per-sample loop of the official formulation (ICE ``camera_loss``)."""
     f = F.normalize(feats, dim=1)
+    if proxy_norm == 'official':
+        # As the official code: F.normalize(bank.t()) is (D, M); f @ it.
+        proxies = F.normalize(proxies.t()).t()
     total = 0.
     for c in torch.unique(cams):
         idx = torch.nonzero(cams == c).flatten()
@@ -31,6 +35,64 @@ def _reference_code(feats, proxies, plabels, targets, cams, tau, k):
     return total
 
 
+def test_hand_computed_official_transposed_normalisation():
+    # Same bank as below: rows (1,0), (1,1)/sqrt2, (0,1). Each column's norm
+    # over the 3 proxies is sqrt(1 + 1/2) = sqrt(1.5), so every similarity is
+    # the cosine divided by sqrt(1.5).
+    feats = torch.tensor([[1., 0.]])
+    proxies = F.normalize(torch.tensor([[1., 0.], [1., 1.], [0., 1.]]), dim=1)
+    plabels = torch.tensor([0, 0, 1])
+    c = math.sqrt(1.5)
+    s = [1 / c / 0.5, (1 / math.sqrt(2)) / c / 0.5, 0.]
+    lse = math.log(sum(math.exp(v) for v in s))
+    expected = -0.5 * ((s[0] - lse) + (s[1] - lse))
+    loss = CrossCameraProxyLoss(
+        temperature=0.5, loss_weight=1.0)(feats, proxies, plabels,
+                                          torch.tensor([0]), torch.tensor([0]))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_official_normalisation_changes_hard_negative():
+    # f = (0.6, 0.8). Four positive proxies (0, 1) make column 1 heavy, so
+    # the official per-dimension normalisation shrinks dimension 1: the hard
+    # negative becomes (1, 0) instead of the cosine's (0.28, 0.96).
+    feats = torch.tensor([[0.6, 0.8]])
+    proxies = torch.tensor([[0., 1.]] * 4 + [[1., 0.], [0.28, 0.96]])
+    plabels = torch.tensor([0, 0, 0, 0, 1, 2])
+    tau = 0.1
+    c0 = math.sqrt(1 + 0.28**2)
+    c1 = math.sqrt(4 + 0.96**2)
+    s_pos = 0.8 / c1
+    s_a = 0.6 / c0  # proxy (1, 0)
+    s_b = 0.6 * 0.28 / c0 + 0.8 * 0.96 / c1  # proxy (0.28, 0.96)
+    assert s_a > s_b  # the official ranking
+    expected = -(s_pos / tau - math.log(4 * math.exp(s_pos / tau) +
+                                        math.exp(s_a / tau)))
+    loss = CrossCameraProxyLoss(
+        temperature=tau, num_negatives=1, loss_weight=1.0)(feats, proxies,
+                                                           plabels,
+                                                           torch.tensor([0]),
+                                                           torch.tensor([0]))
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    # cosine: (0.28, 0.96) has cosine 0.936 > 0.6 and is the hard negative.
+    expected_cos = -(0.8 / tau - math.log(4 * math.exp(0.8 / tau) +
+                                          math.exp(0.936 / tau)))
+    loss_cos = CrossCameraProxyLoss(
+        temperature=tau, num_negatives=1, loss_weight=1.0,
+        proxy_norm='cosine')(feats, proxies, plabels, torch.tensor([0]),
+                             torch.tensor([0]))
+    assert loss_cos.item() == pytest.approx(expected_cos, rel=1e-5)
+
+
+def test_bad_proxy_norm_and_shape():
+    with pytest.raises(ValueError, match='proxy_norm'):
+        CrossCameraProxyLoss(proxy_norm='row')
+    with pytest.raises(ValueError, match='proxies must be'):
+        CrossCameraProxyLoss()(
+            torch.randn(2, 4), torch.randn(3, 5), torch.tensor([0, 1, 2]),
+            torch.tensor([0, 1]), torch.tensor([0, 0]))
+
+
 def test_hand_computed_two_positives_one_negative():
     # Sample of cluster 0 in camera 0; proxies: cl0/cam0, cl0/cam1, cl1/cam0.
     feats = torch.tensor([[1., 0.]])
@@ -40,7 +102,8 @@ def test_hand_computed_two_positives_one_negative():
     lse = math.log(sum(math.exp(v) for v in s))
     expected = -0.5 * ((s[0] - lse) + (s[1] - lse))
     loss = CrossCameraProxyLoss(
-        temperature=0.5, loss_weight=1.0)(feats, proxies, plabels,
+        temperature=0.5, loss_weight=1.0,
+        proxy_norm='cosine')(feats, proxies, plabels,
                                           torch.tensor([0]), torch.tensor([0]))
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
@@ -58,22 +121,26 @@ def test_top_k_negative_selection():
     expected = -(
         s[0] - math.log(math.exp(s[0]) + math.exp(s[1]) + math.exp(s[2])))
     loss = CrossCameraProxyLoss(
-        temperature=tau, num_negatives=2, loss_weight=1.0)(feats, proxies,
+        temperature=tau, num_negatives=2, loss_weight=1.0,
+        proxy_norm='cosine')(feats, proxies,
                                                            plabels,
                                                            torch.tensor([0]),
                                                            torch.tensor([0]))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_matches_reference_loop_and_camera_sum():
+@pytest.mark.parametrize('proxy_norm', ['official', 'cosine'])
+def test_matches_reference_loop_and_camera_sum(proxy_norm):
     torch.manual_seed(0)
     feats = torch.randn(8, 16)
     proxies = F.normalize(torch.randn(70, 16), dim=1)
     plabels = torch.randint(0, 20, (70, ))
     targets = plabels[torch.randint(0, 70, (8, ))]
     cams = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0])
-    ref = _reference_code(feats, proxies, plabels, targets, cams, 0.07, 50)
-    loss = CrossCameraProxyLoss()(feats, proxies, plabels, targets, cams)
+    ref = _reference_code(feats, proxies, plabels, targets, cams, 0.07, 50,
+                          proxy_norm)
+    loss = CrossCameraProxyLoss(proxy_norm=proxy_norm)(feats, proxies,
+                                                       plabels, targets, cams)
     assert torch.allclose(loss, 0.5 * ref, rtol=1e-4)
 
 
@@ -87,7 +154,8 @@ def test_paper_variant_other_camera_positives():
     # Only the camera-1 proxy is a positive; own-camera proxy is neither.
     expected = -(s[1] - math.log(math.exp(s[1]) + math.exp(s[2])))
     loss = CrossCameraProxyLoss(
-        temperature=tau, variant='paper', loss_weight=1.0)(
+        temperature=tau, variant='paper', loss_weight=1.0,
+        proxy_norm='cosine')(
             feats,
             proxies,
             plabels,
