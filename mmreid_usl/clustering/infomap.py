@@ -16,20 +16,27 @@ from .pseudo_label_result import relabel_contiguous
 class InfomapClusterer:
     """Infomap (Rosvall & Bergstrom, PNAS 2008) on a kNN similarity graph.
 
-    The alternative clusterer of the Cluster Contrast README: every point is
-    linked to its ``k`` nearest neighbours (itself excluded) whose cosine
-    similarity ``s_ij = 1 - d²_ij / 2`` (L2-normalised features) is at least
-    ``min_sim``, with weight ``s_ij``; the two-level map equation is
-    minimised on the directed graph, and modules with fewer than
-    ``min_cluster_size`` members (and isolated points) become outliers (-1).
-    Uses the ``infomap`` package.
+    The alternative clusterer of Cluster Contrast (Dai et al., ACCV 2022,
+    https://arxiv.org/abs/2103.11568; official script
+    ``examples/cluster_contrast_train_usl_infomap.py`` of
+    https://github.com/alibaba/cluster-contrast-reid, README command
+    ``--eps 0.5 --k1 15 --k2 4``). The kNN list of every point has ``k``
+    entries INCLUDING the point itself (the official ``k1``), so each point
+    is linked to its ``k - 1`` nearest other points whose cosine similarity
+    ``s_ij = 1 - d²_ij / 2`` (L2-normalised features) is at least ``min_sim``
+    (the official ``eps``), with weight ``s_ij``. The two-level map equation
+    is minimised on this directed graph; modules with fewer than
+    ``min_cluster_size`` members, i.e. at most ``min_cluster_size - 1`` (the
+    official ``k2 = 4``, "clusters of <= 4 images are outliers"), and points
+    without any edge become outliers (-1). Uses the ``infomap`` package.
 
     Args:
-        k (int): Neighbours per point. Defaults to 15.
+        k (int): Size of each kNN list, the point itself included (the
+            official ``k1``). Defaults to 15 (14 neighbours).
         min_sim (float): Minimum cosine similarity of an edge. Defaults
             to 0.5.
         min_cluster_size (int): Smaller modules become outliers. Defaults
-            to 2.
+            to 5 (the official ``k2 = 4``: modules of <= 4 are dropped).
         num_trials (int): Infomap restarts (best kept). Defaults to 1.
         seed (int): Infomap seed. Defaults to 123.
         knn_backend (str): See :func:`knn_search`. Defaults to ``'auto'``.
@@ -38,10 +45,16 @@ class InfomapClusterer:
     def __init__(self,
                  k: int = 15,
                  min_sim: float = 0.5,
-                 min_cluster_size: int = 2,
+                 min_cluster_size: int = 5,
                  num_trials: int = 1,
                  seed: int = 123,
                  knn_backend: str = 'auto') -> None:
+        if k < 2:
+            raise ValueError(f'k counts the point itself and must be >= 2, '
+                             f'got {k}')
+        if min_cluster_size < 1:
+            raise ValueError(
+                f'min_cluster_size must be >= 1, got {min_cluster_size}')
         self.k = k
         self.min_sim = min_sim
         self.min_cluster_size = min_cluster_size
@@ -60,7 +73,9 @@ class InfomapClusterer:
         """
         import infomap
         n = feats.shape[0]
-        k = min(self.k + 1, n)
+        k = min(self.k, n)
+        # knn_search puts the query itself at rank 0 (ties included), so
+        # column 0 is the point and columns 1..k-1 its k-1 neighbours.
         sqdist, index = knn_search(feats.detach().float(), k,
                                    backend=self.knn_backend)
         sim = (1 - sqdist[:, 1:] / 2).cpu().numpy().astype(np.float64)
