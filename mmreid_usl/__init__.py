@@ -5,14 +5,8 @@ import warnings
 import mmengine
 from mmengine.utils import digit_version
 
-# mmcv-lite (the declared requirement) has no compiled ops; mmpretrain's
-# import of mmcv.cnn warns about one we never use.
-warnings.filterwarnings(
-    'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
-
-from .utils.checkpoint_safety import \
-    allow_mmengine_checkpoint_globals  # noqa: E402
-from .version import __version__, version_info  # noqa: E402
+from .utils.checkpoint_safety import allow_mmengine_checkpoint_globals
+from .version import __version__, version_info
 
 MMENGINE_MIN, MMENGINE_MAX = '0.10.0', '1.0.0'
 if not (digit_version(MMENGINE_MIN) <= digit_version(mmengine.__version__)
@@ -22,7 +16,10 @@ if not (digit_version(MMENGINE_MIN) <= digit_version(mmengine.__version__)
                   f'mmengine>={MMENGINE_MIN},<{MMENGINE_MAX}.')
 
 # torch>=2.6 loads checkpoints with weights_only=True; mmengine writes a few
-# non-tensor objects (HistoryBuffer, numpy arrays/scalars) into them.
+# non-tensor objects (HistoryBuffer, numpy arrays/scalars) into them. This
+# only adds those exact globals to torch's allow-list; nothing is patched.
+# (The warning filter for mmcv-lite's missing ops is set by the tools, see
+# mmreid_usl.utils.setup_runtime, not on import.)
 allow_mmengine_checkpoint_globals()
 
 __all__ = ['__version__', 'version_info']

@@ -1,10 +1,12 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-from .checkpoint_safety import allow_mmengine_checkpoint_globals
+from .checkpoint_safety import (allow_mmengine_checkpoint_globals,
+                                setup_runtime, silence_known_warnings)
 from .dist import all_gather_cat
 from .misc import get_ori_model
 from .setup_env import register_all_modules, setup_cpu_distributed
 
 __all__ = [
     'allow_mmengine_checkpoint_globals', 'all_gather_cat', 'get_ori_model',
-    'register_all_modules', 'setup_cpu_distributed'
+    'register_all_modules', 'setup_cpu_distributed', 'setup_runtime',
+    'silence_known_warnings'
 ]

@@ -1,6 +1,29 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Make MMEngine checkpoints loadable with ``torch.load(weights_only=True)``."""
-from typing import List
+"""Make MMEngine checkpoints loadable with ``torch.load(weights_only=True)``.
+
+torch >= 2.6 loads checkpoints with ``weights_only=True`` by default: only
+tensors, containers and explicitly allow-listed globals are unpickled.
+MMEngine writes a few more objects into ``checkpoint['meta']`` and
+``checkpoint['message_hub']``:
+
+- numpy arrays, dtypes and scalars (seed, dataset meta, logged values);
+- :class:`mmengine.logging.HistoryBuffer` (one per logged scalar) and
+  :class:`mmengine.config.ConfigDict`;
+- inside every ``HistoryBuffer``, its ``statistics_methods`` dict. Pickle
+  protocol 2 (``torch.save``'s default) writes each of these functions as
+  ``getattr(HistoryBuffer, 'min')`` (``builtins.getattr`` applied to the
+  class and the name).
+
+Allow-listing ``builtins.getattr`` itself would let a checkpoint reach any
+attribute of any allow-listed object. Instead the name ``builtins.getattr``
+is bound, for the safe unpickler only, to :func:`history_buffer_getattr`,
+which resolves exactly ``getattr(HistoryBuffer, <statistic name>)`` for
+MMEngine's own statistics and refuses everything else. Nothing in MMEngine is
+patched: the checkpoints it writes are unchanged.
+"""
+import pickle
+import warnings
+from typing import Callable, List
 
 import numpy as np
 import torch
@@ -32,45 +55,73 @@ def _numpy_globals() -> List:
     return objs
 
 
-_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+#: The statistics MMEngine registers on every ``HistoryBuffer``.
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 
 
-def _history_buffer_getstate(self) -> dict:
-    """``HistoryBuffer.__getstate__`` without the default statistics.
+def history_buffer_getattr(obj: object, name: str) -> Callable:
+    """``getattr`` restricted to ``HistoryBuffer``'s own statistics.
 
-    MMEngine pickles ``HistoryBuffer.statistics_methods`` with every buffer,
-    and its functions are written as ``getattr(HistoryBuffer, 'min')``.
-    Allow-listing the builtin ``getattr`` would let a malicious checkpoint
-    reach any attribute (and through ``__globals__`` any builtin), so instead
-    the four default methods — which ``__setstate__`` re-registers anyway —
-    are left out. Custom methods registered by the user are still pickled.
+    Bound to the global name ``builtins.getattr`` of the weights-only
+    unpickler (see the module docstring). Any other use is an error.
+
+    Raises:
+        pickle.UnpicklingError: ``obj`` is not ``HistoryBuffer`` or ``name``
+            is not one of :data:`HISTORY_BUFFER_STATISTICS`.
     """
-    state = dict(self.__dict__)
-    state.pop('statistics_methods', None)
-    custom = {
-        name: method
-        for name, method in self._statistics_methods.items()
-        if name not in _DEFAULT_STATISTICS
-    }
-    if custom:
-        state['statistics_methods'] = custom
-    return state
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({obj!r}, {name!r}) in a weights-only checkpoint: '
+        'only HistoryBuffer statistics '
+        f'{HISTORY_BUFFER_STATISTICS} are allowed.')
 
 
 def allow_mmengine_checkpoint_globals() -> None:
-    """Allow-list the globals MMEngine writes into checkpoints.
+    """Allow-list exactly the globals MMEngine writes into checkpoints.
 
-    MMEngine stores the message hub (``HistoryBuffer`` objects holding numpy
-    arrays) and numpy scalars in ``checkpoint['meta']``. torch >= 2.6 loads
-    with ``weights_only=True`` by default and rejects them; allow-listing
-    keeps the safe loader on instead of turning ``weights_only`` off.
-    ``HistoryBuffer`` is also made to pickle without ``getattr`` references
-    (see :func:`_history_buffer_getstate`).
+    Registers with :func:`torch.serialization.add_safe_globals`:
+    ``HistoryBuffer``, ``ConfigDict``, the numpy reconstruction helpers and
+    scalar/dtype types, and :func:`history_buffer_getattr` under the name
+    ``builtins.getattr``. Idempotent (the allow-list is a set). Called when
+    :mod:`mmreid_usl` is imported; it changes no behaviour of MMEngine or
+    torch other than letting these objects through the safe loader.
     """
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is None:  # torch < 2.4: no weights_only default
         return
     from mmengine.config import ConfigDict
     from mmengine.logging import HistoryBuffer
-    HistoryBuffer.__getstate__ = _history_buffer_getstate
     add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_globals())
+    try:
+        add_safe_globals([(history_buffer_getattr, 'builtins.getattr')])
+    except (TypeError, ValueError):  # pragma: no cover (torch < 2.5)
+        # No (callable, name) form: such torch versions do not load with
+        # weights_only=True by default, so MMEngine's loads still work.
+        pass
+
+
+def silence_known_warnings() -> None:
+    """Hide warnings about optional features this package never uses.
+
+    ``mmcv-lite`` (the declared requirement) has no compiled ops; importing
+    mmpretrain then warns that ``MultiScaleDeformableAttention`` cannot be
+    imported. Called by the tools and :func:`setup_runtime` — not on import,
+    so that importing :mod:`mmreid_usl` leaves the warning filters of the
+    caller alone.
+    """
+    warnings.filterwarnings(
+        'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
+
+def setup_runtime() -> None:
+    """One call for command-line tools and inference entry points.
+
+    Allow-lists MMEngine's checkpoint globals (see
+    :func:`allow_mmengine_checkpoint_globals`) and silences the warnings of
+    :func:`silence_known_warnings`. ``tools/train.py``, ``tools/test.py``,
+    the analysis tools and :func:`mmreid_usl.apis.init_model` call it.
+    """
+    silence_known_warnings()
+    allow_mmengine_checkpoint_globals()
