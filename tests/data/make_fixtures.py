@@ -84,6 +84,40 @@ MSMT_V2 = [
         '0003/0003_000_04_0114morning_0050_0.jpg'
     ]),
 ]
+# PersonX in the Market layout Cluster Contrast reads: cameras 3, 4, 8, 10,
+# 11, 12; test ids follow the 410 train ids.
+PERSONX = {
+    'bounding_box_train': [
+        '0001_c3_0001.jpg', '0001_c4_0002.jpg', '0001_c8_0003.jpg',
+        '0005_c10_0001.jpg', '0005_c11_0002.jpg', '0005_c12_0003.jpg',
+        '0009_c3_0001.jpg', '0009_c12_0002.jpg'
+    ],
+    'query': ['0411_c3_0001.jpg', '0412_c10_0001.jpg'],
+    'bounding_box_test': [
+        '0411_c4_0002.jpg', '0411_c11_0003.jpg', '0412_c8_0002.jpg',
+        '0413_c12_0001.jpg'
+    ],
+}
+# VeRi-776: VVVV_cCCC_FFFFFFFF_N.jpg in image_train/, image_query/ and
+# image_test/ (the gallery), with the name_*.txt lists of the release.
+VERI = {
+    'image_train': [
+        '0001_c001_00016450_0.jpg', '0001_c002_00015940_0.jpg',
+        '0001_c019_00013285_1.jpg', '0004_c015_00060520_0.jpg',
+        '0004_c020_00011995_1.jpg', '0005_c003_00079210_0.jpg',
+        '0005_c004_00071550_1.jpg'
+    ],
+    'image_query': ['0002_c002_00030600_0.jpg', '0010_c014_00037895_0.jpg'],
+    'image_test': [
+        '0002_c002_00030605_1.jpg', '0002_c003_00084280_0.jpg',
+        '0010_c006_00012040_0.jpg', '0014_c011_00034755_1.jpg',
+        '0014_c017_00090265_0.jpg'
+    ],
+}
+VERI_LISTS = dict(
+    image_train='name_train.txt',
+    image_query='name_query.txt',
+    image_test='name_test.txt')
 
 
 def write_image(path: str) -> None:
@@ -112,6 +146,12 @@ def main() -> None:
         f.write(b'\0' * 16)
     write_folders(osp.join(ROOT, 'DukeMTMC-reID'), DUKE)
     write_folders(osp.join(ROOT, 'MSMT17_V1'), MSMT_V1)
+    write_folders(osp.join(ROOT, 'PersonX'), PERSONX)
+    veri = osp.join(ROOT, 'VeRi')
+    write_folders(veri, VERI)
+    for sub, list_name in VERI_LISTS.items():
+        with open(osp.join(veri, list_name), 'w') as f:
+            f.writelines(f'{name}\n' for name in VERI[sub])
     v2 = osp.join(ROOT, 'MSMT17_V2')
     for list_name, sub, rel_paths in MSMT_V2:
         lines = []
