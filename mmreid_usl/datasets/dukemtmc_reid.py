@@ -9,10 +9,12 @@ class DukeMTMCReID(ReIDFolderDataset):
     """DukeMTMC-reID [1]_ (folder ``DukeMTMC-reID``).
 
     File names ``PPPP_cC_fFFFFFFF.jpg`` (e.g. ``0001_c2_f0046182.jpg``) are
-    parsed with ``r'([-\\d]+)_c(\\d+)'``; as in the official code, cameras
+    parsed with ``r'^(-1|\\d+)_c(\\d+)'`` (anchored at the start of the
+    name); as in the official code, cameras
     must lie in 1..8.
 
-    Expected sizes (algorithms.md §0.1): train 16,522 images / 702 ids
+    Expected sizes (``docs/algorithms/common.md#datasets``): train 16,522
+    images / 702 ids
     (relabelled 0..701); query 2,228 / 702; gallery 17,661 / 1,110
     (702 + 408 distractor ids); test = query + gallery (19,889).
 

@@ -9,11 +9,12 @@ class Market1501(ReIDFolderDataset):
     """Market-1501 [1]_ (folder ``Market-1501-v15.09.15``).
 
     File names ``PPPP_cCsS_FFFFFF_BB.jpg`` (e.g. ``0002_c1s1_000451_03.jpg``)
-    are parsed with ``r'([-\\d]+)_c(\\d+)'``; as in the official code, cameras
+    are parsed with ``r'^(-1|\\d+)_c(\\d+)'`` (anchored at the start of the
+    name); as in the official code, cameras
     must lie in 1..6 and pids in 0..1501 (``-1`` junk is dropped, ``0``
     distractors stay in the gallery).
 
-    Expected sizes (algorithms.md §0.1):
+    Expected sizes (``docs/algorithms/common.md#datasets``):
 
     ============  ========  =====================
     split         images    identities

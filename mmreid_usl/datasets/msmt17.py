@@ -8,7 +8,7 @@ from mmreid_usl.registry import DATASETS
 from .reid_folder_dataset import ReIDFolderDataset
 
 #: Base-name pattern of the official list layout: ``PPPP_III_CC_...``.
-MSMT17_LIST_NAME_PATTERN = r'^([-\d]+)_[-\d]+_(\d+)'
+MSMT17_LIST_NAME_PATTERN = r'^(-1|\d+)_[-\d]+_(\d+)'
 
 LAYOUTS = ('auto', 'folders', 'lists')
 
@@ -19,20 +19,24 @@ class MSMT17(ReIDFolderDataset):
 
     - ``layout='folders'`` (``MSMT17_V1`` as Cluster Contrast expects it):
       Market-style ``bounding_box_train/``, ``query/``, ``bounding_box_test/``
-      with names ``<pid>_c<cam>...`` parsed by ``r'([-\\d]+)_c(\\d+)'``.
-    - ``layout='lists'`` (``MSMT17_V2`` as ICE reads it, also the layout of
-      the official downloads): images under ``train/`` and ``test/``; lines
+      with names ``<pid>_c<cam>...`` parsed by ``r'^(-1|\\d+)_c(\\d+)'``
+      (anchored at the start of the name).
+    - ``layout='lists'`` (the official downloads, as ICE reads them): lines
       ``<relative path> <label>`` in ``list_train.txt`` + ``list_val.txt``
       (together the train split), ``list_query.txt`` and
-      ``list_gallery.txt``. As in ICE, pid and camera are parsed from the
+      ``list_gallery.txt``; the images are under ``train/`` and ``test/``
+      (``MSMT17_V1``) or the face-masked ``mask_train_v2/`` and
+      ``mask_test_v2/`` (``MSMT17_V2``, the folders ICE reads); whichever
+      pair exists is used. As in ICE, pid and camera are parsed from the
       base name ``PPPP_III_CC_...`` (e.g.
       ``0000_000_01_0303morning_0015_0.jpg``: pid 0, camera 1) with
-      ``r'^([-\\d]+)_[-\\d]+_(\\d+)'``; the label column is not used.
+      ``r'^(-1|\\d+)_[-\\d]+_(\\d+)'``; the label column is not used.
     - ``layout='auto'``: ``'lists'`` if ``list_train.txt`` exists under
       ``data_root``, else ``'folders'``.
 
     Cameras must lie in 1..15 (stored 0..14). Expected sizes of V2
-    (algorithms.md §0.1): train (train + val) 32,621 images / 1,041 ids
+    (``docs/algorithms/common.md#msmt17-layouts``): train (train + val)
+    32,621 images / 1,041 ids
     (relabelled 0..1040); query 11,659 / 3,060 ids; gallery 82,161 / 3,060
     ids; 15 cameras. The converted V1 folders give the same counts.
 
@@ -53,11 +57,14 @@ class MSMT17(ReIDFolderDataset):
 
     METAINFO: dict = dict(dataset_name='MSMT17')
 
-    #: Sub-folder and list files of each split in the list layout.
+    #: Image sub-folder candidates (first existing wins) and list files of
+    #: each split in the list layout: V1 ``train/``/``test/``, V2
+    #: ``mask_train_v2/``/``mask_test_v2/``.
     LIST_FILES = dict(
-        train=('train', ('list_train.txt', 'list_val.txt')),
-        query=('test', ('list_query.txt', )),
-        gallery=('test', ('list_gallery.txt', )))
+        train=(('train', 'mask_train_v2'), ('list_train.txt',
+                                             'list_val.txt')),
+        query=(('test', 'mask_test_v2'), ('list_query.txt', )),
+        gallery=(('test', 'mask_test_v2'), ('list_gallery.txt', )))
 
     def __init__(self,
                  data_root: str,
@@ -105,13 +112,18 @@ class MSMT17(ReIDFolderDataset):
         """Read one split in the selected layout."""
         if self.layout == 'folders':
             return super().load_split(split)
-        sub_dir, list_names = self.LIST_FILES[split]
+        sub_dirs, list_names = self.LIST_FILES[split]
         if split == 'train' and not self.use_val_in_train:
             list_names = list_names[:1]
-        img_dir = osp.join(self.data_root, sub_dir)
-        if not osp.isdir(img_dir):
-            raise FileNotFoundError(f'{type(self).__name__}: image folder '
-                                    f'{img_dir!r} does not exist.')
+        found = [
+            d for d in sub_dirs if osp.isdir(osp.join(self.data_root, d))
+        ]
+        if not found:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: no image folder for split '
+                f'{split!r} under {self.data_root!r}: expected one of '
+                f'{list(sub_dirs)}.')
+        img_dir = osp.join(self.data_root, found[0])
         items = []
         for name in list_names:
             items += self._read_list(osp.join(self.data_root, name), img_dir)

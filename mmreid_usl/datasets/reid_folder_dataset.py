@@ -12,8 +12,10 @@ from .base_reid_dataset import BaseReIDDataset
 MARKET_SPLIT_DIRS: Dict[str, str] = dict(
     train='bounding_box_train', query='query', gallery='bounding_box_test')
 
-#: Default file-name pattern: ``<pid>_c<cam>`` (pid may be ``-1``).
-MARKET_NAME_PATTERN = r'([-\d]+)_c(\d+)'
+#: Default file-name pattern: the name STARTS with ``<pid>_c<cam>``, where
+#: pid is ``-1`` (junk) or digits, and cam is 1-based digits. Anchored, so
+#: that e.g. ``photo_2023_c3.jpg`` is an error rather than person 2023.
+MARKET_NAME_PATTERN = r'^(-1|\d+)_c(\d+)'
 
 IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -25,16 +27,24 @@ class ReIDFolderDataset(BaseReIDDataset):
     ``data_root/{bounding_box_train, query, bounding_box_test}/`` hold the
     images; each file name gives the person id and the 1-based camera id
     through ``name_pattern`` (its first group is the pid, its second the
-    camera), searched in the base name. Files whose suffix is not an image
-    suffix (e.g. ``Thumbs.db``) are ignored; an image whose name does not
-    match the pattern is an error. See :class:`BaseReIDDataset` for the
-    protocol (junk ``-1`` dropped, train relabelled, ``camid = cam - 1``).
+    camera), searched (``re.search``) in the base name. The default pattern
+    ``r'^(-1|\\d+)_c(\\d+)'`` is anchored: the name must START with the
+    pid, so ``0002_c1s1_000451_03.jpg`` is person 2, camera 1, while
+    ``photo_2023_c3.jpg`` or ``0000-1_c01.jpg`` are errors (a custom pattern
+    is anchored only if it starts with ``^``). Files whose suffix is not an
+    image suffix (e.g. ``Thumbs.db``) are ignored; an image whose name does
+    not match the pattern, whose groups are not integers, whose pid is below
+    ``-1`` or whose camera is below ``cam_start`` (e.g. ``c00`` with the
+    1-based Market convention) is an error that names the file and the
+    pattern. See :class:`BaseReIDDataset` for the protocol (junk ``-1``
+    dropped, train relabelled, ``camid = cam - cam_start``).
 
     Args:
         data_root (str): Root folder.
         split (str): ``'train'``, ``'query'``, ``'gallery'`` or ``'test'``.
         name_pattern (str): Regex with two groups (pid, camera).
-            Defaults to ``r'([-\\d]+)_c(\\d+)'`` (two-digit cameras work).
+            Defaults to ``r'^(-1|\\d+)_c(\\d+)'`` (two-digit cameras
+            work).
         split_dirs (dict, optional): Sub-folder of each of ``'train'``,
             ``'query'``, ``'gallery'``; missing keys take the Market names.
         cam_range (tuple[int, int], optional): Inclusive range of valid
@@ -42,6 +52,9 @@ class ReIDFolderDataset(BaseReIDDataset):
         pid_range (tuple[int, int], optional): Inclusive range of valid
             person ids other than the junk ``-1``. Defaults to None.
         img_suffixes (Sequence[str]): Image suffixes (case-insensitive).
+        cam_start (int): Camera number of the first camera in the file
+            names; ``camid = cam - cam_start`` is 0-based. Defaults to 1 (the
+            Market-1501 convention ``c1`` ... ``c6``).
         **kwargs: See :class:`BaseReIDDataset`.
     """
 
@@ -55,7 +68,11 @@ class ReIDFolderDataset(BaseReIDDataset):
                  cam_range: Optional[Tuple[int, int]] = None,
                  pid_range: Optional[Tuple[int, int]] = None,
                  img_suffixes: Sequence[str] = IMG_SUFFIXES,
+                 cam_start: int = 1,
                  **kwargs) -> None:
+        if not isinstance(cam_start, int) or isinstance(cam_start, bool):
+            raise TypeError(f'cam_start must be an int, got {cam_start!r}.')
+        self.cam_start = cam_start
         self.name_pattern = name_pattern
         self._regex = re.compile(name_pattern)
         if self._regex.groups < 2:
@@ -77,11 +94,25 @@ class ReIDFolderDataset(BaseReIDDataset):
         """
         name = osp.basename(path)
         match = self._regex.search(name)
+        where = (f'{type(self).__name__}: file name {name!r} ({path}), '
+                 f'pattern r"{self.name_pattern}"')
         if match is None:
-            raise ValueError(f'{type(self).__name__}: file name {name!r} '
-                             f'({path}) does not match the pattern '
-                             f'r"{self.name_pattern}".')
-        pid, cam = int(match.group(1)), int(match.group(2))
+            raise ValueError(f'{where}: the name does not match the pattern '
+                             '(its groups are the person id and the camera).')
+        try:
+            pid, cam = int(match.group(1)), int(match.group(2))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f'{where}: the groups {match.group(1)!r} (person id) and '
+                f'{match.group(2)!r} (camera) must be integers.') from None
+        if pid < -1:
+            raise ValueError(f'{where}: person id {pid} is below -1 (-1 '
+                             'marks junk images).')
+        if cam < self.cam_start:
+            raise ValueError(
+                f'{where}: camera {cam} is below {self.cam_start}; cameras in '
+                f'file names are numbered from {self.cam_start} (set '
+                '`cam_start=0` for a dataset whose cameras start at 0).')
         if self.cam_range is not None and not (self.cam_range[0] <= cam <=
                                                self.cam_range[1]):
             raise ValueError(f'{type(self).__name__}: camera {cam} of {path} '
@@ -90,7 +121,7 @@ class ReIDFolderDataset(BaseReIDDataset):
                 self.pid_range[0] <= pid <= self.pid_range[1]):
             raise ValueError(f'{type(self).__name__}: pid {pid} of {path} is '
                              f'outside {self.pid_range}.')
-        return pid, cam - 1
+        return pid, cam - self.cam_start
 
     def list_images(self, folder: str) -> List[str]:
         """Sorted image paths of ``folder`` (not recursive).

@@ -40,7 +40,41 @@ def test_empty_and_unparsable(tmp_path):
     with pytest.raises(ValueError) as err:
         ReIDFolderDataset(str(tmp_path))
     assert 'person_a.jpg' in str(err.value)
-    assert r'([-\d]+)_c(\d+)' in str(err.value)
+    assert r'^(-1|\d+)_c(\d+)' in str(err.value)
+
+
+@pytest.mark.parametrize(
+    'name,problem',
+    [
+        ('0000-1_c01s1_000001_00.jpg', 'does not match'),  # bad pid
+        ('photo_2023_c3.jpg', 'does not match'),  # pid not at the start
+        ('0001_c00s1_000001_00.jpg', 'camera 0 is below 1'),  # 1-based
+        ('-2_c1s1_000001_00.jpg', 'does not match'),
+    ])
+def test_bad_names_name_the_file_and_pattern(tmp_path, name, problem):
+    _touch(tmp_path / 'bounding_box_train', '0002_c1s1_000451_03.jpg', name)
+    with pytest.raises(ValueError) as err:
+        ReIDFolderDataset(str(tmp_path))
+    msg = str(err.value)
+    assert name in msg and problem in msg
+    assert r'^(-1|\d+)_c(\d+)' in msg
+
+
+def test_non_integer_groups_name_the_file(tmp_path):
+    _touch(tmp_path / 'bounding_box_train', 'pX-cam3.png')
+    with pytest.raises(ValueError) as err:
+        ReIDFolderDataset(
+            str(tmp_path), name_pattern=r'p(\w+)-cam(\d+)')
+    assert 'pX-cam3.png' in str(err.value)
+    assert 'must be integers' in str(err.value)
+
+
+def test_zero_based_cameras_need_cam_start(tmp_path):
+    _touch(tmp_path / 'bounding_box_train', '0001_c0_a.jpg', '0001_c1_b.jpg')
+    with pytest.raises(ValueError, match='0001_c0_a.jpg'):
+        ReIDFolderDataset(str(tmp_path))
+    ds = ReIDFolderDataset(str(tmp_path), cam_start=0)
+    assert ds.get_camids().tolist() == [0, 1]
 
 
 def test_only_junk_is_empty(tmp_path):
