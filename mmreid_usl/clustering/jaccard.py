@@ -42,9 +42,11 @@ class JaccardDistance:
     """k-reciprocal encoding Jaccard distance, computed sparsely.
 
     The distance of Zhong et al., "Re-ranking Person Re-identification with
-    k-reciprocal Encoding" (CVPR 2017), in the variant used for pseudo-labels
-    by Cluster Contrast, ICE, DCMIP, SpCL and OpenUnReID (algorithms.md §0.4),
-    with all of that code's quirks:
+    k-reciprocal Encoding" (CVPR 2017, https://arxiv.org/abs/1701.08398), in
+    the variant that the code of Cluster Contrast, ICE, DCMIP, SpCL and
+    OpenUnReID uses for pseudo-labels
+    (``docs/algorithms/common.md#jaccard-distance``), with all of that
+    code's quirks:
 
     1. kNN lists of ``k1`` entries, the point itself at rank 0.
     2. k-reciprocal sets ``R(i, k)`` from the first ``k1`` entries and
@@ -64,9 +66,9 @@ class JaccardDistance:
     library provides; it is hand-written below with vectorised numpy: all
     (i, j, k) triples sharing a column k are expanded per chunk of rows and
     summed with ``np.bincount`` into the known output pattern (the pattern of
-    ``V Vᵀ``, computed per chunk of rows too). V and m are computed in float64, ``d_J`` in float32 as in the
-    official code; values agree with the dense float32 formulation to
-    float32 rounding (~1e-6).
+    ``V Vᵀ``, computed per chunk of rows too). V and m are computed in
+    float64, ``d_J`` in float32 as in the official code; values agree with
+    the dense float32 formulation to float32 rounding (~1e-6).
 
     Args:
         k1 (int): Neighbourhood size (30 in CC/ICE/DCMIP). Defaults to 30.

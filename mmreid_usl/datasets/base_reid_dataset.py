@@ -16,7 +16,8 @@ class BaseReIDDataset(BaseDataset):
     Subclasses only implement :meth:`load_split`, which returns the raw
     ``(img_path, pid, camid)`` triples of one of ``'train'``, ``'query'`` or
     ``'gallery'``; this class applies the protocol of Market-1501 [1]_ that
-    Cluster Contrast, ICE and DCMIP share (algorithms.md §0.1):
+    Cluster Contrast, ICE and DCMIP share
+    (``docs/algorithms/common.md#datasets``):
 
     - images with ``pid == -1`` ("junk") are dropped from every split;
     - ``pid == 0`` distractors are kept (they only exist in the gallery);

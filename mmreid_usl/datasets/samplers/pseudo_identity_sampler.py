@@ -22,7 +22,8 @@ class PseudoIdentitySampler(Sampler):
     epoch. The pseudo-labels live here (set by ``PseudoLabelHook`` through
     :meth:`set_labels`), never in the dataset; ``-1`` outliers are never
     sampled. An epoch visits the clusters in a random permutation and emits
-    one block per cluster, chosen by ``camera_mode`` (algorithms.md §0.6):
+    one block per cluster, chosen by ``camera_mode``
+    (``docs/algorithms/common.md#samplers``):
 
     - ``'prefer_other'`` (RandomMultipleGallerySampler of Cluster Contrast /
       DCMIP): emit a random anchor ``a``; let ``S`` be the cluster's images

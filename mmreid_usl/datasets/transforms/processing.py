@@ -20,7 +20,8 @@ class ReIDRandomErasing(RandomErasing):
 
     mmpretrain's :class:`RandomErasing` draws a single rectangle with a
     log-uniform aspect ratio and clips it to the image. The code of Cluster
-    Contrast / ICE / DCMIP (algorithms.md §0.7) instead tries up to
+    Contrast / ICE / DCMIP (``docs/algorithms/common.md#augmentations``)
+    instead tries up to
     ``max_attempts`` = 100 times:
 
     .. math::

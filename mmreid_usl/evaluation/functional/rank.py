@@ -30,7 +30,7 @@ def evaluate_rank(q_feats: torch.Tensor,
     L2-normalised features, ``2 - 2 cos``). For each query, gallery entries
     with the same pid AND the same camera are removed; the remaining
     same-pid entries are its positives (matches); queries without any match
-    are skipped (algorithms.md §0.2).
+    are skipped (``docs/algorithms/common.md#evaluation-protocol``).
 
     Per query with ``m`` matches at distances ``p_1 <= ... <= p_m`` and
     ``n(t)`` = number of remaining gallery entries with distance ``<= t``:

@@ -14,9 +14,10 @@ from ..functional.rank import evaluate_rank
 class ReIDMetric(BaseMetric):
     """mAP, Rank-k (CMC) and mINP of query-vs-gallery retrieval.
 
-    Market-1501 protocol (algorithms.md §0.2): squared Euclidean distance of
-    the L2-normalised features, gallery entries with the query's pid and
-    camera removed, queries without a match skipped, non-interpolated AP
+    Market-1501 protocol (``docs/algorithms/common.md#evaluation-protocol``):
+    squared Euclidean distance of the L2-normalised features, gallery
+    entries with the query's pid and camera removed, queries without a
+    match skipped, non-interpolated AP
     (as ``sklearn.metrics.average_precision_score``), CMC with
     ``first_match_break`` and mINP (Ye et al., "Deep Learning for Person
     Re-identification: A Survey and Outlook", TPAMI 2021):

@@ -12,8 +12,10 @@ from mmreid_usl.registry import MODELS
 class AgnosticProxyLoss(nn.Module):
     r"""Cross-entropy of online features against the cluster proxies.
 
-    ICE (Chen et al., ICCV 2021, Eq. 5), with the official code's label
-    smoothing (``../shared/docs/algorithms.md`` §2.3):
+    ICE (Chen et al., ICCV 2021, Eq. 5, https://arxiv.org/abs/2103.16364),
+    with the label smoothing of the official code
+    (https://github.com/chenhao2345/ICE, ``loss_ccl``;
+    ``docs/algorithms/ice.md#camera-agnostic-proxy-loss``):
 
     .. math::
         z_{ia} = \frac{f_i \cdot p_a}{\tau_a}, \qquad

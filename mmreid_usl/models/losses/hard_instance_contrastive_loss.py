@@ -14,8 +14,10 @@ from mmreid_usl.registry import MODELS
 class HardInstanceContrastiveLoss(nn.Module):
     r"""Contrast each anchor with its hardest positive and all negatives.
 
-    ICE (Chen et al., ICCV 2021, Eq. 9; ``../shared/docs/algorithms.md``
-    §2.5). With :math:`q_i` the normalised online feature of view 1 and
+    ICE (Chen et al., ICCV 2021, Eq. 9, https://arxiv.org/abs/2103.16364;
+    official code https://github.com/chenhao2345/ICE, ``ViewContrastiveLoss``;
+    ``docs/algorithms/ice.md#hard-instance-contrastive-loss``). With
+    :math:`q_i` the normalised online feature of view 1 and
     :math:`k_j` the normalised momentum feature of view 2 of every batch
     item:
 

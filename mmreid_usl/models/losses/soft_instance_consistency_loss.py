@@ -14,8 +14,10 @@ from mmreid_usl.registry import MODELS
 class SoftInstanceConsistencyLoss(nn.Module):
     r"""KL divergence between augmented and clean in-batch similarities.
 
-    ICE (Chen et al., ICCV 2021, Eq. 10-12; ``../shared/docs/algorithms.md``
-    §2.6). With :math:`q_i` the normalised online feature of the strong view,
+    ICE (Chen et al., ICCV 2021, Eq. 10-12, https://arxiv.org/abs/2103.16364;
+    official code https://github.com/chenhao2345/ICE, ``loss_kl``;
+    ``docs/algorithms/ice.md#soft-instance-consistency-loss``). With
+    :math:`q_i` the normalised online feature of the strong view,
     :math:`k_j` the normalised momentum feature of the second strong view and
     :math:`w_j` the normalised momentum feature of the un-augmented view:
 

@@ -1,11 +1,13 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""ShuffleBN for the momentum encoder (ICE, Chen et al., ICCV 2021, §2.8).
+"""ShuffleBN for the momentum encoder (ICE, Chen et al., ICCV 2021).
 
 Every forward pass of the momentum (EMA) encoder is run on a randomly
 permuted batch and its output is un-permuted afterwards, so the samples that
 share BatchNorm statistics are a random subset of the global batch instead of
 the P×K identity blocks a rank receives (the BN statistics would otherwise
-leak identity information, MoCo §3.3).
+leak identity information: MoCo, He et al., CVPR 2020, Sec. 3.3,
+https://arxiv.org/abs/1911.05722). Facts: ``docs/algorithms/ice.md#shufflebn``
+and ``docs/algorithms/common.md#batchnorm-groups``.
 
 Two mechanisms are combined:
 
@@ -22,8 +24,9 @@ Two mechanisms are combined:
   one after the other, so each chunk is normalised with its own batch
   statistics. With ``num_groups=4`` and a batch of 32 a single process
   reproduces the 4 × 8 BatchNorm of the official 4-GPU DataParallel run
-  (§0.9). Running statistics are then updated once per chunk (DataParallel
-  keeps only GPU 0's update), a documented, minor difference.
+  (``docs/algorithms/common.md#batchnorm-groups``). Running statistics
+  are then updated once per chunk (DataParallel keeps only GPU 0's
+  update), a documented, minor difference.
 """
 from typing import Callable
 
@@ -75,7 +78,8 @@ def shuffle_bn_forward(module: Callable[[Tensor], Tensor],
         module (Callable): The network, e.g. the momentum encoder.
         x (Tensor): This rank's inputs ``(B, ...)``; ``B`` must be equal on
             every rank.
-        num_groups (int): BN groups per rank (§0.9). Defaults to 1.
+        num_groups (int): BN groups per rank
+            (``docs/algorithms/common.md#batchnorm-groups``). Defaults to 1.
 
     Returns:
         Tensor: Outputs ``(B, ...)`` aligned with ``x``.

@@ -26,7 +26,7 @@ BLUR = dict(
     magnitude_std='inf',
     prob=0.5)
 ERASE = dict(type='ReIDRandomErasing', erase_prob=0.6)
-# ICE (algorithms.md §0.7): strong / weak / strong.
+# ICE (docs/algorithms/common.md#augmentations): strong / weak / strong.
 STRONG = [RESIZE, CROP, FLIP, BLUR, ERASE]
 WEAK = [RESIZE]
 
