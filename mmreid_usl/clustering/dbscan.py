@@ -41,7 +41,7 @@ class DBSCANClusterer:
     included) lie within ``dist <= eps``; clusters are the connected core
     points plus their border points; everything else is an outlier (-1).
     This is ``sklearn.cluster.DBSCAN(metric='precomputed')`` as in the
-    official code (algorithms.md §0.5).
+    official code (``docs/algorithms/common.md#dbscan-pseudo-labels``).
 
     Sparse input: scikit-learn treats every *stored* entry (explicit zeros
     included) as a distance and every missing entry as "not a neighbour".
