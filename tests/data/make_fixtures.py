@@ -58,25 +58,26 @@ MSMT_V1 = {
         '0002_c9_0004.jpg'
     ],
 }
-# MSMT17_V2: (list file, image sub-folder, relative paths).
+# MSMT17_V2: (list file, image sub-folder, relative paths); the face-masked
+# image folders of the V2 release.
 MSMT_V2 = [
-    ('list_train.txt', 'train', [
+    ('list_train.txt', 'mask_train_v2', [
         '0000/0000_000_01_0303morning_0015_0.jpg',
         '0000/0000_001_01_0303morning_0015_1.jpg',
         '0000/0000_002_07_0303morning_0035_0.jpg',
         '0001/0001_000_14_0303noon_0987_0.jpg',
         '0001/0001_001_15_0303noon_1001_2.jpg'
     ]),
-    ('list_val.txt', 'train', [
+    ('list_val.txt', 'mask_train_v2', [
         '0000/0000_003_07_0303morning_0036_0.jpg',
         '0002/0002_000_10_0113afternoon_0201_0.jpg',
         '0002/0002_001_12_0113afternoon_0311_1.jpg'
     ]),
-    ('list_query.txt', 'test', [
+    ('list_query.txt', 'mask_test_v2', [
         '0000/0000_000_05_0303morning_0008_0.jpg',
         '0001/0001_000_02_0113noon_0120_0.jpg'
     ]),
-    ('list_gallery.txt', 'test', [
+    ('list_gallery.txt', 'mask_test_v2', [
         '0000/0000_001_05_0303morning_0009_0.jpg',
         '0000/0000_002_11_0303morning_0100_0.jpg',
         '0001/0001_001_02_0113noon_0121_0.jpg',

@@ -25,16 +25,38 @@ def test_v2_lists():
     # list_train (5) + list_val (3); raw ids 0, 1, 2 -> 0, 1, 2
     assert len(train) == 8 and train.num_pids == 3
     info = train.get_data_info(0)
+    # the face-masked folders of the V2 release, as ICE reads them
     assert info['img_path'] == osp.join(
-        V2, 'train', '0000/0000_000_01_0303morning_0015_0.jpg')
+        V2, 'mask_train_v2', '0000/0000_000_01_0303morning_0015_0.jpg')
     assert sorted(set(train.get_camids().tolist())) == [0, 6, 9, 11, 13, 14]
     assert len(MSMT17(V2, use_val_in_train=False)) == 5
     query = MSMT17(V2, split='query')
     assert query.get_pids().tolist() == [0, 1]
     assert query.get_camids().tolist() == [4, 1]
-    assert query.get_data_info(0)['img_path'].startswith(osp.join(V2, 'test'))
+    assert query.get_data_info(0)['img_path'].startswith(
+        osp.join(V2, 'mask_test_v2'))
     test = MSMT17(V2, split='test')
     assert len(test) == 7 and test.num_query == 2
+
+
+def test_lists_with_v1_folders(tmp_path):
+    # The MSMT17_V1 release: the same lists with train/ and test/.
+    root = tmp_path / 'MSMT17_V1'
+    shutil.copytree(V2, root)
+    (root / 'mask_train_v2').rename(root / 'train')
+    (root / 'mask_test_v2').rename(root / 'test')
+    train = MSMT17(str(root))
+    assert train.layout == 'lists' and len(train) == 8
+    assert train.get_data_info(0)['img_path'] == osp.join(
+        str(root), 'train', '0000/0000_000_01_0303morning_0015_0.jpg')
+    test = MSMT17(str(root), split='test')
+    assert len(test) == 7
+    assert test.get_data_info(0)['img_path'].startswith(
+        osp.join(str(root), 'test'))
+    shutil.rmtree(root / 'test')
+    with pytest.raises(FileNotFoundError,
+                       match=r"split 'query'.*\['test', 'mask_test_v2'\]"):
+        MSMT17(str(root), split='query')
 
 
 def test_v2_errors(tmp_path):
