@@ -38,8 +38,9 @@ class PseudoIdentitySampler(Sampler):
       random; otherwise top up from the remaining images (without
       replacement if enough remain, with replacement if not; from the
       per-camera picks with replacement if none remain). Always ``K``.
-    - ``'ignore'`` (RandomIdentitySampler of Theory/GDS): ``K`` images of
-      the cluster, with replacement only if it has fewer than ``K``.
+    - ``'ignore'`` (RandomIdentitySampler of Theory, GDS's baseline): ``K``
+      images of the cluster, with replacement only if it has fewer than
+      ``K``.
 
     Distributed use: the seed is ``sync_random_seed()`` (identical on all
     ranks) plus the epoch, so every rank builds the same global block list

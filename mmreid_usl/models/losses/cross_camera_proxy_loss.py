@@ -16,8 +16,10 @@ class CrossCameraProxyLoss(nn.Module):
 
     ICE (Chen et al., ICCV 2021, Eq. 7-8, https://arxiv.org/abs/2103.16364;
     official code https://github.com/chenhao2345/ICE, ``camera_loss``), the
-    CAP inter-camera loss (Wang et al., AAAI 2021). With :math:`\hat f_i` the
-    L2-normalised online feature, :math:`\tilde P_j` the (normalised, see
+    CAP inter-camera loss (Wang et al., AAAI 2021,
+    https://arxiv.org/abs/2012.10674); paper-vs-code facts in
+    ``docs/algorithms/ice.md#cross-camera-proxy-loss``. With
+    :math:`\hat f_i` the L2-normalised online feature, :math:`\tilde P_j` the (normalised, see
     below) camera proxies, :math:`s_{ij} = \hat f_i\cdot\tilde P_j/\tau_c`,
     :math:`\mathcal{P}_i` the positive proxies and :math:`\mathcal{N}_i` the
     ``num_negatives`` non-positive proxies with the highest (detached)
