@@ -8,6 +8,7 @@ import torch
 from sklearn.cluster import DBSCAN
 
 from mmreid_usl.registry import TASK_UTILS
+from mmreid_usl.utils.validation import check_int, check_real
 from .pseudo_label_result import relabel_contiguous
 
 DistType = Union[sp.spmatrix, np.ndarray, torch.Tensor]
@@ -50,11 +51,16 @@ class DBSCANClusterer:
     sklearn the matrix is pruned to ``<= eps`` and sorted row-wise by value,
     which changes nothing in the result but avoids sklearn's per-row sort.
 
+    Parameters are checked when the clusterer is built (config build time,
+    before any feature is extracted): the k-reciprocal Jaccard distance lies
+    in ``[0, 1]``, so ``eps`` must lie in ``(0, 1)`` — ``eps <= 0`` links no
+    pair (all outliers) and ``eps >= 1`` links every pair (one cluster, and
+    the sparse matrix cannot even represent it).
+
     Args:
-        eps (float): Neighbourhood radius (must be < 1 for sparse input).
-            Defaults to 0.6.
-        min_samples (int): Core-point threshold, self included. Defaults
-            to 4.
+        eps (float): Neighbourhood radius, in ``(0, 1)``. Defaults to 0.6.
+        min_samples (int): Core-point threshold, self included, ``>= 1``.
+            Defaults to 4.
         distance (dict, optional): Config of a TASK_UTILS distance used when
             ``__call__`` gets no ``dist``. Defaults to
             ``dict(type='JaccardDistance', k1=30, k2=6)``.
@@ -66,8 +72,25 @@ class DBSCANClusterer:
                  min_samples: int = 4,
                  distance: Optional[dict] = None,
                  n_jobs: Optional[int] = None) -> None:
-        self.eps = eps
-        self.min_samples = min_samples
+        owner = type(self).__name__
+        self.eps = check_real(
+            owner,
+            'eps',
+            eps,
+            0,
+            1,
+            low_inclusive=False,
+            high_inclusive=False,
+            why='The Jaccard distance lies in [0, 1]: eps <= 0 makes every '
+            'image an outlier, eps >= 1 puts all images in one cluster.')
+        self.min_samples = check_int(
+            owner,
+            'min_samples',
+            min_samples,
+            low=1,
+            why='It counts the point itself.')
+        if n_jobs is not None:
+            check_int(owner, 'n_jobs', n_jobs)
         self.distance_cfg = distance or dict(
             type='JaccardDistance', k1=30, k2=6)
         self.n_jobs = n_jobs

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from mmreid_usl.registry import TASK_UTILS
+from mmreid_usl.utils.validation import check_int
 from .pseudo_label_result import relabel_contiguous
 
 
@@ -18,7 +19,8 @@ class KMeansClusterer:
     0..C-1 with C <= ``num_clusters``.
 
     Args:
-        num_clusters (int): Number of centroids.
+        num_clusters (int): Number of centroids, ``>= 2`` (checked when
+            built, like the other integer arguments).
         niter (int): Lloyd iterations. Defaults to 20.
         nredo (int): Restarts, the best objective is kept. Defaults to 1.
         spherical (bool): Normalise centroids (spherical k-means). Defaults
@@ -34,9 +36,16 @@ class KMeansClusterer:
                  spherical: bool = False,
                  seed: int = 1234,
                  gpu: bool = False) -> None:
-        self.num_clusters = num_clusters
-        self.niter = niter
-        self.nredo = nredo
+        owner = type(self).__name__
+        self.num_clusters = check_int(
+            owner,
+            'num_clusters',
+            num_clusters,
+            low=2,
+            why='Fewer than two clusters give no contrastive target.')
+        self.niter = check_int(owner, 'niter', niter, low=1)
+        self.nredo = check_int(owner, 'nredo', nredo, low=1)
+        check_int(owner, 'seed', seed)
         self.spherical = spherical
         self.seed = seed
         self.gpu = gpu

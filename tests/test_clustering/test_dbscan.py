@@ -50,3 +50,38 @@ def test_eps_one_sparse_rejected():
         DBSCANClusterer(eps=1.0)(dist=sp.eye(3, format='csr'))
     with pytest.raises(ValueError):
         DBSCANClusterer()()
+
+
+@pytest.mark.parametrize('eps', [1.0, 1.5, 0.0, -0.1, float('nan')])
+def test_eps_outside_open_unit_interval_rejected_when_built(eps):
+    # the Jaccard distance lies in [0, 1]: eps >= 1 is one single cluster,
+    # eps <= 0 all outliers; both fail when the config is built
+    with pytest.raises(ValueError, match=r'DBSCANClusterer: eps must be in '
+                       r'\(0, 1\)'):
+        TASK_UTILS.build(dict(type='DBSCANClusterer', eps=eps))
+
+
+@pytest.mark.parametrize('kwargs,error', [
+    (dict(eps='abc'), TypeError),
+    (dict(eps=True), TypeError),
+    (dict(min_samples=0), ValueError),
+    (dict(min_samples=2.5), TypeError),
+    (dict(min_samples='4'), TypeError),
+    (dict(n_jobs='all'), TypeError),
+])
+def test_bad_parameters_name_the_argument(kwargs, error):
+    name = next(iter(kwargs))
+    with pytest.raises(error, match=f'DBSCANClusterer: {name} must be'):
+        DBSCANClusterer(**kwargs)
+
+
+def test_other_clusterers_validate_when_built():
+    with pytest.raises(ValueError, match='KMeansClusterer: num_clusters'):
+        TASK_UTILS.build(dict(type='KMeansClusterer', num_clusters=1))
+    with pytest.raises(TypeError, match='KMeansClusterer: niter'):
+        TASK_UTILS.build(
+            dict(type='KMeansClusterer', num_clusters=4, niter=2.0))
+    with pytest.raises(ValueError, match='InfomapClusterer: min_sim'):
+        TASK_UTILS.build(dict(type='InfomapClusterer', min_sim=1.0))
+    with pytest.raises(ValueError, match='InfomapClusterer: knn_backend'):
+        TASK_UTILS.build(dict(type='InfomapClusterer', knn_backend='gpu'))
