@@ -27,6 +27,10 @@ import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+# The dense Jaccard oracle (--reference) is a test helper, not part of the
+# package: one copy in tests/jaccard_reference.py, shared with the tests.
+sys.path.insert(1, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                            'tests'))
 
 from _bench_utils import load_average, peak_rss_gb, run_repeats  # noqa: E402
 from synthetic_features import synthetic_features  # noqa: E402
@@ -75,7 +79,7 @@ def main(argv=None):
 
     from mmreid_usl.clustering import (DBSCANClusterer, JaccardDistance,
                                        cluster_stats, knn_search)
-    from mmreid_usl.clustering._reference import dense_jaccard_reference
+    from jaccard_reference import dense_jaccard_reference  # from tests/
 
     load = load_average()
     t = time.perf_counter()

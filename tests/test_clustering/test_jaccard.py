@@ -7,8 +7,8 @@ from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
 
 from mmreid_usl.clustering import DBSCANClusterer, JaccardDistance, knn_search
-from mmreid_usl.clustering._reference import dense_jaccard_reference
 from mmreid_usl.registry import TASK_UTILS
+from jaccard_reference import dense_jaccard_reference  # tests/ (conftest)
 
 
 def identity_feats(n=1200, ids=75, dim=64, noise=1.2, seed=0):

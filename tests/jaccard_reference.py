@@ -1,9 +1,11 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Straightforward dense re-implementation of the official Jaccard distance.
+"""Test oracle: a straightforward dense version of the official Jaccard.
 
-Written from the formulas of algorithms.md §0.4 with the official code's loop
-structure and dense N×N float32 arrays (O(N²) memory). Used only as ground
-truth by the tests and as the baseline of ``benchmarks/``; never in training.
+Written from the formulas of ``docs/algorithms/common.md#jaccard-distance``
+with the official code's loop structure and dense N×N float32 arrays (O(N²)
+memory). Ground truth for ``tests/test_clustering/test_jaccard.py`` and the
+baseline of ``benchmarks/pseudo_label_bench.py --reference`` (which puts
+``tests/`` on ``sys.path``); not part of the package, never used in training.
 """
 import numpy as np
 
