@@ -106,12 +106,14 @@ EVALUATOR = Registry(
     parent=MMENGINE_EVALUATOR,
     locations=['mmreid_usl.evaluation'])
 
-# Visualisation.
+# Visualisation: no class of its own (rank lists: tools/analysis_tools/);
+# mmengine's Visualizer and backends, imported on first use, are found
+# through the parent registries.
 VISUALIZERS = Registry(
     'visualizer',
     parent=MMENGINE_VISUALIZERS,
-    locations=['mmreid_usl.visualization'])
+    locations=['mmengine.visualization'])
 VISBACKENDS = Registry(
     'vis_backend',
     parent=MMENGINE_VISBACKENDS,
-    locations=['mmreid_usl.visualization'])
+    locations=['mmengine.visualization'])
