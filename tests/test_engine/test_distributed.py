@@ -48,6 +48,7 @@ def two_process_run(tiny_reid_root, tmp_path_factory):
     return work
 
 
+@pytest.mark.slow
 def test_ranks_hold_identical_state(two_process_run):
     for epoch in (0, 1):
         r0 = torch.load(osp.join(two_process_run, f'rank0_epoch{epoch}.pth'))
@@ -75,6 +76,7 @@ def test_ranks_hold_identical_state(two_process_run):
         assert seen0 != seen1
 
 
+@pytest.mark.slow
 def test_logs_match_single_process_run(two_process_run, tiny_reid_root,
                                        tmp_path):
     work = str(tmp_path)

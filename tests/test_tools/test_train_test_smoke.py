@@ -41,6 +41,7 @@ def config_file(tiny_reid_root, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_train_resume_test(config_file, tmp_path):
     work = str(tmp_path / 'work')
     proc = _tool('tools/train.py', config_file, '--work-dir', work,
@@ -76,6 +77,7 @@ def test_train_resume_test(config_file, tmp_path):
     assert 'reid/mAP' in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_bad_dataset_root_names_the_path(config_file, tmp_path):
     missing = str(tmp_path / 'no_such_dataset')
     proc = _tool('tools/train.py', config_file, '--work-dir',
@@ -91,6 +93,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_dist_train_script_on_cpu(config_file, tmp_path):
     # One retry on a fresh port: the gloo rendezvous of torch.distributed.run
     # can fail transiently on a busy CI host; both outputs are reported.

@@ -116,6 +116,7 @@ def _worker(rank: int, world: int, port: int, out: dict) -> None:
         torch_dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_gloo():
     world = 2
     manager = mp.Manager()
