@@ -45,6 +45,15 @@ class BaseReIDDataset(BaseDataset):
         pipeline (Sequence[dict | Callable]): Transforms. Defaults to ``()``.
         test_mode (bool, optional): Forwarded to ``BaseDataset``. ``None``
             means ``split != 'train'``. Defaults to None.
+        cameras (Sequence[int], optional): Keep only the images of these
+            cameras, numbered as in the file names (1-based: ``c1`` is 1;
+            ``camid = number - cam_start`` for datasets with a ``cam_start``,
+            and the file-name numbers of a ``CAMERA_MAP`` such as PersonX's
+            3/4/8/10/11/12). Applied to every split before the train ids are
+            relabelled, so a camera subset is a dataset of its own (e.g. the
+            source and target domains of a cross-camera adaptation). A
+            camera absent from the split is an error naming it. Defaults to
+            None (all cameras).
         **kwargs: Other arguments of :class:`mmengine.dataset.BaseDataset`
             (``metainfo``, ``indices``, ``serialize_data``, ``lazy_init``,
             ``max_refetch``...).
@@ -61,7 +70,18 @@ class BaseReIDDataset(BaseDataset):
                  split: str = 'train',
                  pipeline: Sequence[Union[dict, Any]] = (),
                  test_mode: Optional[bool] = None,
+                 cameras: Optional[Sequence[int]] = None,
                  **kwargs) -> None:
+        if cameras is not None:
+            if isinstance(cameras, (int, str)) or not len(cameras) or any(
+                    isinstance(c, bool) or not isinstance(c, (int, np.integer))
+                    for c in cameras):
+                raise TypeError(f'{type(self).__name__}: cameras must be a '
+                                'non-empty list of int camera numbers, got '
+                                f'{cameras!r}.')
+            cameras = tuple(sorted({int(c) for c in cameras}))
+        self.cameras: Optional[Tuple[int, ...]] = cameras
+        self._seen_cameras: set = set()
         if split not in SPLITS:
             raise ValueError(f'split must be one of {SPLITS}, got {split!r}.')
         if data_root is None or str(data_root) == '':
@@ -108,7 +128,21 @@ class BaseReIDDataset(BaseDataset):
     def _load_clean(self, split: str) -> List[Tuple[str, int, int]]:
         """:meth:`load_split` without junk, sorted by path."""
         items = [it for it in self.load_split(split) if it[1] != -1]
+        if self.cameras is not None:
+            number = self.camera_number
+            self._seen_cameras |= {number(it[2]) for it in items}
+            keep = set(self.cameras)
+            items = [it for it in items if number(it[2]) in keep]
         return sorted(items, key=lambda it: it[0])
+
+    def camera_number(self, camid: int) -> int:
+        """The file-name camera number of a 0-based ``camid`` (the numbering
+        of the ``cameras`` argument)."""
+        camera_map = getattr(self, 'CAMERA_MAP', None)
+        if camera_map:
+            inverse = {v: k for k, v in camera_map.items()}
+            return int(inverse[camid])
+        return int(camid) + int(getattr(self, 'cam_start', 1))
 
     def load_data_list(self) -> List[dict]:
         """Build ``data_list`` for ``self.split`` (see the class doc)."""
@@ -135,6 +169,14 @@ class BaseReIDDataset(BaseDataset):
             data_list = [
                 dict(img_path=p, pid=pid, camid=cam) for p, pid, cam in items
             ]
+        if self.cameras is not None:
+            absent = sorted(set(self.cameras) - self._seen_cameras)
+            if absent:
+                raise ValueError(
+                    f'{type(self).__name__}: camera(s) {absent} of cameras='
+                    f'{list(self.cameras)} do not exist in split '
+                    f'{self.split!r} under {self.data_root!r}; its cameras '
+                    f'are {sorted(self._seen_cameras)} (file-name numbers).')
         if len(data_list) == 0:
             raise ValueError(f'{type(self).__name__}: split {self.split!r} '
                              f'under {self.data_root!r} has no image.')

@@ -68,6 +68,11 @@ class PseudoIdentitySampler(Sampler):
             ``'ignore'``. Defaults to ``'prefer_other'``.
         seed (int, optional): Base seed; None draws one and synchronises it
             across ranks. Defaults to None.
+        label_source (str): ``'pseudo'`` (default): the labels come from
+            :meth:`set_labels` (the ``PseudoLabelHook``). ``'gt'``: the
+            dataset's true ids (``dataset.get_pids()``) are set at
+            construction, for supervised training without a labelling hook
+            (e.g. the source pre-training of domain adaptation).
     """
 
     def __init__(self,
@@ -75,7 +80,8 @@ class PseudoIdentitySampler(Sampler):
                  num_instances: int = 4,
                  samples_per_epoch: Optional[int] = None,
                  camera_mode: str = 'prefer_other',
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None,
+                 label_source: str = 'pseudo') -> None:
         if not isinstance(num_instances, int) or num_instances < 1:
             raise ValueError('num_instances must be a positive int, got '
                              f'{num_instances!r}.')
@@ -107,6 +113,17 @@ class PseudoIdentitySampler(Sampler):
             self.camids = self._read_camids(dataset)
         self.labels: Optional[np.ndarray] = None
         self._members: List[np.ndarray] = []
+        if label_source not in ('pseudo', 'gt'):
+            raise ValueError("label_source must be 'pseudo' or 'gt', got "
+                             f'{label_source!r}.')
+        self.label_source = label_source
+        if label_source == 'gt':
+            if not hasattr(dataset, 'get_pids'):
+                raise TypeError(
+                    "PseudoIdentitySampler(label_source='gt') needs a "
+                    'dataset with true ids (get_pids()); '
+                    f'{type(dataset).__name__} has none.')
+            self.set_labels(np.asarray(dataset.get_pids()))
 
     @staticmethod
     def _read_camids(dataset) -> np.ndarray:

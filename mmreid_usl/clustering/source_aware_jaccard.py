@@ -1,0 +1,205 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""k-reciprocal Jaccard distance mixed with the distance to a source domain."""
+import math
+from typing import Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mmreid_usl.registry import TASK_UTILS
+from mmreid_usl.utils.validation import check_real
+from .jaccard import JaccardDistance
+from .knn import _faiss_available
+from .rho_dbscan import UnstoredDistance
+
+
+def nearest_sqdist(query: torch.Tensor,
+                   base: torch.Tensor,
+                   backend: str = 'auto',
+                   chunk_size: Optional[int] = None) -> np.ndarray:
+    """Squared Euclidean distance of every query row to its nearest base row.
+
+    ``faiss.IndexFlatL2`` (exact) when faiss is importable and
+    ``backend != 'torch'``; otherwise a chunked torch ``mm`` + ``min``
+    (hand-written fallback, ``||q||² + ||b||² - 2 q·b`` clamped at 0).
+
+    Args:
+        query (Tensor): ``(N, D)``.
+        base (Tensor): ``(M, D)``, ``M >= 1``.
+        backend (str): ``'auto'``, ``'faiss'`` or ``'torch'``.
+        chunk_size (int, optional): Query rows per torch chunk.
+
+    Returns:
+        np.ndarray: ``(N,)`` float64.
+    """
+    if backend not in ('auto', 'faiss', 'torch'):
+        raise ValueError(f"backend must be 'auto', 'faiss' or 'torch', got "
+                         f'{backend!r}')
+    if base.shape[0] == 0:
+        raise ValueError('nearest_sqdist: the base (reference) set is empty')
+    if query.shape[1] != base.shape[1]:
+        raise ValueError(f'nearest_sqdist: query has {query.shape[1]} dims, '
+                         f'base has {base.shape[1]}')
+    q = query.detach().float()
+    b = base.detach().float().to(q.device)
+    if backend == 'faiss' or (backend == 'auto' and _faiss_available()
+                              and not q.is_cuda):
+        import faiss
+        index = faiss.IndexFlatL2(b.shape[1])
+        index.add(np.ascontiguousarray(b.cpu().numpy()))
+        d, _ = index.search(np.ascontiguousarray(q.cpu().numpy()), 1)
+        return np.maximum(d[:, 0].astype(np.float64), 0)
+    b_norms = (b * b).sum(1)
+    if chunk_size is None:
+        chunk_size = max(1, (1 << 24) // max(b.shape[0], 1))
+    out = []
+    with torch.no_grad():
+        for s in range(0, q.shape[0], chunk_size):
+            qc = q[s:s + chunk_size]
+            d2 = (qc * qc).sum(1, keepdim=True) + b_norms[None] - 2 * qc.mm(
+                b.t())
+            out.append(d2.min(1).values.clamp(min=0))
+    return torch.cat(out).cpu().numpy().astype(np.float64)
+
+
+@TASK_UTILS.register_module()
+class SourceAwareJaccardDistance:
+    r"""Jaccard distance of the target mixed with the distance to the source.
+
+    The clustering distance of "Theory" (Song et al., "Unsupervised domain
+    adaptive re-identification: Theory and practice", Pattern Recognition
+    2020, https://arxiv.org/abs/1807.11334; code
+    lsongx/DomainAdaptiveReID), the baseline of GDS
+    (``docs/algorithms/gds.md``). With the target features :math:`t_i` and
+    the source (reference) features :math:`x_m`,
+
+    .. math::
+        s_i = \frac{\tilde s_i}{\max_k \tilde s_k}, \quad
+        \tilde s_i = \min_m \big(1 - e^{-\|t_i - x_m\|^2}\big)
+                   = 1 - e^{-\min_m \|t_i - x_m\|^2},
+
+        d(i, j) = (1 - \lambda)\, d_J(i, j) + \lambda\,(s_i + s_j),
+        \qquad \lambda = 0.1,
+
+    where :math:`d_J` is the k-reciprocal Jaccard distance
+    (:class:`JaccardDistance`, k1 = 20, k2 = 6 in Theory). Pairs far from
+    the source get larger distances, so DBSCAN with one eps is stricter
+    with them. :math:`d(i, i) = 0` (a point is its own DBSCAN neighbour;
+    the official dense matrix has :math:`2\lambda s_i` on its diagonal). The
+    features are the L2-normalised banks of the ``PseudoLabelHook`` (the
+    official code uses unnormalised ``pool5`` features and a
+    column-max-normalised distance for both terms).
+
+    The ``PseudoLabelHook`` passes the features of its
+    ``reference_dataloader`` (the source training set, extracted with the
+    current model at every clustering) as ``reference_features``.
+
+    **Sparse.** Only the pairs stored by the Jaccard distance (overlapping
+    k-reciprocal neighbourhoods, :math:`d_J < 1`) are stored; every missing
+    pair is at exactly :math:`(1 - \lambda) + \lambda(s_i + s_j)
+    \ge (1 - \lambda) + 2\lambda\min_k s_k`, which the returned matrix
+    records as its ``unstored_distance`` (:class:`UnstoredDistance`), so
+    :class:`RhoDBSCANClusterer` can check that its eps and the smallest
+    pairs it averages lie among the stored ones. With ``max_distance < 1``
+    (set by the ``PseudoLabeler`` to ``eps + 1e-3`` once eps is known) only
+    pairs with :math:`d < \text{max\_distance}` are kept (the Jaccard
+    distance is asked for :math:`d_J < \text{max\_distance}/(1-\lambda)`),
+    which changes no DBSCAN label.
+
+    Args:
+        k1 (int): Jaccard neighbourhood size. Defaults to 20 (Theory).
+        k2 (int): Query-expansion size. Defaults to 6.
+        lambda_source (float): :math:`\lambda` in ``[0, 1)``. Defaults to
+            0.1.
+        knn_backend (str): For both kNN searches: ``'auto'``, ``'faiss'`` or
+            ``'torch'``. Defaults to ``'auto'``.
+        knn_precision (str): Of the Jaccard kNN. Defaults to ``'fp32'``.
+        max_distance (float): See above. Defaults to 1.0 (every pair with
+            overlapping neighbourhoods).
+        max_chunk_elems (int): Passed to :class:`JaccardDistance`.
+    """
+
+    def __init__(self,
+                 k1: int = 20,
+                 k2: int = 6,
+                 lambda_source: float = 0.1,
+                 knn_backend: str = 'auto',
+                 knn_precision: str = 'fp32',
+                 max_distance: float = 1.0,
+                 max_chunk_elems: int = 1 << 22) -> None:
+        owner = type(self).__name__
+        self.lambda_source = check_real(
+            owner,
+            'lambda_source',
+            lambda_source,
+            0,
+            1,
+            high_inclusive=False,
+            why='It weighs the source term against the Jaccard distance.')
+        self.jaccard = JaccardDistance(
+            k1=k1,
+            k2=k2,
+            knn_backend=knn_backend,
+            knn_precision=knn_precision,
+            max_distance=1.0,
+            max_chunk_elems=max_chunk_elems)
+        self.knn_backend = knn_backend
+        self.max_distance = max_distance
+        #: ``s`` of the last call (``(N,)``), for diagnostics.
+        self.last_source_term: Optional[np.ndarray] = None
+
+    def source_term(self, feats: torch.Tensor,
+                    reference_features: torch.Tensor) -> np.ndarray:
+        r"""``s`` ``(N,)``: the max-normalised :math:`1 - e^{-d^2_{min}}`."""
+        d2 = nearest_sqdist(feats, reference_features, self.knn_backend)
+        raw = -np.expm1(-d2)  # 1 - exp(-d2), accurate for small d2
+        top = raw.max() if raw.size else 0.0
+        return raw / top if top > 0 else np.zeros_like(raw)
+
+    def __call__(self,
+                 feats: torch.Tensor,
+                 reference_features: Optional[torch.Tensor] = None
+                 ) -> sp.csr_matrix:
+        """Mixed distance of all pairs of rows of ``feats`` ``(N, D)``.
+
+        Args:
+            feats (Tensor): ``(N, D)`` target features.
+            reference_features (Tensor, optional): ``(M, D)`` source
+                features; required when ``lambda_source > 0``.
+
+        Returns:
+            scipy.sparse.csr_matrix: N x N float32 (diagonal stored as 0,
+            columns sorted) with the attribute ``unstored_distance``.
+        """
+        lam = self.lambda_source
+        if lam > 0 and reference_features is None:
+            raise ValueError(
+                f'{type(self).__name__} (lambda_source={lam}) needs the '
+                'source features: give the PseudoLabelHook a '
+                'reference_dataloader over the source training set.')
+        n = feats.shape[0]
+        s = np.zeros(n) if lam == 0 else self.source_term(
+            feats, reference_features)
+        self.last_source_term = s
+        pruned = self.max_distance < 1
+        inner = min(1.0, self.max_distance / (1 - lam)) if pruned else 1.0
+        self.jaccard.max_distance = inner
+        dj = self.jaccard(feats).tocsr()
+        rows = np.repeat(np.arange(n), np.diff(dj.indptr))
+        cols = dj.indices
+        vals = (1 - lam) * dj.data.astype(np.float64) + lam * (s[rows] +
+                                                               s[cols])
+        vals[rows == cols] = 0
+        keep = (vals < self.max_distance) | (rows == cols) if pruned \
+            else np.ones(len(vals), dtype=bool)
+        counts = np.bincount(rows[keep], minlength=n)
+        out = sp.csr_matrix(
+            (vals[keep].astype(np.float32), cols[keep],
+             np.concatenate([[0], np.cumsum(counts)])),
+            shape=(n, n))
+        out.unstored_distance = UnstoredDistance(
+            base=(1 - lam) * inner,
+            row=lam * s,
+            cap=self.max_distance if pruned else math.inf)
+        return out
