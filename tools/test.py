@@ -31,6 +31,12 @@ def parse_args() -> argparse.Namespace:
         help='encoder to evaluate (default: the config\'s '
         'model.test_cfg.feat_source; ICE configs use the momentum encoder)')
     parser.add_argument(
+        '--rerank',
+        action='store_true',
+        help='evaluate with k-reciprocal re-ranking (Zhong et al. CVPR '
+        '2017; k1=20, k2=6, lambda=0.3): sets rerank=True on the test '
+        'evaluator(s), so the metrics (and --out) are the re-ranked ones')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -59,6 +65,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.load_from = args.checkpoint
     if args.feat_source is not None:
         cfg.model.setdefault('test_cfg', {})['feat_source'] = args.feat_source
+    if args.rerank:
+        evaluators = cfg.test_evaluator
+        for evaluator in (evaluators if isinstance(evaluators, list) else
+                          [evaluators]):
+            evaluator['rerank'] = True
     # Testing needs neither re-clustering nor a training dataloader.
     cfg.default_hooks.pop('pseudo_label', None)
     if args.cfg_options is not None:

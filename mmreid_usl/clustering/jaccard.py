@@ -139,19 +139,37 @@ class JaccardDistance:
         index_np = np.ascontiguousarray(
             index[:, :k1].cpu().numpy().astype(np.int64))
         v = self._encode(feats, sqdist, index_np)
-        k2 = min(self.k2, k1)
+        v = self._query_expand(v, index_np)
+        return self._jaccard(v)
+
+    def _query_expand(self, v: sp.csr_matrix,
+                      index: np.ndarray) -> sp.csr_matrix:
+        """Step 5: ``V_i <- mean_{j in top-k2(i)} V_j`` (columns sorted)."""
+        n = v.shape[0]
+        k2 = min(self.k2, index.shape[1])
         if k2 > 1:
             q = sp.csr_matrix(
-                (np.full(n * k2, 1.0 / k2), index_np[:, :k2].ravel(),
+                (np.full(n * k2, 1.0 / k2), index[:, :k2].ravel(),
                  np.arange(n + 1, dtype=np.int64) * k2),
                 shape=(n, n))
             v = (q @ v).tocsr()
         v.sort_indices()
-        return self._jaccard(v)
+        return v
 
     def _encode(self, feats: torch.Tensor, sqdist: Optional[torch.Tensor],
                 index: np.ndarray) -> sp.csr_matrix:
         """Steps 2-4: reciprocal sets, expansion and softmax encoding V."""
+        expanded = self._expand(index)
+        rows = _row_ids(expanded.indptr)
+        d2 = self._pair_sqdist(feats, sqdist, index, rows,
+                               expanded.indices.astype(np.int64))
+        return self._softmax_encode(expanded, d2)
+
+    def _expand(self, index: np.ndarray) -> sp.csr_matrix:
+        """Steps 2-3: the expanded k-reciprocal sets ``E(i)`` as a 0/1 CSR
+        matrix (columns sorted). ``R(i, k1)`` uses all ``index.shape[1]``
+        entries of each list, ``R(i, k1/2)`` the first
+        ``round(self.k1/2) + 1``."""
         n, k1 = index.shape
         k_half = int(np.around(self.k1 / 2))
         r1 = _reciprocal(index, k1, n)
@@ -166,9 +184,17 @@ class JaccardDistance:
             shape=(n, n))
         expanded = (r1 + sel @ rh).tocsr()
         expanded.sort_indices()
+        return expanded
+
+    @staticmethod
+    def _softmax_encode(expanded: sp.csr_matrix,
+                        d2: np.ndarray) -> sp.csr_matrix:
+        """Step 4: ``V[i, j] = softmax_{j in E(i)}(-d2_ij)`` on the pattern of
+        ``expanded`` (``d2`` float64, one value per stored entry)."""
+        n = expanded.shape[0]
         rows = _row_ids(expanded.indptr)
         cols = expanded.indices.astype(np.int64)
-        d2 = self._pair_sqdist(feats, sqdist, index, rows, cols)
+        d2 = np.array(d2, dtype=np.float64)
         # row-wise softmax of -d2 (shifted by the row minimum for stability)
         starts = expanded.indptr[:-1]
         d2 -= np.minimum.reduceat(d2, starts)[rows]
@@ -231,13 +257,28 @@ class JaccardDistance:
         return 2.0 - 2.0 * ip
 
     def _jaccard(self, v: sp.csr_matrix) -> sp.csr_matrix:
-        """Step 6: ``1 - m/(2-m)`` with ``m = Σ_k min(V_ik, V_jk)``.
+        """Step 6: ``1 - m/(2-m)`` with ``m = Σ_k min(V_ik, V_jk)``, as the
+        full symmetric N×N CSR matrix (see :meth:`_jaccard_upper`)."""
+        return self._symmetric_csr(*self._jaccard_upper(v), v.shape[0])
+
+    def _jaccard_upper(
+        self,
+        v: sp.csr_matrix,
+        row_stop: Optional[int] = None
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Step 6 on the upper triangle: the pairs ``j >= i`` with
+        ``i < row_stop`` (default all rows) and distance < ``max_distance``.
 
         ``m`` is symmetric, so only pairs ``j >= i`` are expanded: column k
         is stored with rows ascending, so for the entry (i, k) the rows
         ``j >= i`` of that column are the ones from its own position on.
+
+        Returns:
+            tuple[np.ndarray]: ``rows``, ``cols`` (row-major, columns
+            sorted) and float32 ``vals``.
         """
         n = v.shape[0]
+        row_stop = n if row_stop is None else min(int(row_stop), n)
         v_rows = _row_ids(v.indptr)
         # column-major (CSC) order of the entries; the stable sort keeps the
         # rows of every column ascending
@@ -258,10 +299,10 @@ class JaccardDistance:
         scratch = np.empty(min(n, max_rows) * n, dtype=np.int64)
         out_rows, out_cols, out_vals = [], [], []
         r0 = 0
-        while r0 < n:
+        while r0 < row_stop:
             r1 = int(np.searchsorted(cum, cum[r0] + self.max_chunk_elems,
                                      side='right')) - 1
-            r1 = min(max(r1, r0 + 1), r0 + max_rows, n)
+            r1 = min(max(r1, r0 + 1), r0 + max_rows, row_stop)
             # output pattern of these rows: pairs j >= i sharing a column
             pattern = (v[r0:r1] @ vt).tocsr()
             pattern.sort_indices()
@@ -292,9 +333,11 @@ class JaccardDistance:
             out_vals.append(dist[keep])
             r0 = r1
         del scratch
-        return self._symmetric_csr(
-            np.concatenate(out_rows), np.concatenate(out_cols),
-            np.concatenate(out_vals), n)
+        if not out_rows:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int64),
+                    np.zeros(0, np.float32))
+        return (np.concatenate(out_rows), np.concatenate(out_cols),
+                np.concatenate(out_vals))
 
     @staticmethod
     def _symmetric_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,

@@ -1,6 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Chunked ReID ranking metrics: mAP, CMC and mINP (Market-1501 protocol)."""
-from typing import Dict, Optional, Union
+from typing import Callable, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -23,7 +23,9 @@ def evaluate_rank(q_feats: torch.Tensor,
                   max_rank: int = 50,
                   chunk_size: Optional[int] = None,
                   device: Optional[Union[str, torch.device]] = None,
-                  normalize: bool = False) -> Dict[str, object]:
+                  normalize: bool = False,
+                  dist_fn: Optional[Callable[[int, int], torch.Tensor]] = None
+                  ) -> Dict[str, object]:
     """ReID retrieval metrics under the Market-1501 protocol, in query chunks.
 
     Distance is the squared Euclidean ``||q||² + ||g||² - 2 q·g`` (on
@@ -61,6 +63,10 @@ def evaluate_rank(q_feats: torch.Tensor,
         device (str | torch.device, optional): Where to compute. Defaults to
             the device of ``q_feats``.
         normalize (bool): L2-normalise the features first. Defaults to False.
+        dist_fn (Callable, optional): ``dist_fn(s, e)`` returns a new
+            ``(e - s, G)`` tensor of distances of queries ``s:e`` to the
+            gallery, used instead of the squared Euclidean distance (e.g. a
+            :class:`ReRankedDistance`). Defaults to None.
 
     Returns:
         dict: ``mAP`` and ``mINP`` (floats in [0, 1]), ``cmc`` (float64 Tensor
@@ -91,9 +97,16 @@ def evaluate_rank(q_feats: torch.Tensor,
     for s in range(0, num_q, chunk_size):
         e = min(s + chunk_size, num_q)
         b = e - s
-        dist = torch.mm(qf[s:e], gf.t())
-        # ||q||^2 is constant per query and does not change any ranking
-        dist.mul_(-2).add_(g_norm[None])
+        if dist_fn is None:
+            dist = torch.mm(qf[s:e], gf.t())
+            # ||q||^2 is constant per query and does not change any ranking
+            dist.mul_(-2).add_(g_norm[None])
+        else:
+            dist = dist_fn(s, e).to(device, torch.float32).contiguous()
+            if dist.shape != (b, num_g):
+                raise ValueError(f'dist_fn({s}, {e}) returned shape '
+                                 f'{tuple(dist.shape)}, expected '
+                                 f'{(b, num_g)}')
         loc = torch.searchsorted(uniq, q_pids[s:e]).clamp_(max=len(uniq) - 1)
         n_cand = torch.where(uniq[loc] == q_pids[s:e], counts[loc], 0)
         width = max(int(n_cand.max()), 1)
