@@ -101,6 +101,10 @@ class GDSLoss(nn.Module):
     - all pairs of the batch (not only batch-hard ones), each unordered pair
       once;
     - :math:`\beta` (``momentum``), not given in the supplement: 0.9.
+      ``momentum=None`` uses the supplement's own :math:`\beta = N/(N+M)`
+      with :math:`N` the number of pairs seen before the batch (its toy
+      game): the mean is then the exact mean of every distance seen (Eq. 1)
+      and the variance follows Eq. 3.
 
     **Distributed.** The batch's sums (pair counts, sums of distances, sums
     of squared deviations) are all-reduced across ranks before the update,
@@ -113,7 +117,8 @@ class GDSLoss(nn.Module):
     resume.
 
     Args:
-        momentum (float): :math:`\beta` in ``[0, 1)``. Defaults to 0.9.
+        momentum (float, optional): :math:`\beta` in ``[0, 1)``; None for
+            the cumulative :math:`N/(N+M)`. Defaults to 0.9.
         lambda_sigma (float): :math:`\lambda_\sigma`. Defaults to 1.0.
         lambda_h (float): :math:`\lambda_h`, the weight of ``L_H``; 0 turns
             the hard mining off (plain GDS). Defaults to 0.5.
@@ -135,7 +140,7 @@ class GDSLoss(nn.Module):
     """
 
     def __init__(self,
-                 momentum: float = 0.9,
+                 momentum: Optional[float] = 0.9,
                  lambda_sigma: float = 1.0,
                  lambda_h: float = 0.5,
                  form: str = 'softplus',
@@ -148,9 +153,9 @@ class GDSLoss(nn.Module):
                  loss_weight: float = 1.0,
                  check_sync: bool = False) -> None:
         super().__init__()
-        if not 0 <= momentum < 1:
-            raise ValueError(f'momentum (beta) must be in [0, 1), got '
-                             f'{momentum}')
+        if momentum is not None and not 0 <= momentum < 1:
+            raise ValueError(f'momentum (beta) must be in [0, 1) or None, '
+                             f'got {momentum}')
         if form not in FORMS:
             raise ValueError(f'form must be one of {FORMS}, got {form!r}')
         if hard_mining not in HARD_MODES:
@@ -162,7 +167,7 @@ class GDSLoss(nn.Module):
         if lambda_sigma < 0 or lambda_h < 0 or init_var < 0:
             raise ValueError('lambda_sigma, lambda_h and init_var must be '
                              '>= 0')
-        self.momentum = float(momentum)
+        self.momentum = None if momentum is None else float(momentum)
         self.lambda_sigma = float(lambda_sigma)
         self.lambda_h = float(lambda_h)
         self.form = form
@@ -178,6 +183,11 @@ class GDSLoss(nn.Module):
         self.register_buffer('var_neg', torch.tensor(float(init_var)))
         self.register_buffer('num_updates', torch.tensor(0,
                                                          dtype=torch.long))
+        # pairs seen so far (N of beta = N / (N + M), momentum=None)
+        self.register_buffer('count_pos',
+                             torch.tensor(0., dtype=torch.float64))
+        self.register_buffer('count_neg',
+                             torch.tensor(0., dtype=torch.float64))
 
     # ------------------------------------------------------------------
     def _f(self, x: Tensor) -> Tensor:
@@ -186,9 +196,10 @@ class GDSLoss(nn.Module):
             return F.softplus(x)
         return F.relu(x + self.margin)
 
-    def _update(self, d: Tensor, mean: Tensor,
-                var: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """Momentum update of one distribution from batch distances ``d``.
+    def _update(self, d: Tensor, mean: Tensor, var: Tensor,
+                seen: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Momentum update of one distribution from batch distances ``d``
+        (``seen``: the number of pairs before this batch).
 
         Returns:
             tuple: The new mean and variance (with the gradient of the
@@ -202,7 +213,10 @@ class GDSLoss(nn.Module):
         count, total, sq = _global_sum(stats)
         if float(count.detach()) == 0:
             return mean.detach().clone(), var.detach().clone(), count
-        b = self.momentum
+        if self.momentum is None:
+            b = float(seen) / (float(seen) + float(count.detach()))
+        else:
+            b = self.momentum
         new_mean = b * mean.detach() + (1 - b) * total / count
         new_var = b * var.detach() + (1 - b) * sq / count
         return new_mean, new_var, count
@@ -258,11 +272,15 @@ class GDSLoss(nn.Module):
             d = dmat[iu[0], iu[1]]
             same = targets[iu[0]] == targets[iu[1]]
             d_pos, d_neg = d[same], d[~same]
-            mean_pos, var_pos, _ = self._update(d_pos, self.mean_pos,
-                                                self.var_pos)
-            mean_neg, var_neg, _ = self._update(d_neg, self.mean_neg,
-                                                self.var_neg)
+            mean_pos, var_pos, n_pos = self._update(d_pos, self.mean_pos,
+                                                    self.var_pos,
+                                                    self.count_pos)
+            mean_neg, var_neg, n_neg = self._update(d_neg, self.mean_neg,
+                                                    self.var_neg,
+                                                    self.count_neg)
             if self.training:
+                self.count_pos += float(n_pos.detach())
+                self.count_neg += float(n_neg.detach())
                 self.mean_pos.copy_(mean_pos.detach())
                 self.var_pos.copy_(var_pos.detach())
                 self.mean_neg.copy_(mean_neg.detach())

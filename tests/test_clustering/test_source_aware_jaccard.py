@@ -1,0 +1,153 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""SourceAwareJaccardDistance against a dense reference."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from mmreid_usl.clustering import (PseudoLabeler, RhoDBSCANClusterer,
+                                   SourceAwareJaccardDistance, knn_search)
+from mmreid_usl.clustering.source_aware_jaccard import nearest_sqdist
+from jaccard_reference import dense_jaccard_reference  # tests/ (conftest)
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def domain_feats(n=300, m=120, ids=40, dim=32, seed=0):
+    """Target features (ids with noise) and a shifted source domain that
+    covers only part of the target's identities."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.standard_normal((ids, dim)))
+    pids = rng.integers(0, ids, n)
+    target = _unit(centres[pids] + 0.35 * rng.standard_normal((n, dim)))
+    src_ids = rng.integers(0, ids // 2, m)  # half of the looks only
+    source = _unit(centres[src_ids] + 0.3 * rng.standard_normal((m, dim)) +
+                   0.2)
+    return target.astype(np.float32), source.astype(np.float32)
+
+
+def dense_reference(target, source, k1, k2, lam):
+    """The mixed distance, dense, by the formula written out."""
+    t = torch.from_numpy(target)
+    _, index = knn_search(t, k1, backend='torch')
+    dj = dense_jaccard_reference(target, index.numpy(), k1=k1,
+                                 k2=k2).astype(np.float64)
+    d2 = ((target[:, None, :].astype(np.float64) -
+           source[None, :, :].astype(np.float64))**2).sum(-1)
+    s_raw = (1 - np.exp(-d2)).min(1)  # min over the source of 1 - e^-d2
+    s = s_raw / s_raw.max()
+    full = (1 - lam) * dj + lam * (s[:, None] + s[None, :])
+    np.fill_diagonal(full, 0)
+    return full, dj, s
+
+
+@pytest.mark.parametrize('lam', [0.1, 0.3])
+def test_matches_dense_reference(lam):
+    target, source = domain_feats()
+    k1, k2 = 12, 4
+    full, dj, s = dense_reference(target, source, k1, k2, lam)
+    dist = SourceAwareJaccardDistance(
+        k1=k1, k2=k2, lambda_source=lam, knn_backend='torch')(
+            torch.from_numpy(target),
+            reference_features=torch.from_numpy(source))
+    assert isinstance(dist, sp.csr_matrix)
+    dense = dist.toarray().astype(np.float64)
+    stored = np.zeros(dense.shape, dtype=bool)
+    coo = dist.tocoo()
+    stored[coo.row, coo.col] = True
+    # stored = the pairs with overlapping neighbourhoods (d_J < 1) + diagonal
+    np.testing.assert_array_equal(stored | np.eye(len(s), dtype=bool),
+                                  (dj < 1) | np.eye(len(s), dtype=bool))
+    np.testing.assert_allclose(dense[stored], full[stored], atol=3e-6)
+    # the missing pairs are exactly what unstored_distance says
+    floor = dist.unstored_distance
+    assert floor.exact
+    rows = np.arange(len(s))
+    np.testing.assert_allclose(floor.block(rows, len(s))[~stored],
+                               full[~stored], atol=1e-9)
+    assert floor.lower_bound() <= full[~stored].min() + 1e-12
+    # the source term is the documented s
+    got_s = SourceAwareJaccardDistance(knn_backend='torch').source_term(
+        torch.from_numpy(target), torch.from_numpy(source))
+    np.testing.assert_allclose(got_s, s, atol=1e-6)
+    assert got_s.max() == pytest.approx(1.0)
+
+
+def test_faiss_and_torch_nearest_agree():
+    target, source = domain_feats(n=200, m=90, seed=3)
+    a = nearest_sqdist(torch.from_numpy(target), torch.from_numpy(source),
+                       backend='torch', chunk_size=17)
+    ref = ((target[:, None] - source[None])**2).sum(-1).min(1)
+    np.testing.assert_allclose(a, ref, atol=1e-5)
+    pytest.importorskip('faiss')
+    b = nearest_sqdist(torch.from_numpy(target), torch.from_numpy(source),
+                       backend='faiss')
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_pruned_output_keeps_every_pair_below_max_distance():
+    target, source = domain_feats(seed=1)
+    full, _, _ = dense_reference(target, source, 12, 4, 0.1)
+    dist = SourceAwareJaccardDistance(
+        k1=12, k2=4, lambda_source=0.1, max_distance=0.35,
+        knn_backend='torch')(torch.from_numpy(target),
+                             reference_features=torch.from_numpy(source))
+    coo = dist.tocoo()
+    off = coo.row != coo.col
+    assert (coo.data[off] < 0.35).all()
+    np.testing.assert_allclose(coo.data[off], full[coo.row[off],
+                                                   coo.col[off]], atol=3e-6)
+    # every dense pair below max_distance is stored
+    want = set(zip(*np.nonzero(np.triu(full < 0.35, 1))))
+    got = {(i, j) for i, j in zip(coo.row, coo.col) if i < j}
+    assert want == got
+    assert not dist.unstored_distance.exact
+    assert dist.unstored_distance.lower_bound() <= 0.35
+
+
+def test_labeler_passes_reference_and_labels_equal_dense_dbscan():
+    """Through the PseudoLabeler (reference bank given), with eps from rho:
+    the labels equal sklearn DBSCAN on the dense reference matrix."""
+    from sklearn.cluster import DBSCAN
+    target, source = domain_feats(n=400, seed=2)
+    full, _, _ = dense_reference(target, source, 12, 4, 0.1)
+    labeler = PseudoLabeler(
+        distance=dict(
+            type='SourceAwareJaccardDistance', k1=12, k2=4,
+            knn_backend='torch'),
+        clusterer=dict(type='RhoDBSCANClusterer', rho=5e-3, min_samples=4))
+    result = labeler(
+        torch.from_numpy(target),
+        reference_features=torch.from_numpy(source))
+    eps = labeler.clusterer.eps
+    tri = full[np.triu_indices(len(full), 1)]
+    tri = np.sort(tri[tri != 0])
+    assert eps == pytest.approx(tri[:int(np.round(5e-3 * tri.size))].mean(),
+                                rel=1e-5)
+    ref = DBSCAN(eps=eps, min_samples=4,
+                 metric='precomputed').fit_predict(full)
+    from sklearn.metrics import adjusted_rand_score
+    assert result.num_clusters >= 2
+    assert adjusted_rand_score(ref, result.labels.numpy()) == 1.0
+    np.testing.assert_array_equal(ref < 0, result.labels.numpy() < 0)
+    # the second call is pruned to eps + 1e-3 and gives the same labels
+    again = labeler(
+        torch.from_numpy(target),
+        reference_features=torch.from_numpy(source))
+    assert labeler.distance.max_distance == pytest.approx(eps + 1e-3)
+    np.testing.assert_array_equal(again.labels.numpy(),
+                                  result.labels.numpy())
+
+
+def test_missing_reference_is_a_clear_error():
+    target, _ = domain_feats(n=50)
+    with pytest.raises(ValueError, match='reference_dataloader'):
+        SourceAwareJaccardDistance(k1=5, k2=2)(torch.from_numpy(target))
+    # lambda 0 is plain Jaccard and needs no source
+    dist = SourceAwareJaccardDistance(
+        k1=5, k2=2, lambda_source=0.0)(torch.from_numpy(target))
+    assert dist.unstored_distance.lower_bound() == 1.0
+    with pytest.raises(ValueError, match='lambda_source'):
+        SourceAwareJaccardDistance(lambda_source=1.0)
