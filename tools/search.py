@@ -70,7 +70,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--rerank',
         action='store_true',
-        help='k-reciprocal re-ranking (when this version provides it)')
+        help='k-reciprocal re-ranking of the whole gallery (Zhong et al., '
+        'CVPR 2017; k1=20, k2=6, lambda=0.3); scores become 1 - d*')
     parser.add_argument('--backend',
                         default='auto',
                         choices=['auto', 'faiss', 'torch'],

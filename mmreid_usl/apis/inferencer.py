@@ -267,8 +267,9 @@ class ReIDInferencer(BaseInferencer):
     squared distance ``||q - g||² = 2 - 2 q · g``; the search runs on faiss
     or torch (see :class:`GalleryIndex`). Optional k-reciprocal re-ranking
     (Zhong et al., *Re-ranking Person Re-identification with k-reciprocal
-    Encoding*, CVPR 2017, https://arxiv.org/abs/1701.08398) is used when
-    the installation provides it.
+    Encoding*, CVPR 2017, https://arxiv.org/abs/1701.08398;
+    ``rerank=True``) re-orders the whole gallery with
+    :func:`mmreid_usl.evaluation.functional.k_reciprocal_rerank`.
 
     Unreadable images: a **gallery** image that cannot be read or decoded
     (corrupt file, not an image) is **skipped with a warning naming it**,
@@ -298,6 +299,10 @@ class ReIDInferencer(BaseInferencer):
         name_pattern (str): Regex (pid, camera) used to attach ids parsed
             from gallery names when every name matches. Defaults to the
             config's test dataset ``name_pattern`` or ``r'([-\\d]+)_c(\\d+)'``.
+        rerank_cfg (dict, optional): Arguments of
+            :func:`mmreid_usl.evaluation.functional.k_reciprocal_rerank`
+            used by ``rerank=True`` (``k1``, ``k2``, ``lambda_value``;
+            default the paper's 20, 6, 0.3).
         cfg_options (dict, optional): Config overrides.
 
     Example:
@@ -324,6 +329,7 @@ class ReIDInferencer(BaseInferencer):
                  num_workers: int = 0,
                  backend: str = 'auto',
                  name_pattern: Optional[str] = None,
+                 rerank_cfg: Optional[dict] = None,
                  cfg_options: Optional[dict] = None) -> None:
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -373,6 +379,7 @@ class ReIDInferencer(BaseInferencer):
                                            {}).get('name_pattern',
                                                    DEFAULT_NAME_PATTERN)
         self.name_pattern = name_pattern
+        self.rerank_cfg = dict(rerank_cfg or {})
         self._gallery: Optional[GalleryIndex] = None
         if gallery is not None:
             self.set_gallery(gallery)
@@ -653,11 +660,13 @@ class ReIDInferencer(BaseInferencer):
         Args:
             query_feats (Tensor): ``(Q, D)`` L2-normalised features.
             topk (int): Results per query. Defaults to 10.
-            rerank (bool): k-reciprocal re-ranking. Defaults to False.
+            rerank (bool): k-reciprocal re-ranking (:meth:`_rerank`).
+                Defaults to False.
 
         Returns:
-            tuple[Tensor, Tensor]: ``scores`` ``(Q, k)`` and gallery
-            ``indices`` ``(Q, k)``.
+            tuple[Tensor, Tensor]: ``scores`` ``(Q, k)`` (cosine; with
+            ``rerank``, ``1 - d*`` of the re-ranked distance ``d*``), highest
+            first, and gallery ``indices`` ``(Q, k)``.
 
         Raises:
             RuntimeError: No gallery is set, or re-ranking is unavailable.
@@ -673,18 +682,42 @@ class ReIDInferencer(BaseInferencer):
 
     def _rerank(self, query_feats: torch.Tensor,
                 topk: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """k-reciprocal re-ranking, when the installation provides it."""
+        """Top-k by the k-reciprocal re-ranked distance.
+
+        Zhong et al., *Re-ranking Person Re-identification with k-reciprocal
+        Encoding*, CVPR 2017 (https://arxiv.org/abs/1701.08398), as computed
+        by :func:`mmreid_usl.evaluation.functional.k_reciprocal_rerank`
+        (``rerank_cfg``; queries and the whole gallery form one set, so the
+        cost grows with ``(Q + G)^2`` — a kNN pass over all pairs). The
+        distance ``d* = (1 - λ) d_J + λ d̃`` lies in ``[0, 1]``; the score
+        returned is ``1 - d*``.
+        """
         try:
-            from mmreid_usl.evaluation.functional import rerank  # noqa: F401
+            from mmreid_usl.evaluation.functional import k_reciprocal_rerank
         except ImportError as e:
             raise RuntimeError(
                 'k-reciprocal re-ranking is unavailable in this version of '
-                'mmreid_usl (no mmreid_usl.evaluation.functional.rerank); '
-                'search with rerank=False.') from e
-        raise RuntimeError(
-            'k-reciprocal re-ranking is unavailable: '
-            'mmreid_usl.evaluation.functional.rerank exists but is not '
-            'wired into ReIDInferencer yet; search with rerank=False.')
+                'mmreid_usl (mmreid_usl.evaluation.functional has no '
+                'k_reciprocal_rerank); search with rerank=False.') from e
+        gallery = self._gallery
+        q = query_feats.detach().float().cpu()
+        if q.ndim == 1:
+            q = q[None]
+        if q.ndim != 2 or q.shape[1] != gallery.feat_dim:
+            raise ValueError(
+                f'query features must be (Q, {gallery.feat_dim}) to match '
+                f'the gallery, got shape {tuple(q.shape)} (was the gallery '
+                'built with another model?).')
+        dist = k_reciprocal_rerank(q, gallery.features, **self.rerank_cfg)
+        k = min(topk, len(gallery))
+        chunk = max(1, (1 << 24) // len(gallery))
+        scores, indices = [], []
+        for s in range(0, q.shape[0], chunk):
+            d = dist(s, min(s + chunk, q.shape[0]))
+            val, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
+            scores.append(1 - val)
+            indices.append(idx)
+        return torch.cat(scores), torch.cat(indices)
 
     # ------------------------------------------------------------------
     # the mmpretrain call flow

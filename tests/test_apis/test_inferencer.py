@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import random
 import shutil
+import sys
 
 import mmcv
 import numpy as np
@@ -311,29 +312,37 @@ def test_gallery_index_validation():
     torch.testing.assert_close(idx.features.norm(dim=1), torch.ones(2))
 
 
-def test_search_errors_and_rerank(ckpt, gallery_index):
+def test_search_errors_and_rerank(ckpt, gallery_index, monkeypatch):
     inf = ReIDInferencer(CONFIG, pretrained=ckpt, device='cpu')
     with pytest.raises(RuntimeError, match='no gallery'):
         inf.search(gallery_index.features[:1])
     inf.set_gallery(gallery_index)
-    try:
-        from mmreid_usl.evaluation.functional import rerank  # noqa: F401
-        has_rerank = True
-    except ImportError:
-        has_rerank = False
-    if not has_rerank:
-        with pytest.raises(RuntimeError, match='re-ranking is unavailable'):
-            inf.search(gallery_index.features[:2], topk=3, rerank=True)
-    else:
-        scores, indices = inf.search(gallery_index.features[:2],
-                                     topk=3,
-                                     rerank=True)
-        assert indices.shape == (2, 3)
+    # k-reciprocal re-ranking: the top-k of the re-ranked distance
+    from mmreid_usl.evaluation.functional import k_reciprocal_rerank
+    q = gallery_index.features[[2, 9, 17]] * 0.8 + \
+        gallery_index.features[[4, 1, 0]] * 0.2
+    q = torch.nn.functional.normalize(q, dim=1)
+    scores, indices = inf.search(q, topk=6, rerank=True)
+    dense = k_reciprocal_rerank(q, gallery_index.features).dense()
+    assert torch.equal(indices,
+                       torch.argsort(dense, dim=1, stable=True)[:, :6])
+    torch.testing.assert_close(scores, 1 - dense.gather(1, indices))
+    plain = inf.search(q, topk=6)[1]
+    assert not torch.equal(plain, indices)  # re-ranking changes the order
+    inf.rerank_cfg = dict(k1=5, k2=2, lambda_value=0.1)
+    assert not torch.equal(inf.search(q, topk=6, rerank=True)[1], indices)
+    # an installation without re-ranking: a clear error
+    monkeypatch.setitem(sys.modules, 'mmreid_usl.evaluation.functional', None)
+    with pytest.raises(RuntimeError, match='re-ranking is unavailable'):
+        inf.search(q, topk=3, rerank=True)
+    monkeypatch.undo()
     # an index of another model (other dimension)
     other = GalleryIndex(np.eye(3, 8, dtype=np.float32), ['a', 'b', 'c'])
     inf.set_gallery(other)
     with pytest.raises(ValueError, match='another model'):
         inf.search(gallery_index.features[:1])
+    with pytest.raises(ValueError, match='another model'):
+        inf.search(gallery_index.features[:1], rerank=True)
 
 
 def test_checkpoint_that_does_not_fit(ckpt, tmp_path):
