@@ -1,6 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Sparse k-reciprocal Jaccard distance used for pseudo-labelling."""
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -269,13 +269,26 @@ class JaccardDistance:
         """Step 6 on the upper triangle: the pairs ``j >= i`` with
         ``i < row_stop`` (default all rows) and distance < ``max_distance``.
 
-        ``m`` is symmetric, so only pairs ``j >= i`` are expanded: column k
-        is stored with rows ascending, so for the entry (i, k) the rows
-        ``j >= i`` of that column are the ones from its own position on.
-
         Returns:
             tuple[np.ndarray]: ``rows``, ``cols`` (row-major, columns
             sorted) and float32 ``vals``.
+        """
+        parts = list(self._jaccard_upper_chunks(v, row_stop))
+        if not parts:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int64),
+                    np.zeros(0, np.float32))
+        return tuple(np.concatenate(p) for p in zip(*parts))
+
+    def _jaccard_upper_chunks(self,
+                              v: sp.csr_matrix,
+                              row_stop: Optional[int] = None) -> Iterator:
+        """:meth:`_jaccard_upper` one chunk of consecutive rows at a time
+        (a generator of ``(rows, cols, vals)``), so that a caller keeping
+        only part of the pairs never holds all of them.
+
+        ``m`` is symmetric, so only pairs ``j >= i`` are expanded: column k
+        is stored with rows ascending, so for the entry (i, k) the rows
+        ``j >= i`` of that column are the ones from its own position on.
         """
         n = v.shape[0]
         row_stop = n if row_stop is None else min(int(row_stop), n)
@@ -297,7 +310,6 @@ class JaccardDistance:
             [[0], np.cumsum(np.add.reduceat(entry_len, v.indptr[:-1]))])
         max_rows = max(1, (1 << 24) // n)
         scratch = np.empty(min(n, max_rows) * n, dtype=np.int64)
-        out_rows, out_cols, out_vals = [], [], []
         r0 = 0
         while r0 < row_stop:
             r1 = int(np.searchsorted(cum, cum[r0] + self.max_chunk_elems,
@@ -328,16 +340,8 @@ class JaccardDistance:
             dist = np.float32(1) - m32 / (np.float32(2) - m32)
             np.maximum(dist, 0, out=dist)
             keep = dist < self.max_distance
-            out_rows.append(u_rows[keep])
-            out_cols.append(u_cols[keep])
-            out_vals.append(dist[keep])
+            yield u_rows[keep], u_cols[keep], dist[keep]
             r0 = r1
-        del scratch
-        if not out_rows:
-            return (np.zeros(0, np.int64), np.zeros(0, np.int64),
-                    np.zeros(0, np.float32))
-        return (np.concatenate(out_rows), np.concatenate(out_cols),
-                np.concatenate(out_vals))
 
     @staticmethod
     def _symmetric_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
