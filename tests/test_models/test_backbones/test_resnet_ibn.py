@@ -1,18 +1,15 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """IBN-ResNet-a: structure, IBN maths and loading the IBN-Net release.
 
-The IBN-Net checkpoints are torchvision ResNets whose ``bn1`` in the blocks
-of layer1-3 is an ``IBN`` module with ``IN`` (InstanceNorm2d, affine) and
-``BN`` (BatchNorm2d) halves. That layout is rebuilt here from torchvision,
-independently of the package, filled with random values, and served from the
-torch hub cache (``$TORCH_HOME/hub/checkpoints/<file name of the URL>``), so
+The IBN-Net checkpoint layout is rebuilt from torchvision, independently of
+the package (``tests/ibn_net_release.py``), and served from the torch hub
+cache (``$TORCH_HOME/hub/checkpoints/<file name of the URL>``), so
 MMEngine-style ``init_cfg`` URLs resolve without network.
 """
 import os.path as osp
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from mmreid_usl.models.backbones import ResNetIBN
@@ -20,30 +17,7 @@ from mmreid_usl.models.backbones.resnet_ibn import IBN_NET_URLS
 from mmreid_usl.models.utils import IBN
 
 torchvision = pytest.importorskip('torchvision')
-
-
-class _ReleaseIBN(nn.Module):
-    """The released key layout: ``IN`` on the first half, ``BN`` the rest."""
-
-    def __init__(self, planes):
-        super().__init__()
-        self.IN = nn.InstanceNorm2d(planes // 2, affine=True)
-        self.BN = nn.BatchNorm2d(planes - planes // 2)
-
-
-def _release_state_dict(depth=50, seed=0):
-    torch.manual_seed(seed)
-    net = getattr(torchvision.models, f'resnet{depth}')()
-    for name in ('layer1', 'layer2', 'layer3'):
-        for block in getattr(net, name):
-            block.bn1 = _ReleaseIBN(block.bn1.num_features)
-    state = net.state_dict()
-    for key, value in state.items():  # every tensor distinct and random
-        if value.is_floating_point():
-            value.copy_(torch.rand_like(value) + 0.5)
-        else:
-            value.fill_(int(torch.randint(1, 100, ())))
-    return state
+from ibn_net_release import ibn_net_release_state_dict  # noqa: E402 (tests/)
 
 
 @pytest.fixture
@@ -95,7 +69,7 @@ def test_structure_ibn_a():
 
 @pytest.mark.parametrize('depth', [50, 101])
 def test_key_layout_matches_release(depth):
-    release = _release_state_dict(depth)
+    release = ibn_net_release_state_dict(depth)
     own = ResNetIBN(depth=depth).state_dict()
     expected = {k: v.shape for k, v in release.items() if k[:3] != 'fc.'}
     assert {k: v.shape for k, v in own.items()} == expected
@@ -103,7 +77,7 @@ def test_key_layout_matches_release(depth):
 
 def test_pretrained_url_loads_every_weight(hub_cache):
     url = IBN_NET_URLS['resnet50_ibn_a']
-    release = _release_state_dict(50)
+    release = ibn_net_release_state_dict(50)
     _save(release, hub_cache, url)
     model = ResNetIBN(
         depth=50,
@@ -119,7 +93,7 @@ def test_pretrained_url_loads_every_weight(hub_cache):
 
 
 def test_wrapped_dataparallel_checkpoint_and_local_path(tmp_path):
-    release = _release_state_dict(50, seed=1)
+    release = ibn_net_release_state_dict(50, seed=1)
     wrapped = {
         'state_dict': {f'module.{k}': v
                        for k, v in release.items()},
