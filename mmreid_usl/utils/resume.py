@@ -1,0 +1,145 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Find the checkpoint to resume from, inside one work dir only.
+
+MMEngine's auto-resume reads ``work_dir/last_checkpoint``, which holds an
+absolute path: a copied work dir resumes from the original's files and a
+moved one cannot resume. Here the newest ``epoch_N.pth`` (or ``iter_N.pth``)
+found in the work dir itself is used, after checking that it can be read.
+"""
+import logging
+import os
+import os.path as osp
+import re
+from typing import List, Optional, Tuple
+
+from mmengine.logging import print_log
+
+#: Names of the periodic checkpoints ``CheckpointHook`` writes.
+CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+class ResumeError(RuntimeError):
+    """Nothing (readable) to resume from; the message says what to do."""
+
+
+def list_checkpoints(ckpt_dir: str) -> List[str]:
+    """Periodic checkpoints of ``ckpt_dir``, newest first.
+
+    ``epoch_N.pth`` files come first when both kinds exist (epoch-based
+    runs); within a kind, higher ``N`` first. Best checkpoints
+    (``best_*.pth``) and published files are not resume points.
+    """
+    if not osp.isdir(ckpt_dir):
+        return []
+    found: List[Tuple[int, int, str]] = []
+    for name in os.listdir(ckpt_dir):
+        match = CHECKPOINT_NAME.match(name)
+        if match and osp.isfile(osp.join(ckpt_dir, name)):
+            kind = 1 if match.group(1) == 'epoch' else 0
+            found.append((kind, int(match.group(2)), name))
+    found.sort(reverse=True)
+    return [osp.join(ckpt_dir, name) for _, _, name in found]
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be resumed from, or None if it reads fine.
+
+    The file is fully loaded (``weights_only`` where torch defaults to it,
+    with the allow-list of :mod:`mmreid_usl.utils.checkpoint_safety`) and
+    must hold ``meta`` and ``state_dict``.
+    """
+    import torch
+    try:
+        ckpt = torch.load(path, map_location='cpu')
+    except Exception as err:  # noqa: BLE001 (any failure = unreadable)
+        text = str(err).strip().splitlines()
+        return f'{type(err).__name__}: {text[0] if text else ""}'.strip()
+    if not isinstance(ckpt, dict) or 'state_dict' not in ckpt \
+            or 'meta' not in ckpt:
+        return 'not an MMEngine training checkpoint (no meta / state_dict)'
+    return None
+
+
+def find_resume_checkpoint(ckpt_dir: str, fallback: bool = False) -> str:
+    """The newest readable checkpoint of ``ckpt_dir`` to resume from.
+
+    Args:
+        ckpt_dir (str): The work dir (or the checkpoint hook's ``out_dir``).
+        fallback (bool): When the newest checkpoint cannot be read, resume
+            from the newest one that can (with a warning) instead of
+            raising. Defaults to False.
+
+    Returns:
+        str: Path of the checkpoint, inside ``ckpt_dir``.
+
+    Raises:
+        ResumeError: No checkpoint in ``ckpt_dir``, or the newest one is
+            unreadable and ``fallback`` is False (the message names the
+            previous readable one, if any).
+    """
+    ckpts = list_checkpoints(ckpt_dir)
+    if not ckpts:
+        state = ('does not exist' if not osp.isdir(ckpt_dir) else
+                 'holds no epoch_N.pth / iter_N.pth checkpoint')
+        raise ResumeError(
+            f'--resume: nothing to resume: the work dir {ckpt_dir!r} {state}. '
+            'Check --work-dir (default: work_dirs/<config name>), pass a '
+            'checkpoint (--resume PATH), or drop --resume to start a new '
+            'run.')
+    return _first_readable(ckpts, fallback)
+
+
+def resolve_resume_path(path: str, fallback: bool = False) -> str:
+    """Check an explicit ``--resume PATH``.
+
+    Args:
+        path (str): The checkpoint the user named.
+        fallback (bool): If it cannot be read, use the newest readable
+            checkpoint older than it in the same folder.
+
+    Raises:
+        ResumeError: ``path`` does not exist, or cannot be read and there is
+            no fallback.
+    """
+    if not osp.isfile(path):
+        raise ResumeError(f'--resume {path}: no such checkpoint file.')
+    match = CHECKPOINT_NAME.match(osp.basename(path))
+    older = []
+    if match:
+        older = [
+            p for p in list_checkpoints(osp.dirname(path) or '.')
+            if CHECKPOINT_NAME.match(osp.basename(p)).group(1) ==
+            match.group(1) and int(
+                CHECKPOINT_NAME.match(osp.basename(p)).group(2)) < int(
+                    match.group(2))
+        ]
+    return _first_readable([path] + older, fallback)
+
+
+def _first_readable(ckpts: List[str], fallback: bool) -> str:
+    newest = ckpts[0]
+    problem = checkpoint_problem(newest)
+    if problem is None:
+        return newest
+    good = None
+    for path in ckpts[1:]:
+        if checkpoint_problem(path) is None:
+            good = path
+            break
+    if good is None:
+        raise ResumeError(
+            f'--resume: the checkpoint {newest} cannot be read ({problem}) '
+            'and no older readable checkpoint exists next to it.')
+    if not fallback:
+        raise ResumeError(
+            f'--resume: the newest checkpoint {newest} cannot be read '
+            f'({problem}). The previous readable one is {good}: resume from '
+            f'it with `--resume {good}`, or add --resume-fallback to take it '
+            'automatically.')
+    print_log(
+        f'The newest checkpoint {newest} cannot be read ({problem}); '
+        f'resuming from the previous readable one, {good} '
+        '(--resume-fallback).',
+        logger='current',
+        level=logging.WARNING)
+    return good
