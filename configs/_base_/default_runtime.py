@@ -8,13 +8,19 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     # keep the last checkpoints (resume) and the best one by test mAP, which
     # is how every official repo selects its reported model (§0.2)
+    # CheckpointHook confined to the work dir: relative last_checkpoint,
+    # auto-resume from the newest readable epoch_N.pth of the work dir, no
+    # deletion outside it; the config's lr wins over a resumed one
     checkpoint=dict(
-        type='CheckpointHook',
+        type='WorkDirCheckpointHook',
         interval=1,
         max_keep_ckpts=3,
         save_best='auto',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # every random stream of epoch N derives from (seed, N): resuming from
+    # epoch_N.pth is bit-exact
+    random_state=dict(type='RandomStateHook'),
     # DDP keeps per-rank BN running statistics (broadcast_buffers=False);
     # average them after every epoch so all ranks cluster and evaluate the
     # same model (a no-op on one process)
@@ -31,8 +37,8 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl', timeout=7200),
 )
 
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+visualizer = dict(
+    type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
 
 # pseudo-label statistics change once per epoch: log the current value
 log_processor = dict(

@@ -18,7 +18,9 @@ class ValBeforeTrainHook(Hook):
     ``vis_data/scalars.json``. Skipped when resuming (``epoch > 0``) or when
     the run has no validation loop. After training, one log line compares
     mAP and R1 at initialisation with the last validation, e.g.
-    ``reid/mAP: 39.69 (init) -> 63.33 (epoch 12)``.
+    ``reid/mAP: 39.69 (init) -> 63.33 (epoch 12)``. The metrics at
+    initialisation and the latest ones are stored in every checkpoint
+    (``meta['val_before_train']``), so a resumed run still reports the line.
     """
 
     # after CheckpointHook.before_train (VERY_LOW too, registered earlier),
@@ -53,6 +55,24 @@ class ValBeforeTrainHook(Hook):
             self._last_metrics = dict(metrics)
             self._last_epoch = runner.epoch
 
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Store the metrics at initialisation and the latest ones."""
+        checkpoint.setdefault('meta', {})['val_before_train'] = dict(
+            init=_floats(self._init_metrics),
+            last=_floats(self._last_metrics),
+            last_epoch=int(self._last_epoch))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Restore them when resuming (or loading) a checkpoint."""
+        saved = checkpoint.get('meta', {}).get('val_before_train')
+        if not isinstance(saved, dict):
+            return
+        if saved.get('init') is not None:
+            self._init_metrics = dict(saved['init'])
+        if saved.get('last') is not None:
+            self._last_metrics = dict(saved['last'])
+            self._last_epoch = int(saved.get('last_epoch', 0))
+
     def after_train(self, runner) -> None:
         """Log mAP and R1 at initialisation next to the final ones."""
         if self._init_metrics is None or self._last_metrics is None:
@@ -65,3 +85,16 @@ class ValBeforeTrainHook(Hook):
         ]
         print_log('Initialisation vs final: ' + '; '.join(pairs),
                   logger='current')
+
+
+def _floats(metrics: Optional[Dict]) -> Optional[Dict[str, float]]:
+    """Plain floats (checkpoints load with ``weights_only=True``)."""
+    if metrics is None:
+        return None
+    out = {}
+    for key, value in metrics.items():
+        try:
+            out[str(key)] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
