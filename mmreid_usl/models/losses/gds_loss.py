@@ -26,7 +26,9 @@ def unit_pair_distance(feats: Tensor, metric: str = 'cosine') -> Tensor:
     if metric not in GDS_DISTANCES:
         raise ValueError(
             f'distance must be one of {GDS_DISTANCES}, got {metric!r}')
-    x = F.normalize(feats.float(), dim=1)
+    # half precision is upcast; float32 / float64 are kept
+    x = F.normalize(
+        feats.float() if feats.element_size() < 4 else feats, dim=1)
     cos = x.mm(x.t()).clamp(-1, 1)
     if metric == 'cosine':
         return (1 - cos) / 2
