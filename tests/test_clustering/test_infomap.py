@@ -23,7 +23,7 @@ def test_infomap_clusters():
     assert adjusted_rand_score(true.numpy(), labels[:180]) > 0.95
     # no edge above min_sim: everything is an outlier
     assert (TASK_UTILS.build(dict(type='InfomapClusterer',
-                                  min_sim=1.1))(x) == -1).all()
+                                  min_sim=0.999))(x) == -1).all()
 
 
 def _blobs(sizes, dim=16, noise=0.02, seed=0):
@@ -64,8 +64,8 @@ def test_infomap_k_counts_the_point_itself(monkeypatch):
             return super().add_links(edges)
 
     monkeypatch.setattr(infomap, 'Infomap', Recorder)
-    x, _ = _blobs([20, 20], noise=0.3)
-    TASK_UTILS.build(dict(type='InfomapClusterer', min_sim=-2.))(x)
+    x, _ = _blobs([20, 20], noise=0.3)  # min_sim -1 keeps every edge
+    TASK_UTILS.build(dict(type='InfomapClusterer', min_sim=-1.))(x)
     src = np.array([e[0] for e in links])
     dst = np.array([e[1] for e in links])
     assert len(links) == 40 * 14
