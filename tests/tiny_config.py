@@ -25,9 +25,9 @@ TINY_MODEL = dict(
             base_channels=8,
             strides=(1, 2, 2, 1),
             out_indices=(3, )),
-        neck=dict(type='mmpretrain.GlobalAveragePooling'),
-        head=dict(type='BNNeck', in_channels=64)),
-    memory=dict(type='ClusterMemory', feat_dim=64, momentum=0.1))
+        pooling=dict(type='mmpretrain.GlobalAveragePooling'),
+        neck=dict(type='BNNeck')),
+    memory=dict(type='ClusterMemory', old_weight=0.1))
 
 
 def tiny_model() -> dict:
@@ -71,10 +71,13 @@ def tiny_cfg(root: str,
             pseudo_label=dict(
                 type='PseudoLabelHook',
                 interval=interval,
-                distance=dict(type='JaccardDistance', k1=10, k2=3),
-                clusterer=dict(
-                    type='DBSCANClusterer', eps=eps,
-                    min_samples=min_samples)),
+                labeler=dict(
+                    type='PseudoLabeler',
+                    distance=dict(type='JaccardDistance', k1=10, k2=3),
+                    clusterer=dict(
+                        type='DBSCANClusterer',
+                        eps=eps,
+                        min_samples=min_samples))),
             checkpoint=dict(type='CheckpointHook', interval=1),
             sync_buffers=dict(type='SyncNormBuffersHook'),
             logger=dict(type='LoggerHook', interval=1)),

@@ -7,7 +7,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # keep the last checkpoints (resume) and the best one by test mAP, which
-    # is how every official repo selects its reported model (§0.2)
+    # is how every official repo selects its reported model
+    # (docs/algorithms/common.md)
     # CheckpointHook confined to the work dir: relative last_checkpoint,
     # auto-resume from the newest readable epoch_N.pth of the work dir, no
     # deletion outside it; the config's lr wins over a resumed one
@@ -48,6 +49,11 @@ log_processor = dict(
         dict(data_src=f'pseudo_label/{key}', method_name='current')
         for key in ('num_clusters', 'num_outliers')
     ])
+# plain validation / test loops; algorithms with a momentum encoder set
+# val_cfg = dict(type='MomentumValLoop') in their model base
+val_cfg = dict()
+test_cfg = dict()
+
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -9,39 +9,33 @@ _base_ = [
     '../_base_/models/cluster_contrast_r50.py',
     '../_base_/datasets/market1501_usl.py',
     '../_base_/schedules/adam_50e_step20.py',
-    '../_base_/pseudo_label/dbscan_jaccard.py',
 ]
 
-model = dict(
-    encoder=dict(
-        backbone=dict(depth=18, init_cfg=None),
-        head=dict(in_channels=512)),
-    memory=dict(feat_dim=512))
+model = dict(encoder=dict(backbone=dict(depth=18, init_cfg=None)))
 
 __data = dict(type='SyntheticPedestrians', data_root=None)
-img_scale = (32, 64)  # (w, h)
-train_pipeline = [
+__train_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='Resize', scale=(32, 64), interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomCrop', crop_size=(64, 32), padding=4),
     dict(type='ReIDRandomErasing', erase_prob=0.5),
     dict(type='PackReIDInputs'),
 ]
-test_pipeline = [
+__test_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='Resize', scale=(32, 64), interpolation='bicubic'),
     dict(type='PackReIDInputs'),
 ]
 train_dataloader = dict(
     batch_size=32,
     num_workers=2,
     sampler=dict(num_instances=4, samples_per_epoch=40 * 32),
-    dataset=dict(__data, pipeline=train_pipeline))
+    dataset=dict(__data, pipeline=__train_pipeline))
 cluster_dataloader = dict(
-    num_workers=0, dataset=dict(__data, pipeline=test_pipeline))
+    num_workers=0, dataset=dict(__data, pipeline=__test_pipeline))
 val_dataloader = dict(
-    num_workers=0, dataset=dict(__data, pipeline=test_pipeline))
+    num_workers=0, dataset=dict(__data, pipeline=__test_pipeline))
 test_dataloader = val_dataloader
 
 # training from scratch tolerates a larger learning rate than fine-tuning
@@ -55,5 +49,6 @@ custom_hooks = [dict(type='ValBeforeTrainHook')]
 default_hooks = dict(
     logger=dict(interval=10),
     pseudo_label=dict(
-        distance=dict(k1=15, k2=6), clusterer=dict(eps=0.5)))
+        labeler=dict(
+            distance=dict(k1=15, k2=6), clusterer=dict(eps=0.5))))
 env_cfg = dict(cudnn_benchmark=False)

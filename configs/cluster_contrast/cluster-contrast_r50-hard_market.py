@@ -4,4 +4,4 @@
 _base_ = ['./cluster-contrast_r50_market.py']
 
 model = dict(memory=dict(update_mode='hard'))
-default_hooks = dict(pseudo_label=dict(clusterer=dict(eps=0.4)))
+default_hooks = dict(pseudo_label=dict(labeler=dict(clusterer=dict(eps=0.4))))

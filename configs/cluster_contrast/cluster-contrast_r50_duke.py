@@ -4,5 +4,4 @@ _base_ = [
     '../_base_/models/cluster_contrast_r50.py',
     '../_base_/datasets/dukemtmc_reid_usl.py',
     '../_base_/schedules/adam_50e_step20.py',
-    '../_base_/pseudo_label/dbscan_jaccard.py',
 ]

@@ -5,5 +5,4 @@ _base_ = [
     '../_base_/models/cluster_contrast_r50.py',
     '../_base_/datasets/msmt17_usl.py',
     '../_base_/schedules/adam_50e_step20.py',
-    '../_base_/pseudo_label/dbscan_jaccard.py',
 ]

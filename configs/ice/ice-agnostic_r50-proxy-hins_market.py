@@ -2,4 +2,4 @@
 # Ablation, camera-agnostic: L_agnostic + L_h_ins (Table 4: 78.2 Market mAP).
 _base_ = ['./ice-agnostic_r50_market.py']
 
-model = dict(consistency_loss=None)
+model = dict(loss_s_ins=None)

@@ -2,4 +2,4 @@
 # Ablation, camera-agnostic: L_agnostic + L_s_ins (Table 4: 47.2 Market mAP).
 _base_ = ['./ice-agnostic_r50_market.py']
 
-model = dict(instance_loss=None)
+model = dict(loss_h_ins=None)

@@ -3,4 +3,4 @@
 # recipe in ICE issue #4: remove loss_cam). Paper: 79.5 mAP / 92.0 R1.
 _base_ = ['./ice_r50_market.py']
 
-model = dict(camera_loss=None)
+model = dict(loss_cross=None)

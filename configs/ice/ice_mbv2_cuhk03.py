@@ -1,54 +1,16 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # CPU-scale ICE(aware) on the real cuhk03_detected data (data/cuhk03_detected/,
 # a 128x64 copy upsampled 1.5x to 192x96 as in the Cluster Contrast CPU config)
-# with the ImageNet MobileNetV2 (torchvision weights in ../shared/weights/).
-# One process, batch 32 = 8 pseudo-ids x 4 instances. Figures and the
-# comparison with Cluster Contrast on the same data: docs/benchmarks.md; what
-# is scaled and why: configs/ice/README.md.
-_base_ = ['./ice_r50_market.py']
-
-# ---- data: cuhk03_detected at 192x96 -------------------------------------
-__data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
-img_scale = (96, 192)  # (w, h)
-strong_pipeline = [
-    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
-    dict(type='RandomCrop', crop_size=(192, 96), padding=10),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='GaussianBlur',
-        magnitude_range=(0.1, 2.0),
-        magnitude_std='inf',
-        prob=0.5),
-    dict(type='ReIDRandomErasing', erase_prob=0.6),
+# with the ImageNet MobileNetV2 (`torchvision://mobilenet_v2`, see the README
+# for offline machines). One process, batch 32 = 8 pseudo-ids x 4 instances
+# (_base_/datasets/cuhk03_detected_ice.py). Figures and the comparison with
+# Cluster Contrast on the same data: docs/benchmarks.md; what is scaled and
+# why: configs/ice/README.md.
+_base_ = [
+    '../_base_/models/ice_r50.py',
+    '../_base_/datasets/cuhk03_detected_ice.py',
+    '../_base_/schedules/adam_40e_warmup10.py',
 ]
-weak_pipeline = [
-    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
-]
-train_pipeline = [
-    dict(type='LoadReIDImage'),
-    dict(
-        type='MultiView',
-        transforms=[strong_pipeline, weak_pipeline, strong_pipeline]),
-    dict(type='PackReIDInputs'),
-]
-test_pipeline = [
-    dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
-    dict(type='PackReIDInputs'),
-]
-batch_size = 32
-iters_per_epoch = 100
-train_dataloader = dict(
-    batch_size=batch_size,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(samples_per_epoch=iters_per_epoch * batch_size),
-    dataset=dict(__data, pipeline=train_pipeline))
-cluster_dataloader = dict(
-    batch_size=128, num_workers=2, dataset=dict(__data, pipeline=test_pipeline))
-val_dataloader = dict(
-    batch_size=128, num_workers=2, dataset=dict(__data, pipeline=test_pipeline))
-test_dataloader = val_dataloader
 
 # ---- model: MobileNetV2 (ImageNet), average pooling, BNNeck -------------
 model = dict(
@@ -59,28 +21,25 @@ model = dict(
             widen_factor=1.0,
             out_indices=(7, ),
             init_cfg=dict(
-                type='Pretrained',
-                checkpoint='../shared/weights/'
-                'mobilenet_v2_imagenet_torchvision.pth')),
-        head=dict(in_channels=1280)),
-    proxy_memory=dict(feat_dim=1280),
+                type='Pretrained', checkpoint='torchvision://mobilenet_v2'))),
     # Scaled EMA: the official alpha = 0.999 averages over ~1,000 iterations
     # (2.5 of its 400-iteration epochs), i.e. over this whole run; alpha =
     # 0.99 averages over ~100 iterations = one epoch here, close to the
     # official ratio of EMA horizon to re-clustering interval (2.5) =>
     # mmengine momentum (weight of the NEW parameters) 0.01.
     momentum=0.01,
-    # BN over the whole batch of 32 (1 group) instead of the official 4 GPUs
-    # x 8 (num_bn_groups=online_bn_groups=4 emulates those on one process):
-    # MobileNetV2 normalises after every (also depthwise) convolution, and
-    # 8-image BN statistics cost it about 40 % of the gain (momentum mAP
-    # 1.76 vs 2.65-2.73 after 10 epochs on a GPU, docs/benchmarks.md)
-    num_bn_groups=1,
-    online_bn_groups=1,
-    # the official online forward on strong2 only moves BN statistics of the
+    # BN over the whole batch of 32 (no groups) instead of the official 4
+    # GPUs x 8 (bn_group_size=momentum_bn_group_size=8 emulates those on one
+    # process): MobileNetV2 normalises after every (also depthwise)
+    # convolution, and 8-image BN statistics cost it about 40 % of the gain
+    # (momentum mAP 1.76 vs 2.65-2.73 after 10 epochs on a GPU,
+    # docs/benchmarks.md)
+    momentum_bn_group_size=None,
+    bn_group_size=None,
+    # the official student forward on strong2 only moves BN statistics of the
     # student; skipped here to save CPU time (the momentum encoder, which is
     # evaluated and clustered, is unaffected)
-    online_strong2=False,
+    student_strong2=False,
     # likewise the official momentum forward on strong1 only moves the
     # momentum BN statistics (now from strong2 and weak views); skipped
     momentum_strong1=False)
@@ -105,7 +64,6 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=1, max_keep_ckpts=2),
     pseudo_label=dict(
-        distance=dict(k1=15),
-        clusterer=dict(type='DBSCANClusterer', eps=0.6, min_samples=4)))
+        labeler=dict(distance=dict(k1=15), clusterer=dict(eps=0.6))))
 custom_hooks = [dict(type='ValBeforeTrainHook')]
 env_cfg = dict(cudnn_benchmark=False)

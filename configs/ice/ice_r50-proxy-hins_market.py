@@ -2,4 +2,4 @@
 # Ablation, camera-aware: L_proxy + L_h_ins (Table 4: 80.5 Market mAP).
 _base_ = ['./ice_r50_market.py']
 
-model = dict(consistency_loss=None)
+model = dict(loss_s_ins=None)

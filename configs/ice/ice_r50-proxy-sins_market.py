@@ -2,4 +2,4 @@
 # Ablation, camera-aware: L_proxy + L_s_ins (Table 4: 81.1 Market mAP).
 _base_ = ['./ice_r50_market.py']
 
-model = dict(instance_loss=None)
+model = dict(loss_h_ins=None)

@@ -2,4 +2,4 @@
 # Ablation, camera-aware: L_proxy only (Table 4 row 1: 79.3 Market mAP).
 _base_ = ['./ice_r50_market.py']
 
-model = dict(instance_loss=None, consistency_loss=None)
+model = dict(loss_h_ins=None, loss_s_ins=None)

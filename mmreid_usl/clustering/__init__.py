@@ -1,15 +1,19 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Pseudo-labelling algorithms: kNN, Jaccard distance, clusterers."""
+"""Pseudo-labelling: kNN, Jaccard distance, clusterers and the labeler."""
+from .cluster_stats import cluster_stats
 from .dbscan import DBSCANClusterer
 from .infomap import InfomapClusterer
 from .jaccard import JaccardDistance
 from .kmeans import KMeansClusterer
 from .knn import knn_search
-from .pseudo_label_result import (PseudoLabelResult, cluster_stats,
-                                  relabel_contiguous)
+from .pseudo_labeler import PseudoLabeler
+from .rho_dbscan import RhoDBSCANClusterer, UnstoredDistance
+from .source_aware_jaccard import SourceAwareJaccardDistance
 
 __all__ = [
     'knn_search', 'JaccardDistance', 'DBSCANClusterer', 'InfomapClusterer',
-    'KMeansClusterer', 'PseudoLabelResult', 'cluster_stats',
-    'relabel_contiguous'
+    'KMeansClusterer', 'PseudoLabeler', 'cluster_stats'
+]
+__all__ += [
+    'RhoDBSCANClusterer', 'SourceAwareJaccardDistance', 'UnstoredDistance'
 ]

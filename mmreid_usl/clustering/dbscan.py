@@ -9,7 +9,7 @@ from sklearn.cluster import DBSCAN
 
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_int, check_real
-from .pseudo_label_result import relabel_contiguous
+from mmreid_usl.structures import relabel_contiguous
 
 DistType = Union[sp.spmatrix, np.ndarray, torch.Tensor]
 

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from mmreid_usl.registry import TASK_UTILS
+from mmreid_usl.utils.validation import check_int, check_real
 from .knn import knn_search
-from .pseudo_label_result import relabel_contiguous
+from mmreid_usl.structures import relabel_contiguous
 
 
 @TASK_UTILS.register_module()
@@ -49,12 +50,22 @@ class InfomapClusterer:
                  num_trials: int = 1,
                  seed: int = 123,
                  knn_backend: str = 'auto') -> None:
-        if k < 2:
-            raise ValueError(f'k counts the point itself and must be >= 2, '
-                             f'got {k}')
-        if min_cluster_size < 1:
-            raise ValueError(
-                f'min_cluster_size must be >= 1, got {min_cluster_size}')
+        owner = type(self).__name__
+        check_int(owner, 'k', k, low=2, why='k counts the point itself.')
+        check_real(
+            owner,
+            'min_sim',
+            min_sim,
+            -1,
+            1,
+            high_inclusive=False,
+            why='It is a cosine similarity; 1 or more keeps no edge.')
+        check_int(owner, 'min_cluster_size', min_cluster_size, low=1)
+        check_int(owner, 'num_trials', num_trials, low=1)
+        check_int(owner, 'seed', seed)
+        if knn_backend not in ('auto', 'faiss', 'torch'):
+            raise ValueError(f"{owner}: knn_backend must be 'auto', 'faiss' "
+                             f"or 'torch', got {knn_backend!r}.")
         self.k = k
         self.min_sim = min_sim
         self.min_cluster_size = min_cluster_size

@@ -7,7 +7,7 @@ import torch
 
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_int
-from .pseudo_label_result import relabel_contiguous
+from mmreid_usl.structures import relabel_contiguous
 
 
 @TASK_UTILS.register_module()

@@ -1,9 +1,9 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 import numpy as np
+import pytest
 import torch
 
-from mmreid_usl.clustering import (PseudoLabelResult, cluster_stats,
-                                   relabel_contiguous)
+from mmreid_usl.structures import PseudoLabelResult, relabel_contiguous
 
 
 def test_relabel_contiguous():
@@ -13,30 +13,44 @@ def test_relabel_contiguous():
                                   [-1])
 
 
-def test_from_labels_centroids():
+def test_from_labels_centroids_and_fields():
     feats = torch.arange(12, dtype=torch.float32).view(6, 2)
-    res = PseudoLabelResult.from_labels(feats, np.array([3, 3, -1, 9, 9, 9]),
-                                        note=1)
+    camids = torch.tensor([1, 2, 1, 2, 1, 2])
+    res = PseudoLabelResult.from_labels(
+        np.array([3, 3, -1, 9, 9, 9]), feats, camids=camids, epoch=4)
     assert res.labels.dtype == torch.long
     assert res.labels.tolist() == [0, 0, -1, 1, 1, 1]
     assert res.num_clusters == 2 and res.num_outliers == 1
+    assert res.num_samples == 6 and res.epoch == 4
+    assert res.feat_source == 'student' and res.label_source == 'pseudo'
     torch.testing.assert_close(res.centroids,
                                torch.tensor([[1., 2.], [8., 9.]]))
-    assert res.extras == dict(note=1)
+    assert res.bank() is feats and torch.equal(res.camids, camids)
 
 
-def test_zero_clusters():
+def test_several_banks_and_centroids_of_another_bank():
+    a = torch.arange(8, dtype=torch.float32).view(4, 2)
+    b = -a
+    res = PseudoLabelResult.from_labels([0, 0, 1, -1],
+                                        dict(student=a, momentum=b),
+                                        feat_source='momentum')
+    torch.testing.assert_close(res.centroids, torch.tensor([[-1., -2.],
+                                                            [-4., -5.]]))
+    torch.testing.assert_close(
+        res.centroids_of('student'), torch.tensor([[1., 2.], [4., 5.]]))
+    with pytest.raises(KeyError, match="no 'ema' feature bank"):
+        res.bank('ema')
+    with pytest.raises(ValueError, match='feat_source must name'):
+        PseudoLabelResult.from_labels([0, 1, 1, 0], dict(student=a,
+                                                         momentum=b))
+    with pytest.raises(ValueError, match='label_source'):
+        PseudoLabelResult.from_labels([0], a[:1], label_source='oracle')
+
+
+def test_zero_clusters_and_to():
     feats = torch.randn(5, 3)
-    res = PseudoLabelResult.from_labels(feats, [-1] * 5)
+    res = PseudoLabelResult.from_labels([-1] * 5, feats)
     assert res.num_clusters == 0 and res.num_outliers == 5
     assert res.centroids.shape == (0, 3)
-    stats = res.cluster_stats([0, 0, 1, 1, 2])
-    assert stats['num_clusters'] == 0 and stats['ari_clustered'] == 0.0
-
-
-def test_cluster_stats():
-    stats = cluster_stats([0, 0, 1, 1, -1], [4, 4, 5, 5, 6])
-    assert stats['ari'] == 1.0 and stats['nmi'] == 1.0
-    assert stats['num_outliers'] == 1
-    stats = cluster_stats([0, 0, 0, 0, 0], [4, 4, 5, 5, 6])
-    assert stats['ari'] == 0.0
+    moved = res.to('cpu')
+    assert moved is not res and torch.equal(moved.labels, res.labels)

@@ -1,25 +1,25 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# CUHK03 (detected) in Market layout with the project's own split (see
-# ../shared/data/README.md): data/cuhk03_detected/ holds bounding_box_train/
-# (7,076 images / 734 ids), query/ (1,466) and bounding_box_test/ (5,555).
-# The images are a 128x64 copy; the CPU-scale configs upsample them 1.5x to
-# 192x96, which gives MobileNetV2 a 6x3 instead of a 4x2 final map (measured:
-# mAP after 5 epochs 1.67 vs 1.04 at 128x64, docs/benchmarks.md).
+# CUHK03 (detected) in Market layout with the project's own split (even-ranked
+# ids train, odd-ranked ids test; see docs/benchmarks.md): data/cuhk03_detected/
+# holds bounding_box_train/ (7,076 images / 734 ids), query/ (1,466) and
+# bounding_box_test/ (5,555). The images are a 128x64 copy; the CPU-scale
+# configs upsample them 1.5x to 192x96, which gives MobileNetV2 a 6x3 instead
+# of a 4x2 final map (measured: mAP after 5 epochs 1.67 vs 1.04 at 128x64,
+# docs/benchmarks.md).
 _base_ = ['./market1501_usl.py']
 
 __data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
-img_scale = (96, 192)  # (w, h)
-train_pipeline = [
+__train_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='Resize', scale=(96, 192), interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomCrop', crop_size=(192, 96), padding=10),
     dict(type='ReIDRandomErasing', erase_prob=0.5),
     dict(type='PackReIDInputs'),
 ]
-test_pipeline = [
+__test_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=img_scale, interpolation='bicubic'),
+    dict(type='Resize', scale=(96, 192), interpolation='bicubic'),
     dict(type='PackReIDInputs'),
 ]
 # ~9.6 images per id: 16 ids x 4 instances per batch, one process.
@@ -27,9 +27,9 @@ train_dataloader = dict(
     batch_size=64,
     num_workers=2,
     sampler=dict(num_instances=4, samples_per_epoch=100 * 64),
-    dataset=dict(__data, pipeline=train_pipeline))
+    dataset=dict(__data, pipeline=__train_pipeline))
 cluster_dataloader = dict(
-    num_workers=2, dataset=dict(__data, pipeline=test_pipeline))
+    num_workers=2, dataset=dict(__data, pipeline=__test_pipeline))
 val_dataloader = dict(
-    num_workers=2, dataset=dict(__data, pipeline=test_pipeline))
+    num_workers=2, dataset=dict(__data, pipeline=__test_pipeline))
 test_dataloader = val_dataloader

@@ -1,7 +1,10 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Cluster Contrast, official-code defaults (§1): ResNet-50 with last stride 1,
-# GeM pooling (learnable p), BNNeck with frozen bias, cluster memory with
-# temperature 0.05 and the sequential momentum update.
+# Cluster Contrast, official-code defaults (docs/algorithms/cluster_contrast.md):
+# ResNet-50 with last stride 1, GeM pooling (learnable p), BNNeck with frozen
+# bias, cluster memory with the sequential momentum update, ClusterNCE with
+# temperature 0.05; re-clustered (Jaccard + DBSCAN) before every epoch.
+_base_ = ['../pseudo_label/dbscan_jaccard.py']
+
 model = dict(
     type='ClusterContrast',
     data_preprocessor=dict(
@@ -18,15 +21,18 @@ model = dict(
             out_indices=(3, ),
             init_cfg=dict(
                 type='Pretrained', checkpoint='torchvision://resnet50')),
-        neck=dict(type='mmpretrain.GeneralizedMeanPooling', p=3.0),
-        head=dict(type='BNNeck', in_channels=2048)),
-    # momentum = weight of the OLD memory entry (official cm.py); the
-    # official README commands use 0.1
+        pooling=dict(type='mmpretrain.GeneralizedMeanPooling', p=3.0),
+        neck=dict(type='BNNeck')),  # width derived from the backbone
+    # old_weight = weight of the OLD memory entry (official cm.py `momentum`);
+    # the official README commands use 0.1
     memory=dict(
         type='ClusterMemory',
-        feat_dim=2048,
-        temperature=0.05,
-        momentum=0.1,
-        update_mode='momentum'),
-    memory_init='mean',
+        old_weight=0.1,
+        update_mode='momentum',
+        init_mode='mean'),
+    loss_cluster=dict(type='ClusterNCELoss', temperature=0.05),
+    # 'gt' trains on the dataset's true ids through the same pipeline: the
+    # supervised upper bound of this unsupervised config
+    label_source='pseudo',
+    cluster_feat_source='student',
     test_cfg=dict(feat_source='student'))

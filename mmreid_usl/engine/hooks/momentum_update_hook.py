@@ -14,9 +14,10 @@ DATA_BATCH = Optional[Sequence[dict]]
 class MomentumUpdateHook(Hook):
     r"""Call ``model.momentum_update()`` after every training iteration.
 
-    ICE (Chen et al., ICCV 2021, Eq. 1) updates the momentum encoder with
-    :math:`\theta_m \leftarrow \alpha\theta_m + (1-\alpha)\theta_o` after the
-    optimiser step. The update lives in a hook (the shape of mmdet's
+    The algorithms with a momentum encoder (:class:`BaseMomentumUSLReID`:
+    ICE, Chen et al., ICCV 2021, Eq. 1; DCMIP) update it with
+    :math:`\theta_m \leftarrow \alpha\theta_m + (1-\alpha)\theta_s` after the
+    optimiser step; their config base declares this hook. The update lives in a hook (the shape of mmdet's
     ``MeanTeacherHook``) because ``after_train_iter`` runs after
     ``optim_wrapper.update_params``, and because a wrapped DDP model's
     ``train_step`` would bypass a model-level override.

@@ -1,7 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Base class of the unsupervised ReID algorithms."""
+"""Base class of the (unsupervised) ReID algorithms: the method contract."""
 from abc import abstractmethod
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -9,32 +9,75 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 
 from mmreid_usl.registry import MODELS
-from mmreid_usl.structures import ReIDDataSample
+from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
+from ..memories.base_memory import BaseMemory
+from ..utils.batch_shuffle import grouped_forward
 from ..utils.resizable_buffers import resize_buffers_for_loading
+
+#: Where the training labels come from.
+LABEL_SOURCES = ('pseudo', 'gt')
+
+
+def num_bn_groups(batch_size: int, group_size: Optional[int]) -> int:
+    """Number of BN groups of ``group_size`` images in a batch.
+
+    Raises:
+        ValueError: If ``batch_size`` is not a multiple of ``group_size``.
+    """
+    if group_size is None or group_size >= batch_size:
+        return 1
+    if batch_size % group_size:
+        raise ValueError(f'batch of {batch_size} images is not a multiple of '
+                         f'the BN group size {group_size}')
+    return batch_size // group_size
 
 
 class BaseUSLReID(BaseModel):
-    """An encoder trained from pseudo-labels that change every epoch.
+    """An encoder trained from labels that may change every epoch.
 
-    The pseudo-label flow (``../shared/docs/architecture.md`` §3.3): the
-    ``PseudoLabelHook`` clusters the training set and calls
-    :meth:`set_pseudo_labels`; the algorithm keeps the labels in the
-    ``pseudo_labels`` buffer (indexed by the dataset's ``sample_idx``, so the
-    dataset itself is never mutated) and rebuilds whatever depends on them
-    (memories, proxies). Subclasses implement :meth:`loss`.
+    The method contract (``docs/adding_a_method.md``). An algorithm declares
+
+    - its encoders (:attr:`feat_sources`, :meth:`get_encoder`): ``'student'``
+      here, ``'momentum'`` too in :class:`BaseMomentumUSLReID`;
+    - which encoder's features are clustered (``cluster_feat_source``) and
+      which feature banks :meth:`set_pseudo_labels` reads
+      (:attr:`pseudo_label_banks`: the clustered bank plus the
+      ``feat_source`` of every :class:`BaseMemory` it owns); the
+      ``PseudoLabelHook`` extracts exactly those and checks that they exist;
+    - where its labels come from (``label_source``): ``'pseudo'`` (the
+      clustering) or ``'gt'`` (the dataset's true ids, through the same
+      pipeline: a supervised model, or the supervised upper bound of any
+      unsupervised config with one switch);
+
+    and receives a typed :class:`PseudoLabelResult` at every (re-)labelling.
+    The labels are kept in the ``pseudo_labels`` buffer indexed by the
+    dataset's ``sample_idx`` (the dataset is never mutated), every memory is
+    reset from the result, and :meth:`loss` looks the targets up with
+    :meth:`get_targets`.
 
     Args:
         encoder (dict | nn.Module): The :class:`ReIDEncoder` config.
+        label_source (str): ``'pseudo'`` or ``'gt'``. Defaults to
+            ``'pseudo'``.
+        cluster_feat_source (str): Encoder whose features are clustered.
+            Defaults to ``'student'``.
+        bn_group_size (int, optional): Images per BatchNorm group of the
+            student's training forward (:meth:`student_forward`): the batch
+            of a process is forwarded in consecutive chunks of this size, as
+            DataParallel splits a batch over GPUs, so one process reproduces
+            the BN statistics of a multi-GPU run. None: the whole batch.
         data_preprocessor (dict | nn.Module, optional): Defaults to
             ``ReIDDataPreprocessor`` with ImageNet mean/std and BGR->RGB.
-        test_cfg (dict, optional): ``feat_source`` (``'student'`` or, for
-            algorithms with a momentum encoder, ``'momentum'``): the encoder
-            :meth:`predict` uses.
+        test_cfg (dict, optional): ``feat_source``, the encoder
+            :meth:`predict` uses. Defaults to ``'student'``.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
                  encoder: Union[dict, nn.Module],
+                 label_source: str = 'pseudo',
+                 cluster_feat_source: str = 'student',
+                 bn_group_size: Optional[int] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -48,12 +91,68 @@ class BaseUSLReID(BaseModel):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if label_source not in LABEL_SOURCES:
+            raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
+                             f'got {label_source!r}')
         self.encoder = MODELS.build(encoder) if isinstance(encoder,
                                                            dict) else encoder
+        if bn_group_size is not None and (not isinstance(
+                bn_group_size, int) or bn_group_size < 1):
+            raise ValueError('bn_group_size must be None or a positive int, '
+                             f'got {bn_group_size!r}')
+        self.label_source = label_source
+        self.bn_group_size = bn_group_size
+        self.cluster_feat_source = cluster_feat_source
         self.test_cfg = dict(feat_source='student')
         self.test_cfg.update(test_cfg or {})
         self.register_buffer('pseudo_labels', torch.zeros(0,
                                                           dtype=torch.long))
+
+    def _build_memory(self, cfg: Optional[Union[dict, nn.Module]]
+                      ) -> Optional[nn.Module]:
+        """Build a memory config, its ``feat_dim`` derived from the encoder."""
+        if isinstance(cfg, dict):
+            cfg = dict(cfg)
+            cfg.setdefault('feat_dim', self.encoder.feat_dim)
+            return MODELS.build(cfg)
+        return cfg
+
+    # ------------------------------------------------------------------
+    # the contract
+    @property
+    def feat_sources(self) -> Tuple[str, ...]:
+        """tuple[str]: Names of the encoders :meth:`get_encoder` knows."""
+        return ('student', )
+
+    @property
+    def memories(self) -> List[BaseMemory]:
+        """list[BaseMemory]: The memories reset at every re-labelling."""
+        return [m for m in self.modules() if isinstance(m, BaseMemory)]
+
+    @property
+    def pseudo_label_banks(self) -> Tuple[str, ...]:
+        """tuple[str]: Feature banks :meth:`set_pseudo_labels` reads.
+
+        The clustered bank first, then the ``feat_source`` of every memory
+        (in module order, without repetition).
+        """
+        banks = [self.cluster_feat_source]
+        for memory in self.memories:
+            if memory.feat_source is not None and \
+                    memory.feat_source not in banks:
+                banks.append(memory.feat_source)
+        return tuple(banks)
+
+    def check_contract(self) -> None:
+        """Raise if the declared sources are not encoders of this model."""
+        for source in (self.test_cfg['feat_source'], ) + \
+                self.pseudo_label_banks:
+            if source not in self.feat_sources:
+                raise ValueError(
+                    f'{type(self).__name__} has the encoders '
+                    f'{self.feat_sources}, but {source!r} is used as a '
+                    'feat_source (test_cfg, cluster_feat_source or a '
+                    "memory's feat_source).")
 
     # ------------------------------------------------------------------
     # features
@@ -69,6 +168,15 @@ class BaseUSLReID(BaseModel):
                      source: str = 'student') -> torch.Tensor:
         """Raw post-BN features ``(B, D)`` of the encoder ``source``."""
         return self.get_encoder(source)(inputs)
+
+    def student_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Training forward of the student in BN groups (``bn_group_size``).
+
+        Returns:
+            Tensor: ``(B, D)`` raw post-BN features, in input order.
+        """
+        return grouped_forward(self.encoder, inputs,
+                               num_bn_groups(len(inputs), self.bn_group_size))
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -108,31 +216,53 @@ class BaseUSLReID(BaseModel):
         return data_samples
 
     # ------------------------------------------------------------------
-    # pseudo-labels
-    def set_pseudo_labels(self, result) -> None:
-        """Take a new clustering of the training set.
+    # labels
+    def set_pseudo_labels(self, result: PseudoLabelResult) -> None:
+        """Take a new labelling of the training set.
+
+        Stores the labels and resets every memory from ``result``;
+        subclasses that keep other label-dependent state extend it.
 
         Args:
-            result (PseudoLabelResult): ``labels`` ``(N, )`` (-1 =
-                outlier), ``num_clusters``, ``centroids`` ``(C, D)`` and
-                ``extras`` (``features``, ``camids``), identical on every
-                rank.
-        """
-        self.pseudo_labels = result.labels.to(
-            device=self.pseudo_labels.device, dtype=torch.long)
-
-    def get_targets(self, data_samples: List[ReIDDataSample]) -> torch.Tensor:
-        """Pseudo-labels of a batch, looked up by ``sample_idx``.
+            result (PseudoLabelResult): Identical on every rank.
 
         Raises:
-            RuntimeError: If no pseudo-labels are set or an outlier was fed.
+            KeyError: If ``result`` misses a bank the model declared in
+                :attr:`pseudo_label_banks` or clustered another bank.
         """
+        missing = [b for b in self.pseudo_label_banks
+                   if b not in result.features]
+        if missing or result.feat_source != self.cluster_feat_source:
+            raise KeyError(
+                f'{type(self).__name__} clusters the '
+                f'{self.cluster_feat_source!r} bank and reads '
+                f'{self.pseudo_label_banks}, but the result clustered '
+                f'{result.feat_source!r} and has no '
+                f'{missing or [self.cluster_feat_source]} feature bank.')
+        self.pseudo_labels = result.labels.to(
+            device=self.pseudo_labels.device, dtype=torch.long)
+        for memory in self.memories:
+            memory.reset(result)
+
+    def get_targets(self, data_samples: List[ReIDDataSample]) -> torch.Tensor:
+        """Training labels of a batch.
+
+        The labels set by :meth:`set_pseudo_labels`, looked up by
+        ``sample_idx``. A ``label_source='gt'`` model without a labelling
+        hook reads the true (train-split, contiguous) ids of the samples.
+
+        Raises:
+            RuntimeError: If no labels are set or an outlier was fed.
+        """
+        device = self.pseudo_labels.device
         if self.pseudo_labels.numel() == 0:
+            if self.label_source == 'gt':
+                return torch.cat([s.gt_label for s in data_samples]).to(device)
             raise RuntimeError(
                 'No pseudo-labels: the PseudoLabelHook must run before '
                 'training (is `default_hooks.pseudo_label` configured?).')
         idx = torch.tensor([s.sample_idx for s in data_samples],
-                           device=self.pseudo_labels.device)
+                           device=device)
         targets = self.pseudo_labels[idx]
         if bool((targets < 0).any()):
             raise RuntimeError('A clustering outlier (label -1) reached the '
@@ -162,7 +292,7 @@ class BaseUSLReID(BaseModel):
     @abstractmethod
     def loss(self, inputs: torch.Tensor,
              data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:
-        """Losses of one batch."""
+        """Losses of one batch, keyed ``loss_<name>``."""
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,

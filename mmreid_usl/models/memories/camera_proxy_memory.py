@@ -4,15 +4,15 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
-from ..utils.resizable_buffers import resize_buffers_for_loading
+from mmreid_usl.structures import PseudoLabelResult
+from .base_memory import BaseMemory
 
 
 @MODELS.register_module()
-class CameraProxyMemory(BaseModule):
+class CameraProxyMemory(BaseMemory):
     r"""Cluster proxies and per-(cluster, camera) proxies.
 
     Rebuilt from the momentum features after every clustering and kept frozen
@@ -36,22 +36,25 @@ class CameraProxyMemory(BaseModule):
     of index ``k`` (sorted), so the camera ids do not have to be 0..n-1 nor all
     present (official ICE indexes lists by raw camera id, §2.12 item 10).
 
-    All buffers are in the state dict; loading a checkpoint whose buffers
-    have a different size resizes them first (the number of clusters and
-    proxies changes every epoch).
+    The memory is frozen between re-clusterings (:meth:`update` is the
+    no-op of :class:`BaseMemory`); all buffers are in the state dict and are
+    resized on loading.
 
     Args:
         feat_dim (int): Feature dimension D.
         normalize_centroids (bool): L2-normalise the cluster proxies.
             Defaults to False (official code).
+        feat_source (str, optional): Bank the proxies are built from; None =
+            the clustered bank (ICE clusters the momentum features).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
     def __init__(self,
                  feat_dim: int,
                  normalize_centroids: bool = False,
+                 feat_source: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
+        super().__init__(feat_source=feat_source, init_cfg=init_cfg)
         self.feat_dim = feat_dim
         self.normalize_centroids = normalize_centroids
         self.register_buffer('centroids', torch.zeros(0, feat_dim))
@@ -71,7 +74,20 @@ class CameraProxyMemory(BaseModule):
         return self.proxies.shape[0]
 
     @torch.no_grad()
-    def reset(self,
+    def reset(self, result: PseudoLabelResult) -> None:
+        """Rebuild all proxies from a new clustering.
+
+        Reads the L2-normalised feature bank (:attr:`feat_source`), the
+        labels, the camera ids and the number of clusters of ``result``.
+        """
+        if result.camids is None:
+            raise ValueError('CameraProxyMemory needs result.camids.')
+        self.build(
+            F.normalize(self.bank(result).float(), dim=1), result.labels,
+            result.camids, result.num_clusters)
+
+    @torch.no_grad()
+    def build(self,
               features: Tensor,
               labels: Tensor,
               camids: Tensor,
@@ -143,10 +159,3 @@ class CameraProxyMemory(BaseModule):
                                  camids).clamp(max=self.camera_ids.numel() - 1)
         return torch.where(self.camera_ids[idx] == camids, idx,
                            torch.full_like(idx, -1))
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args,
-                              **kwargs) -> None:
-        """Resize the buffers to the checkpoint's shapes, then load them."""
-        resize_buffers_for_loading(self, state_dict, prefix,
-                                   list(self._buffers))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

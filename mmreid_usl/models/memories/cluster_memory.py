@@ -1,70 +1,88 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Cluster-level memory of Cluster Contrast."""
+"""Cluster-level memory of Cluster Contrast (and DCMIP's cluster proxies)."""
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
+from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.dist import all_gather_cat
-from ..utils.resizable_buffers import resize_buffers_for_loading
+from .base_memory import BaseMemory
+
+UPDATE_MODES = ('momentum', 'hard', 'mean')
+INIT_MODES = ('mean', 'random')
 
 
 @MODELS.register_module()
-class ClusterMemory(BaseModule):
-    r"""One L2-normalised feature vector per pseudo-identity (cluster).
+class ClusterMemory(BaseMemory):
+    r"""One L2-normalised proxy per pseudo-identity (cluster).
 
     Cluster Contrast (Dai et al., "Cluster Contrast for Unsupervised Person
-    Re-Identification", ACCV 2022), ``../shared/docs/algorithms.md`` §1.2-1.3.
+    Re-Identification", ACCV 2022, https://arxiv.org/abs/2103.11568;
+    official code alibaba/cluster-contrast-reid), see
+    ``docs/algorithms/cluster_contrast.md``.
 
-    Logits against the memory :math:`M \in \mathbb{R}^{C \times D}` are
-    :math:`q M^\top / \tau` (ClusterNCE, Eq. 3, :math:`\tau=0.05` in the
-    official code). The memory is updated with the batch features after the
-    logits were taken, with :math:`m` the weight of the OLD entry
-    (``momentum`` in the official ``cm.py``):
+    At every re-clustering the memory :math:`M \in \mathbb{R}^{C\times D}` is
+    rebuilt (``init_mode``): ``'mean'`` (official code) takes the
+    L2-normalised cluster means, ``'random'`` (the paper's Eq. 1) the
+    feature of one member drawn uniformly (seeded by ``seed`` and the number
+    of resets, so every rank draws the same). After the loss of each
+    iteration the proxies are updated with the (all-gathered) batch, with
+    :math:`m` = ``old_weight``, the weight of the OLD entry:
 
-    - ``update_mode='momentum'`` (official default since 11/2021): for each
-      sample :math:`(x, y)` in batch order,
-      :math:`M_y \leftarrow \mathrm{norm}(m M_y + (1 - m) x)`.
-    - ``update_mode='hard'`` (the paper's Eq. 2, ``--use-hard``): for each
-      identity :math:`y` in the batch,
-      :math:`x_{hard} = \arg\min_{x: label(x)=y} x \cdot M_y` and
-      :math:`M_y \leftarrow \mathrm{norm}(m M_y + (1 - m) x_{hard})`.
+    - ``'momentum'`` (official default since 11/2021): for each sample
+      :math:`(x, y)` in batch order,
+      :math:`M_y \leftarrow \mathrm{norm}(m M_y + (1 - m) x)`;
+    - ``'hard'`` (the paper's Eq. 2, ``--use-hard``): per identity the least
+      similar instance :math:`x_{hard} = \arg\min_{x: y(x)=y} x \cdot M_y`,
+      :math:`M_y \leftarrow \mathrm{norm}(m M_y + (1 - m) x_{hard})`;
+    - ``'mean'`` (DCMIP's batch-mean proxy): per identity the mean
+      :math:`\bar x_y` of its batch instances,
+      :math:`M_y \leftarrow \mathrm{norm}(m M_y + (1 - m) \bar x_y)`.
 
-    Logits are taken against a detached snapshot of the memory, so updating
-    it right after (under ``no_grad``) gives exactly the gradient of the
-    official autograd function, whose backward uses the memory before its
-    in-place update. Features and targets are all-gathered across ranks
-    first, so every rank applies the identical update (the official code ran
-    DataParallel with a single memory). All memory maths runs in fp32.
+    The ClusterNCE loss itself is :class:`ClusterNCELoss`; it reads
+    ``memory.features`` as the proxies before this update. All memory maths
+    runs in fp32.
 
     Args:
-        feat_dim (int): Feature dimension.
-        temperature (float): :math:`\tau`. Defaults to 0.05.
-        momentum (float): :math:`m`, weight of the OLD entry. Defaults to
-            0.2 (the official argparse default; its README commands use 0.1).
-        update_mode (str): ``'momentum'`` or ``'hard'``.
+        feat_dim (int): Feature dimension D.
+        old_weight (float): :math:`m`, weight of the OLD entry in an update.
+            Defaults to 0.2 (the official argparse default; its README
+            commands use 0.1).
+        update_mode (str): ``'momentum'``, ``'hard'`` or ``'mean'``.
+        init_mode (str): ``'mean'`` or ``'random'``. Defaults to ``'mean'``.
+        seed (int): Seed of the ``'random'`` initialisation. Defaults to 0.
+        feat_source (str, optional): Bank the memory is built from; None =
+            the clustered bank.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
                  feat_dim: int,
-                 temperature: float = 0.05,
-                 momentum: float = 0.2,
+                 old_weight: float = 0.2,
                  update_mode: str = 'momentum',
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
-        if update_mode not in ('momentum', 'hard'):
-            raise ValueError("update_mode must be 'momentum' or 'hard', got "
-                             f'{update_mode!r}')
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f'momentum must be in [0, 1], got {momentum}')
+                 init_mode: str = 'mean',
+                 seed: int = 0,
+                 feat_source: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(feat_source=feat_source, init_cfg=init_cfg)
+        if update_mode not in UPDATE_MODES:
+            raise ValueError(f'update_mode must be one of {UPDATE_MODES}, '
+                             f'got {update_mode!r}')
+        if init_mode not in INIT_MODES:
+            raise ValueError(f'init_mode must be one of {INIT_MODES}, got '
+                             f'{init_mode!r}')
+        if not 0.0 <= old_weight <= 1.0:
+            raise ValueError(f'old_weight must be in [0, 1], got {old_weight}')
         self.feat_dim = feat_dim
-        self.temperature = temperature
-        self.momentum = momentum
+        self.old_weight = old_weight
         self.update_mode = update_mode
+        self.init_mode = init_mode
+        self.seed = seed
         self.register_buffer('features', torch.zeros(0, feat_dim))
+        self.register_buffer('num_resets', torch.zeros((), dtype=torch.long))
 
     @property
     def num_clusters(self) -> int:
@@ -72,39 +90,63 @@ class ClusterMemory(BaseModule):
         return self.features.shape[0]
 
     @torch.no_grad()
-    def reset(self, centroids: torch.Tensor) -> None:
-        """Rebuild the memory from cluster centroids (code: normalised mean).
+    def reset(self, result: PseudoLabelResult) -> None:
+        """Rebuild the proxies from a new clustering (see ``init_mode``)."""
+        if self.init_mode == 'random' and result.num_clusters > 0:
+            proxies = self._random_members(
+                self.bank(result), result.labels, result.num_clusters)
+        else:
+            proxies = result.centroids_of(self.feat_source)
+        self.set_proxies(proxies)
+        self.num_resets += 1
+
+    @torch.no_grad()
+    def set_proxies(self, proxies: Tensor) -> None:
+        """Replace the memory by the L2-normalised rows of ``proxies``.
 
         Args:
-            centroids (Tensor): ``(C, D)`` cluster centres; L2-normalised
-                here. ``C`` may be 0.
+            proxies (Tensor): ``(C, D)``; ``C`` may be 0.
         """
-        if centroids.dim() != 2 or centroids.shape[1] != self.feat_dim:
-            raise ValueError(f'centroids must be (C, {self.feat_dim}), got '
-                             f'{tuple(centroids.shape)}')
+        if proxies.dim() != 2 or proxies.shape[1] != self.feat_dim:
+            raise ValueError(f'proxies must be (C, {self.feat_dim}), got '
+                             f'{tuple(proxies.shape)}')
         self.features = F.normalize(
-            centroids.float(), dim=1).to(self.features.device)
+            proxies.float(), dim=1).to(self.features.device)
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """Logits of L2-normalised features against the memory.
+    def _random_members(self, feats: Tensor, labels: Tensor,
+                        num_clusters: int) -> Tensor:
+        """One uniformly drawn member feature per cluster (paper Eq. 1)."""
+        gen = torch.Generator().manual_seed(self.seed + int(self.num_resets))
+        labels = labels.cpu()
+        keys = torch.rand(len(labels), generator=gen)
+        # order by (cluster, random key): the member with the smallest key
+        # of each cluster wins
+        order = torch.argsort(keys)
+        order = order[labels[order] >= 0]
+        order = order[torch.argsort(labels[order], stable=True)]
+        first = torch.ones(len(order), dtype=torch.bool)
+        first[1:] = labels[order][1:] != labels[order][:-1]
+        winners = order[first]
+        if len(winners) != num_clusters:
+            raise RuntimeError('labels must be contiguous in [0, C)')
+        return feats[winners.to(feats.device)]
+
+    def forward(self, feats: Tensor) -> Tensor:
+        """``(B, C)`` fp32 cosine similarities ``feats @ M.T`` (no grad to M).
 
         Args:
             feats (Tensor): ``(B, D)`` L2-normalised features.
-
-        Returns:
-            Tensor: ``(B, C)`` fp32 logits ``feats @ M.T / temperature``.
         """
         if self.num_clusters == 0:
             raise RuntimeError(
                 'ClusterMemory is empty: set_pseudo_labels() has not been '
                 'called or the clustering produced zero clusters.')
         with torch.autocast(device_type=feats.device.type, enabled=False):
-            snapshot = self.features.detach().clone()
-            return feats.float().mm(snapshot.t()) / self.temperature
+            return feats.float().mm(self.features.detach().clone().t())
 
     @torch.no_grad()
-    def update(self, feats: torch.Tensor, targets: torch.Tensor) -> None:
-        """Update the memory with this iteration's features (all ranks).
+    def update(self, feats: Tensor, targets: Tensor) -> None:
+        """Update the proxies with this iteration's batch (all ranks).
 
         Args:
             feats (Tensor): ``(B, D)`` L2-normalised features of this rank.
@@ -115,11 +157,12 @@ class ClusterMemory(BaseModule):
         with torch.autocast(device_type=feats.device.type, enabled=False):
             if self.update_mode == 'momentum':
                 self._momentum_update(feats, targets)
-            else:
+            elif self.update_mode == 'hard':
                 self._hard_update(feats, targets)
+            else:
+                self._mean_update(feats, targets)
 
-    def _momentum_update(self, feats: torch.Tensor,
-                         targets: torch.Tensor) -> None:
+    def _momentum_update(self, feats: Tensor, targets: Tensor) -> None:
         """Sequential per-sample update, vectorised over identities.
 
         Samples of different identities touch different rows, so only the
@@ -127,7 +170,7 @@ class ClusterMemory(BaseModule):
         occurrence of every identity at once, which equals the official
         one-sample-at-a-time loop.
         """
-        m = self.momentum
+        m = self.old_weight
         order = torch.argsort(targets, stable=True)
         sorted_t = targets[order]
         # rank of each sample among the samples of its identity (batch order)
@@ -145,7 +188,7 @@ class ClusterMemory(BaseModule):
             self.features[rows] = F.normalize(
                 m * self.features[rows] + (1 - m) * feats[sel], dim=1)
 
-    def _hard_update(self, feats: torch.Tensor, targets: torch.Tensor) -> None:
+    def _hard_update(self, feats: Tensor, targets: Tensor) -> None:
         """Batch-hard update: the least similar instance of each identity."""
         sims = (feats * self.features[targets]).sum(dim=1)
         rows = torch.unique(targets)
@@ -157,14 +200,17 @@ class ClusterMemory(BaseModule):
         first = torch.ones_like(t_sorted, dtype=torch.bool)
         first[1:] = t_sorted[1:] != t_sorted[:-1]
         hard = feats[key[first]]
-        m = self.momentum
+        m = self.old_weight
         self.features[rows] = F.normalize(
             m * self.features[rows] + (1 - m) * hard, dim=1)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        resize_buffers_for_loading(self, state_dict, prefix, ['features'])
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+    def _mean_update(self, feats: Tensor, targets: Tensor) -> None:
+        """Batch-mean update: the mean of each identity's batch instances."""
+        rows, inverse = torch.unique(targets, return_inverse=True)
+        sums = feats.new_zeros(len(rows), feats.shape[1]).index_add_(
+            0, inverse, feats)
+        counts = torch.bincount(inverse, minlength=len(rows)).to(feats.dtype)
+        mean = sums / counts.unsqueeze(1)
+        m = self.old_weight
+        self.features[rows] = F.normalize(
+            m * self.features[rows] + (1 - m) * mean, dim=1)

@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""The ReID encoder: backbone -> pooling neck -> BNNeck."""
+"""The ReID encoder: backbone -> global pooling -> BNNeck."""
 from typing import Optional, Union
 
 import torch
@@ -9,40 +9,65 @@ from mmengine.model import BaseModule
 from mmreid_usl.registry import MODELS
 
 
+def _build(cfg: Union[dict, nn.Module]) -> nn.Module:
+    return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+
+
 @MODELS.register_module()
 class ReIDEncoder(BaseModule):
-    """Backbone, global pooling and BNNeck as one module.
+    """Backbone, global pooling and neck (BNNeck) as one module.
 
     The encoder is the unit that a momentum (EMA) copy duplicates, so it is a
-    module of its own rather than three attributes of the algorithm.
+    module of its own rather than three attributes of the algorithm. The
+    width of the neck (``in_channels``) is derived from the backbone when
+    the neck config leaves it out, so a config changes the backbone in one
+    place.
 
     Args:
         backbone (dict | nn.Module): e.g. ``dict(type='mmpretrain.ResNet',
             depth=50, strides=(1, 2, 2, 1), out_indices=(3, ))`` (last stride
-            1, §0.3) with ``init_cfg=dict(type='Pretrained',
+            1) with ``init_cfg=dict(type='Pretrained',
             checkpoint='torchvision://resnet50')``.
-        neck (dict | nn.Module): Global pooling, e.g.
+        pooling (dict | nn.Module): Global pooling, e.g.
             ``dict(type='mmpretrain.GeneralizedMeanPooling', p=3.)`` or
             ``dict(type='mmpretrain.GlobalAveragePooling')``.
-        head (dict | nn.Module): ``dict(type='BNNeck', in_channels=2048)``.
+        neck (dict | nn.Module): ``dict(type='BNNeck')``; ``in_channels``
+            defaults to the backbone's output width.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
                  backbone: Union[dict, nn.Module],
-                 neck: Union[dict, nn.Module],
-                 head: Union[dict, nn.Module],
+                 pooling: Union[dict, nn.Module],
+                 neck: Union[dict, nn.Module] = dict(type='BNNeck'),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        self.backbone = MODELS.build(backbone) if isinstance(
-            backbone, dict) else backbone
-        self.neck = MODELS.build(neck) if isinstance(neck, dict) else neck
-        self.head = MODELS.build(head) if isinstance(head, dict) else head
+        self.backbone = _build(backbone)
+        self.pooling = _build(pooling)
+        if isinstance(neck, dict) and neck.get('in_channels') is None:
+            neck = dict(neck, in_channels=self._backbone_width())
+        self.neck = _build(neck)
+
+    @torch.no_grad()
+    def _backbone_width(self) -> int:
+        """Channels of the backbone's last output (one tiny forward)."""
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            param = next(self.backbone.parameters())
+            out = self.backbone(
+                torch.zeros(1, 3, 64, 32, device=param.device,
+                            dtype=param.dtype))
+        finally:
+            self.backbone.train(was_training)
+        if isinstance(out, (tuple, list)):
+            out = out[-1]
+        return int(out.shape[1])
 
     @property
     def feat_dim(self) -> int:
         """int: Dimension of the output feature."""
-        return self.head.in_channels
+        return self.neck.in_channels
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Encode images.
@@ -53,4 +78,4 @@ class ReIDEncoder(BaseModule):
         Returns:
             Tensor: ``(B, D)`` post-BN features, NOT L2-normalised.
         """
-        return self.head(self.neck(self.backbone(inputs)))
+        return self.neck(self.pooling(self.backbone(inputs)))

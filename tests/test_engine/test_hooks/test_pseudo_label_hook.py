@@ -43,17 +43,50 @@ def test_hook_sets_labels_in_model_and_sampler(tiny_reid_root, tmp_path,
     assert 'pseudo_label/nmi' in open(scalars).read()
 
 
-def test_zero_clusters_warn_and_skip_epoch(tiny_reid_root, tmp_path,
-                                           make_tiny_cfg):
+def test_degenerate_clustering_stops_or_skips(tiny_reid_root, tmp_path,
+                                             make_tiny_cfg):
     # no image has 1000 neighbours: every image is an outlier
     cfg = make_tiny_cfg(
         tiny_reid_root, str(tmp_path), max_epochs=1, min_samples=1000)
     runner = Runner.from_cfg(cfg)
-    with pytest.warns(UserWarning, match='zero clusters'):
+    with pytest.raises(RuntimeError, match='min_samples=1000.*found 0'):
         runner.train()
-    assert runner.iter == 0  # no training iteration, no crash
+    assert runner.iter == 0
+    # explicitly skipped: the epoch has no training iteration, no crash
+    cfg.default_hooks.pseudo_label.labeler.on_degenerate = 'skip'
+    cfg.work_dir = str(tmp_path / 'skip')
+    runner = Runner.from_cfg(cfg)
+    with pytest.warns(UserWarning, match='Skipping'):
+        runner.train()
+    assert runner.iter == 0
     assert runner.model.memory.num_clusters == 0
     assert _hook(runner).history[0]['num_clusters'] == 0
+
+
+def test_ground_truth_switch_trains_on_true_ids(tiny_reid_root, tmp_path,
+                                                make_tiny_cfg):
+    """model.label_source='gt': same hook, sampler and memory, true ids."""
+    cfg = make_tiny_cfg(tiny_reid_root, str(tmp_path), max_epochs=1)
+    cfg.model.label_source = 'gt'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    pids = runner.train_dataloader.dataset.get_pids()
+    np.testing.assert_array_equal(runner.model.pseudo_labels.numpy(), pids)
+    np.testing.assert_array_equal(runner.train_dataloader.sampler.labels,
+                                  pids)
+    assert runner.model.memory.num_clusters == len(np.unique(pids))
+    assert runner.iter == 3
+    history = _hook(runner).history[0]
+    assert history['num_outliers'] == 0 and 'nmi' not in history
+
+
+def test_model_without_the_declared_bank_is_rejected(tiny_reid_root, tmp_path,
+                                                     make_tiny_cfg):
+    cfg = make_tiny_cfg(tiny_reid_root, str(tmp_path), max_epochs=1)
+    cfg.model.cluster_feat_source = 'momentum'  # a ClusterContrast has none
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match="'momentum' is used as a"):
+        runner.train()
 
 
 def test_mismatched_cluster_dataloader_errors(tiny_reid_root, tmp_path,
@@ -114,12 +147,43 @@ def test_resume_restores_labels_and_memory(tiny_reid_root, tmp_path,
             resumed.train_dataloader.sampler.labels, saved_labels.numpy())
 
 
-def test_sparse_distance_keeps_only_pairs_dbscan_can_use():
-    hook = PseudoLabelHook(
-        distance=dict(type='JaccardDistance', k1=10, k2=3),
-        clusterer=dict(type='DBSCANClusterer', eps=0.5, min_samples=2))
-    assert 0.5 < hook.distance.max_distance <= 0.502
-    explicit = PseudoLabelHook(
-        distance=dict(type='JaccardDistance', max_distance=0.8),
-        clusterer=dict(type='DBSCANClusterer', eps=0.5))
-    assert explicit.distance.max_distance == 0.8  # user's choice is kept
+
+class _EpsOnce:
+    """A clusterer with state: eps fixed at its first call (like GDS)."""
+
+    def __init__(self):
+        self.eps = None
+        self.calls = 0
+
+    def __call__(self, feats, dist):
+        from mmreid_usl.clustering import DBSCANClusterer
+        self.calls += 1
+        if self.eps is None:
+            self.eps = 0.6
+        return DBSCANClusterer(eps=self.eps, min_samples=2)(feats, dist)
+
+    def state_dict(self):
+        return dict(eps=self.eps)
+
+    def load_state_dict(self, state):
+        self.eps = state['eps']
+
+
+def test_labeler_state_is_checkpointed_and_restored(tiny_reid_root, tmp_path,
+                                                    make_tiny_cfg):
+    work = str(tmp_path / 'run')
+    cfg = make_tiny_cfg(tiny_reid_root, work, max_epochs=1)
+    runner = Runner.from_cfg(cfg)
+    _hook(runner).labeler.clusterer = _EpsOnce()
+    runner.train()
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu')
+    assert ckpt['pseudo_labeler'] == dict(clusterer=dict(eps=0.6))
+    ckpt['pseudo_labeler']['clusterer']['eps'] = 0.55
+    torch.save(ckpt, osp.join(work, 'edited.pth'))
+    cfg = make_tiny_cfg(tiny_reid_root, work, max_epochs=1)
+    cfg.resume, cfg.load_from = True, osp.join(work, 'edited.pth')
+    resumed = Runner.from_cfg(cfg)
+    clusterer = _EpsOnce()
+    _hook(resumed).labeler.clusterer = clusterer
+    resumed.load_or_resume()
+    assert clusterer.eps == 0.55

@@ -3,20 +3,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmreid_usl.clustering import PseudoLabelResult
 from mmreid_usl.models import ClusterContrast
-from mmreid_usl.structures import ReIDDataSample
+from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 
 from tiny_config import tiny_model
 
 ENCODER = tiny_model()['encoder']
-ENCODER['neck'] = dict(type='mmpretrain.GeneralizedMeanPooling', p=3.0)
+ENCODER['pooling'] = dict(type='mmpretrain.GeneralizedMeanPooling', p=3.0)
 
 
-def _model(**kwargs):
+def _model(memory=None, **kwargs):
     return ClusterContrast(
         encoder=ENCODER,
-        memory=dict(type='ClusterMemory', feat_dim=64, momentum=0.1),
+        memory=dict(type='ClusterMemory', old_weight=0.1, **(memory or {})),
         **kwargs)
 
 
@@ -25,9 +24,8 @@ def _result(n=12, d=64, num_clusters=3, seed=0):
     feats = F.normalize(torch.randn(n, d, generator=g), dim=1)
     labels = torch.arange(n) % num_clusters
     labels[-1] = -1
-    result = PseudoLabelResult.from_labels(feats, labels)
-    result.extras.update(features=feats, camids=torch.zeros(n))
-    return result
+    return PseudoLabelResult.from_labels(
+        labels, feats, camids=torch.zeros(n, dtype=torch.long))
 
 
 def _batch(idx):
@@ -44,8 +42,9 @@ def test_loss_and_memory_update():
     before = model.memory.features.clone()
     inputs, samples = _batch([0, 1, 2, 3, 4, 5, 6, 7])
     losses = model(inputs, samples, mode='loss')
-    assert set(losses) == {'loss'} and losses['loss'].requires_grad
-    losses['loss'].backward()
+    assert set(losses) == {'loss_cluster'}
+    assert losses['loss_cluster'].requires_grad
+    losses['loss_cluster'].backward()
     assert model.encoder.backbone.conv1.weight.grad is not None
     # every cluster in the batch moved, its row stays unit-norm
     assert not torch.allclose(model.memory.features, before)
@@ -65,10 +64,10 @@ def test_predict_returns_normalised_features():
 
 
 def test_random_instance_memory_init_is_a_member():
-    model = _model(memory_init='random')
+    model = _model(memory=dict(init_mode='random'))
     result = _result()
     model.set_pseudo_labels(result)
-    feats, labels = result.extras['features'], result.labels
+    feats, labels = result.bank(), result.labels
     for c in range(3):
         members = F.normalize(feats[labels == c], dim=1)
         assert (members - model.memory.features[c]).abs().sum(1).min() < 1e-6
@@ -83,8 +82,10 @@ def test_errors_name_the_problem():
     inputs, samples = _batch([11, 0])  # sample 11 is an outlier
     with pytest.raises(RuntimeError, match='outlier'):
         model(inputs, samples, mode='loss')
-    with pytest.raises(ValueError, match='memory_init'):
-        _model(memory_init='first')
+    with pytest.raises(ValueError, match='init_mode'):
+        _model(memory=dict(init_mode='first'))
+    with pytest.raises(ValueError, match='label_source'):
+        _model(label_source='true')
 
 
 def test_nan_loss_stops_before_the_step():
@@ -102,3 +103,46 @@ def test_checkpoint_round_trip_resizes_buffers():
     dst.load_state_dict(src.state_dict())
     torch.testing.assert_close(dst.memory.features, src.memory.features)
     torch.testing.assert_close(dst.pseudo_labels, src.pseudo_labels)
+
+
+def test_contract_declares_banks_and_checks_sources():
+    model = _model()
+    assert model.feat_sources == ('student', )
+    assert model.pseudo_label_banks == ('student', )
+    model.check_contract()
+    with pytest.raises(ValueError, match="'momentum' is used as a feat_source"):
+        _model(memory=dict(feat_source='momentum')).check_contract()
+    with pytest.raises(ValueError, match="'momentum' is used"):
+        _model(cluster_feat_source='momentum').check_contract()
+
+
+def test_ground_truth_labels_without_a_hook():
+    """label_source='gt' reads the samples' true (train-split) ids."""
+    model = _model(label_source='gt')
+    samples = [
+        ReIDDataSample(metainfo=dict(sample_idx=i)).set_gt_label(p)
+        for i, p in [(0, 5), (1, 2)]
+    ]
+    torch.testing.assert_close(model.get_targets(samples),
+                               torch.tensor([5, 2]))
+    # a USL model without labels refuses instead of reading true ids
+    with pytest.raises(RuntimeError, match='No pseudo-labels'):
+        _model().get_targets(samples)
+
+
+def test_bn_groups_of_the_student_forward():
+    """bn_group_size=4 normalises each chunk of 4 with its own statistics,
+    i.e. equals 2 separate forwards of 4 images."""
+    torch.manual_seed(0)
+    model = _model(bn_group_size=4).train()
+    ref = _model().train()
+    ref.load_state_dict(model.state_dict())
+    x = torch.randn(8, 3, 32, 16)
+    grouped = model.student_forward(x)
+    separate = torch.cat([ref.encoder(x[:4]), ref.encoder(x[4:])])
+    torch.testing.assert_close(grouped, separate)
+    whole = _model().train()
+    whole.load_state_dict(model.state_dict())
+    assert not torch.allclose(whole.encoder(x), grouped)
+    with pytest.raises(ValueError, match='multiple of the BN group size'):
+        model.student_forward(torch.randn(6, 3, 32, 16))

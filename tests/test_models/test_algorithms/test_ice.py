@@ -1,6 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 import copy
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ import torch.nn.functional as F
 from mmreid_usl.models.algorithms.ice import ICE
 from mmreid_usl.models.necks.bn_neck import BNNeck
 from mmreid_usl.models.utils.reid_encoder import ReIDEncoder
-from mmreid_usl.structures import ReIDDataSample
+from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 
 DIM = 8
 
@@ -39,12 +38,8 @@ def _result(num=24, num_clusters=4, num_cams=3):
     labels[-1] = -1
     feats = F.normalize(torch.randn(num, DIM), dim=1)
     camids = torch.arange(num) % num_cams + 1
-    return SimpleNamespace(
-        labels=labels,
-        num_clusters=num_clusters,
-        centroids=torch.stack(
-            [feats[labels == c].mean(0) for c in range(num_clusters)]),
-        extras=dict(features=feats, camids=camids))
+    return PseudoLabelResult.from_labels(
+        labels, dict(momentum=feats), camids=camids)
 
 
 def _batch(result, num_p=2, num_k=4):
@@ -54,7 +49,7 @@ def _batch(result, num_p=2, num_k=4):
         idx += torch.nonzero(result.labels == c).flatten()[:num_k].tolist()
     samples = [
         ReIDDataSample(
-            metainfo=dict(sample_idx=i, camid=int(result.extras['camids'][i])))
+            metainfo=dict(sample_idx=i, camid=int(result.camids[i])))
         for i in idx
     ]
     inputs = torch.randn(3, len(idx), 3, 8, 4)
@@ -62,7 +57,7 @@ def _batch(result, num_p=2, num_k=4):
 
 
 def test_loss_keys_gradients_and_momentum_update():
-    model = _model(num_bn_groups=2)
+    model = _model(momentum_bn_group_size=4)
     model.train()
     result = _result()
     model.set_pseudo_labels(result)
@@ -97,7 +92,7 @@ def test_predict_uses_momentum_encoder_and_switches():
     model.eval()
     x = torch.randn(2, 3, 8, 4)
     with torch.no_grad():
-        model.momentum_encoder.module.head.bn.weight.mul_(3.)
+        model.momentum_encoder.module.neck.bn.weight.mul_(3.)
     out = model.predict(x)
     expect = F.normalize(model.momentum_encoder(x), dim=1)
     assert torch.allclose(out[0].pred_feature, expect[0], atol=1e-6)
@@ -110,7 +105,7 @@ def test_predict_uses_momentum_encoder_and_switches():
 
 
 def test_agnostic_variant_and_ablations():
-    model = _model(camera_loss=None, consistency_loss=None)
+    model = _model(loss_cross=None, loss_s_ins=None)
     model.train()
     result = _result()
     model.set_pseudo_labels(result)
@@ -133,11 +128,16 @@ def test_checkpoint_roundtrip_restores_everything():
         assert torch.equal(v, fresh.state_dict()[k]), k
 
 
-def test_needs_extras_and_multiview():
+def test_needs_momentum_bank_cameras_and_multiview():
     model = _model()
+    assert model.pseudo_label_banks == ('momentum', )
     result = _result()
-    result.extras = {}
-    with pytest.raises(KeyError):
+    no_bank = PseudoLabelResult.from_labels(
+        result.labels, dict(student=result.bank()), camids=result.camids)
+    with pytest.raises(KeyError, match=r"no \['momentum'\] feature bank"):
+        model.set_pseudo_labels(no_bank)
+    result.camids = None
+    with pytest.raises(ValueError, match='camids'):
         model.set_pseudo_labels(result)
     model.set_pseudo_labels(_result())
     with pytest.raises(ValueError):
@@ -151,6 +151,6 @@ def test_init_weights_syncs_once():
         torch.equal(a, b) for a, b in zip(enc.state_dict().values(),
                                           model.encoder.state_dict().values()))
     with torch.no_grad():
-        enc.head.bn.weight.add_(1.)
+        enc.neck.bn.weight.add_(1.)
     model.init_weights()  # e.g. a second runner.train() after resume
-    assert not torch.equal(enc.head.bn.weight, model.encoder.head.bn.weight)
+    assert not torch.equal(enc.neck.bn.weight, model.encoder.neck.bn.weight)

@@ -3,7 +3,6 @@
 DDP-gathered ICE losses equal to the single-process full-batch losses."""
 import os
 import socket
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ from mmreid_usl.models.algorithms.ice import ICE
 from mmreid_usl.models.necks.bn_neck import BNNeck
 from mmreid_usl.models.utils.batch_shuffle import shuffle_bn_forward
 from mmreid_usl.models.utils.reid_encoder import ReIDEncoder
-from mmreid_usl.structures import ReIDDataSample
+from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 
 DIM = 8
 
@@ -47,11 +46,8 @@ def _result(seed: int):
     gen = torch.Generator().manual_seed(seed)
     labels = torch.arange(24) % 4
     feats = F.normalize(torch.randn(24, DIM, generator=gen), dim=1)
-    return SimpleNamespace(
-        labels=labels,
-        num_clusters=4,
-        centroids=None,
-        extras=dict(features=feats, camids=torch.arange(24) % 3))
+    return PseudoLabelResult.from_labels(
+        labels, dict(momentum=feats), camids=torch.arange(24) % 3)
 
 
 def _batch():

@@ -18,7 +18,7 @@ def _toy():
 def test_reset_builds_centroids_and_camera_proxies():
     feats, labels, camids = _toy()
     mem = CameraProxyMemory(feat_dim=2)
-    mem.reset(feats, labels, camids)
+    mem.build(feats, labels, camids)
     assert mem.num_clusters == 2
     # Cluster proxies: plain means, NOT re-normalised; outlier ignored.
     assert torch.allclose(mem.centroids[0], feats[[0, 1, 4]].mean(0))
@@ -39,7 +39,7 @@ def test_reset_builds_centroids_and_camera_proxies():
 def test_state_dict_roundtrip_resizes():
     feats, labels, camids = _toy()
     mem = CameraProxyMemory(feat_dim=2)
-    mem.reset(feats, labels, camids)
+    mem.build(feats, labels, camids)
     fresh = CameraProxyMemory(feat_dim=2)  # empty buffers
     fresh.load_state_dict(mem.state_dict())
     for name, buf in mem.named_buffers():

@@ -1,0 +1,75 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""The interface every memory (cluster proxies, instance banks) implements."""
+from typing import Optional
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmreid_usl.structures import PseudoLabelResult
+from ..utils.resizable_buffers import resize_buffers_for_loading
+
+
+class BaseMemory(BaseModule):
+    """A bank of vectors rebuilt at every (re-)labelling of the training set.
+
+    The contract (``docs/adding_a_method.md``):
+
+    - :meth:`reset` rebuilds the memory from the :class:`PseudoLabelResult`
+      of the new epoch (called by ``BaseUSLReID.set_pseudo_labels`` for every
+      memory of the model, identically on every rank);
+    - :meth:`update` takes this iteration's features and labels after the
+      loss was computed (a frozen memory keeps the default no-op); updates
+      must all-gather the batch first, so every rank applies the same one;
+    - :meth:`forward` optionally returns the ``(B, K)`` similarities of
+      L2-normalised features against the memory.
+
+    Every buffer is in the state dict and may change size with each
+    re-clustering: loading a checkpoint resizes the buffers to the saved
+    shapes first (``nn.Module`` refuses other shapes and MMEngine's
+    non-strict loading would silently keep the stale buffer).
+
+    Args:
+        feat_source (str, optional): The feature bank of the result the
+            memory is built from (``'student'``, ``'momentum'``); None uses
+            the bank that was clustered. The model asks the
+            ``PseudoLabelHook`` to extract every bank its memories name.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 feat_source: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.feat_source = feat_source
+
+    @property
+    def num_clusters(self) -> int:
+        """int: Number of clusters the memory currently holds."""
+        raise NotImplementedError
+
+    def reset(self, result: PseudoLabelResult) -> None:
+        """Rebuild the memory from a new labelling of the training set."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def update(self, feats: Tensor, targets: Tensor) -> None:
+        """Update with this rank's batch (no-op: a frozen memory)."""
+
+    def forward(self, feats: Tensor) -> Tensor:
+        """Similarities of ``(B, D)`` L2-normalised features to the memory."""
+        raise NotImplementedError(
+            f'{type(self).__name__} does not compute similarities.')
+
+    def bank(self, result: PseudoLabelResult) -> Tensor:
+        """The feature bank of ``result`` this memory is built from."""
+        return result.bank(self.feat_source)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args,
+                              **kwargs) -> None:
+        """Resize every persistent buffer to the checkpoint's shape, load."""
+        resize_buffers_for_loading(
+            self, state_dict, prefix,
+            [n for n in self._buffers
+             if n not in self._non_persistent_buffers_set])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

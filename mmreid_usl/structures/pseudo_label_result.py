@@ -1,0 +1,189 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""The typed result of one (pseudo-)labelling of the training set."""
+from dataclasses import dataclass, field, replace
+from typing import Dict, Optional, Union
+
+import numpy as np
+import torch
+
+ArrayLike = Union[np.ndarray, torch.Tensor, list]
+
+#: Where the labels of a result come from.
+LABEL_SOURCES = ('pseudo', 'gt')
+
+
+def relabel_contiguous(labels: ArrayLike) -> np.ndarray:
+    """Map labels to ``0..C-1`` by sorted old label, keeping -1 (outlier).
+
+    Any negative label is treated as an outlier.
+
+    Args:
+        labels (array-like): Integer labels ``(N,)``.
+
+    Returns:
+        np.ndarray: int64 labels ``(N,)``, clusters numbered ``0..C-1``.
+    """
+    labels = np.asarray(
+        labels.cpu() if isinstance(labels, torch.Tensor) else labels,
+        dtype=np.int64).reshape(-1)
+    out = np.full(labels.shape, -1, dtype=np.int64)
+    valid = labels >= 0
+    if valid.any():
+        _, out[valid] = np.unique(labels[valid], return_inverse=True)
+    return out
+
+
+def cluster_means(feats: torch.Tensor, labels: torch.Tensor,
+                  num_clusters: int) -> torch.Tensor:
+    r"""Mean feature of every cluster, :math:`c_j = \frac{1}{|C_j|}
+    \sum_{i \in C_j} f_i` (one ``index_add_``, no loop over clusters).
+
+    Args:
+        feats (Tensor): ``(N, D)`` features.
+        labels (Tensor): ``(N,)`` labels in ``0..C-1``, -1 ignored.
+        num_clusters (int): ``C`` (may be 0).
+
+    Returns:
+        Tensor: ``(C, D)`` means (not normalised), on ``feats.device``.
+    """
+    labels = labels.to(feats.device)
+    valid = labels >= 0
+    feats = feats.detach()
+    sums = feats.new_zeros((num_clusters, feats.shape[1]))
+    sums.index_add_(0, labels[valid], feats[valid])
+    counts = torch.bincount(labels[valid], minlength=num_clusters)
+    return sums / counts.clamp(min=1).unsqueeze(1).to(sums.dtype)
+
+
+@dataclass
+class PseudoLabelResult:
+    """The labels of the training set for one epoch and what they came from.
+
+    Made by a :class:`PseudoLabeler` (on rank 0, broadcast), handed by the
+    ``PseudoLabelHook`` to ``model.set_pseudo_labels`` and to the sampler.
+    Every consumer reads fields, never string keys; it is identical on every
+    rank.
+
+    Attributes:
+        labels (torch.LongTensor): ``(N,)`` labels ``0..C-1`` in dataset
+            order, -1 for outliers.
+        num_clusters (int): ``C``.
+        num_outliers (int): Number of -1 labels.
+        centroids (torch.Tensor): ``(C, D)`` mean (not normalised) of the
+            clustered feature bank ``features[feat_source]`` per cluster;
+            ``(0, D)`` when there is no cluster.
+        features (dict[str, Tensor]): The L2-normalised ``(N, D)`` feature
+            banks of the training set by encoder name (``'student'``,
+            ``'momentum'``), in dataset order.
+        feat_source (str): The bank that was clustered.
+        camids (torch.LongTensor, optional): ``(N,)`` camera ids.
+        epoch (int): The epoch the labels were made at (before it trains).
+        label_source (str): ``'pseudo'`` (clustering) or ``'gt'`` (the
+            dataset's true ids: supervised training / upper bound).
+        reference_features (Tensor, optional): ``(M, D)`` L2-normalised
+            features of a reference set (e.g. the labelled source domain of
+            domain adaptation) the distance may use.
+    """
+    labels: torch.Tensor
+    num_clusters: int
+    num_outliers: int
+    centroids: torch.Tensor
+    features: Dict[str, torch.Tensor] = field(default_factory=dict)
+    feat_source: str = 'student'
+    camids: Optional[torch.Tensor] = None
+    epoch: int = 0
+    label_source: str = 'pseudo'
+    reference_features: Optional[torch.Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.label_source not in LABEL_SOURCES:
+            raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
+                             f'got {self.label_source!r}')
+
+    @classmethod
+    def from_labels(cls,
+                    labels: ArrayLike,
+                    features: Union[torch.Tensor, Dict[str, torch.Tensor]],
+                    feat_source: Optional[str] = None,
+                    **kwargs) -> 'PseudoLabelResult':
+        """Build from raw labels (relabelled contiguously) and features.
+
+        Args:
+            labels (array-like): ``(N,)`` labels, negative = outlier.
+            features (Tensor | dict[str, Tensor]): The feature bank that was
+                clustered, or all banks by name.
+            feat_source (str, optional): Name of the clustered bank; required
+                when ``features`` is a dict with several banks. A single
+                tensor is stored as ``'student'`` unless named.
+            **kwargs: Other fields (``camids``, ``epoch``, ``label_source``,
+                ``reference_features``).
+        """
+        if isinstance(features, torch.Tensor):
+            feat_source = feat_source or 'student'
+            features = {feat_source: features}
+        features = dict(features)
+        if feat_source is None:
+            if len(features) != 1:
+                raise ValueError('feat_source must name the clustered bank '
+                                 f'among {sorted(features)}')
+            feat_source = next(iter(features))
+        if feat_source not in features:
+            raise KeyError(f'feat_source {feat_source!r} is not among the '
+                           f'feature banks {sorted(features)}')
+        feats = features[feat_source]
+        lab = torch.from_numpy(relabel_contiguous(labels)).to(feats.device)
+        if len(lab) != len(feats):
+            raise ValueError(f'{len(lab)} labels for {len(feats)} features')
+        valid = lab >= 0
+        num_clusters = int(lab.max()) + 1 if bool(valid.any()) else 0
+        return cls(
+            labels=lab,
+            num_clusters=num_clusters,
+            num_outliers=int((~valid).sum()),
+            centroids=cluster_means(feats, lab, num_clusters),
+            features=features,
+            feat_source=feat_source,
+            **kwargs)
+
+    @property
+    def num_samples(self) -> int:
+        """int: ``N``, the size of the training set."""
+        return int(self.labels.numel())
+
+    def bank(self, source: Optional[str] = None) -> torch.Tensor:
+        """The ``(N, D)`` feature bank ``source`` (default: the clustered).
+
+        Raises:
+            KeyError: Naming the banks that exist, if ``source`` is absent
+                (the model's ``pseudo_label_banks`` must list it).
+        """
+        source = source or self.feat_source
+        if source not in self.features:
+            raise KeyError(
+                f'PseudoLabelResult has no {source!r} feature bank (it has '
+                f'{sorted(self.features)}); add it to the model\'s '
+                'pseudo_label_banks so the PseudoLabelHook extracts it.')
+        return self.features[source]
+
+    def centroids_of(self, source: Optional[str] = None) -> torch.Tensor:
+        """``(C, D)`` cluster means of the bank ``source`` (not normalised)."""
+        source = source or self.feat_source
+        if source == self.feat_source:
+            return self.centroids
+        return cluster_means(self.bank(source), self.labels,
+                             self.num_clusters)
+
+    def to(self, device: Union[str, torch.device]) -> 'PseudoLabelResult':
+        """A copy with every tensor on ``device``."""
+
+        def move(x):
+            return x.to(device) if isinstance(x, torch.Tensor) else x
+
+        return replace(
+            self,
+            labels=move(self.labels),
+            centroids=move(self.centroids),
+            features={k: move(v)
+                      for k, v in self.features.items()},
+            camids=move(self.camids),
+            reference_features=move(self.reference_features))

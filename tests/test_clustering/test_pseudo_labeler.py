@@ -1,0 +1,153 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmreid_usl.clustering import PseudoLabeler
+from mmreid_usl.registry import TASK_UTILS
+from mmreid_usl.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
+
+
+def _blobs(num_ids=6, per_id=6, dim=16, noise=0.05, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = F.normalize(torch.randn(num_ids, dim, generator=g), dim=1)
+    feats = centres.repeat_interleave(per_id, 0)
+    feats = F.normalize(
+        feats + noise * torch.randn(feats.shape, generator=g), dim=1)
+    return feats, torch.arange(num_ids).repeat_interleave(per_id)
+
+
+def test_labels_the_identities_of_separated_blobs():
+    feats, ids = _blobs()
+    labeler = PseudoLabeler(
+        distance=dict(type='JaccardDistance', k1=6, k2=3),
+        clusterer=dict(type='DBSCANClusterer', eps=0.6, min_samples=3))
+    result = labeler(
+        dict(student=feats), camids=torch.zeros(len(ids)), epoch=3)
+    assert result.num_clusters == 6 and result.num_outliers == 0
+    # one cluster per identity (up to renumbering)
+    for i in range(6):
+        assert len(set(result.labels[ids == i].tolist())) == 1
+    assert result.epoch == 3 and result.feat_source == 'student'
+    assert 'cluster_time' in labeler.last_timing
+
+
+def test_eps_pruning_is_explicit_and_keeps_a_users_max_distance():
+    labeler = PseudoLabeler(
+        distance=dict(type='JaccardDistance', k1=10, k2=3),
+        clusterer=dict(type='DBSCANClusterer', eps=0.5, min_samples=2),
+        min_clusters=0)
+    labeler(torch.randn(20, 4))
+    assert 0.5 < labeler.distance.max_distance <= 0.502
+    # follows an eps changed later (e.g. computed from the data)
+    labeler.clusterer.eps = 0.3
+    labeler(torch.randn(20, 4))
+    assert 0.3 < labeler.distance.max_distance <= 0.302
+    explicit = PseudoLabeler(
+        distance=dict(type='JaccardDistance', max_distance=0.8),
+        clusterer=dict(type='DBSCANClusterer', eps=0.5),
+        min_clusters=0)
+    explicit(torch.randn(20, 4))
+    assert explicit.distance.max_distance == 0.8  # the user's choice
+    off = PseudoLabeler(
+        distance=dict(type='JaccardDistance'),
+        clusterer=dict(type='DBSCANClusterer', eps=0.5),
+        prune_by_eps=False,
+        min_clusters=0)
+    off(torch.randn(20, 4))
+    assert off.distance.max_distance == 1.0
+
+
+@pytest.mark.parametrize('eps,min_samples,found', [(0.99, 3, 1),
+                                                   (0.6, 1000, 0)])
+def test_degenerate_clusterings_stop_naming_the_parameters(
+        eps, min_samples, found):
+    feats, _ = _blobs(noise=0.5)  # k-reciprocal sets span several ids
+    labeler = PseudoLabeler(
+        distance=dict(type='JaccardDistance', k1=20, k2=6),
+        clusterer=dict(
+            type='DBSCANClusterer', eps=eps, min_samples=min_samples))
+    with pytest.raises(
+            RuntimeError,
+            match=rf'eps={eps}, min_samples={min_samples}.*found {found} '):
+        labeler(feats)
+
+
+def test_degenerate_clustering_can_be_skipped_explicitly():
+    feats, _ = _blobs(noise=0.5)
+    labeler = PseudoLabeler(
+        distance=dict(type='JaccardDistance', k1=20, k2=6),
+        clusterer=dict(type='DBSCANClusterer', eps=0.99, min_samples=3),
+        on_degenerate='skip')
+    with pytest.warns(UserWarning, match='1 cluster'):
+        result = labeler(feats)
+    assert result.num_clusters == 0 and result.num_outliers == len(feats)
+    with pytest.raises(ValueError, match='on_degenerate'):
+        PseudoLabeler(on_degenerate='ignore')
+
+
+def test_ground_truth_labels_skip_the_clustering():
+    feats, ids = _blobs()
+    labeler = PseudoLabeler(
+        distance=None,
+        clusterer=dict(type='DBSCANClusterer', eps=1e-9, min_samples=99))
+    result = labeler(
+        feats, true_ids=(ids * 7 + 3).numpy(), label_source='gt')
+    assert result.label_source == 'gt'
+    np.testing.assert_array_equal(result.labels.numpy(), ids.numpy())
+    with pytest.raises(ValueError, match='true ids'):
+        labeler(feats, label_source='gt')
+
+
+class _RefDistance:
+    """Records the reference bank the labeler hands over."""
+
+    max_distance = 0.5
+
+    def __init__(self):
+        self.seen = None
+
+    def __call__(self, feats, reference_features=None):
+        self.seen = reference_features
+        return 1 - (feats @ feats.t()).clamp(0, 1).numpy()
+
+
+class _StatefulDBSCAN:
+
+    def __init__(self):
+        self.eps = 0.3
+        self.min_samples = 2
+
+    def __call__(self, feats, dist):
+        from sklearn.cluster import DBSCAN
+        return DBSCAN(eps=self.eps, min_samples=2,
+                      metric='precomputed').fit_predict(dist)
+
+    def state_dict(self):
+        return dict(eps=self.eps)
+
+    def load_state_dict(self, state):
+        self.eps = state['eps']
+
+
+def test_reference_bank_and_clusterer_state():
+    feats, _ = _blobs()
+    distance, clusterer = _RefDistance(), _StatefulDBSCAN()
+    labeler = PseudoLabeler(distance=distance, clusterer=clusterer)
+    ref = torch.randn(3, 16)
+    result = labeler(feats, reference_features=ref)
+    assert distance.seen is ref
+    assert torch.equal(result.reference_features, ref)
+    clusterer.eps = 0.42
+    state = labeler.state_dict()
+    assert state == dict(clusterer=dict(eps=0.42))
+    other = PseudoLabeler(distance=_RefDistance(), clusterer=_StatefulDBSCAN())
+    other.load_state_dict(state)
+    assert other.clusterer.eps == 0.42
+    plain = TASK_UTILS.build(dict(type='PseudoLabeler'))
+    assert plain.state_dict() == {}
+    with pytest.raises(KeyError, match='cannot load'):
+        plain.load_state_dict(state)
