@@ -10,7 +10,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn as nn
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
 from mmengine.logging import print_log
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 import mmreid_usl
 from mmreid_usl.registry import TRANSFORMS
 from mmreid_usl.utils import register_all_modules
+from mmreid_usl.utils.checkpoint_fit import check_checkpoint_fits
 
 from .gallery_index import GalleryIndex, parse_reid_names
 from .inference import init_model
@@ -36,11 +36,6 @@ IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 DEFAULT_NAME_PATTERN = r'([-\d]+)_c(\d+)'
 #: Transform types that read the image file (replaced for array inputs).
 _LOADERS = ('LoadReIDImage', 'LoadImageFromFile')
-#: State-dict entries a published model may lack: training-only state that
-#: is rebuilt at every re-clustering (see tools/model_converters).
-_TRAINING_ONLY_PREFIXES = ('memory.', 'proxy_memory.')
-_TRAINING_ONLY_KEYS = ('pseudo_labels', 'num_clusterings')
-
 #: An input the pipeline could not read (kept picklable for workers).
 _Unreadable = namedtuple('_Unreadable', ['index', 'name', 'reason'])
 
@@ -81,92 +76,6 @@ def _load_model_zoo() -> Dict[str, dict]:
             weights=model.weights,
             results=[r.data for r in model.results] if model.results else [])
     return zoo
-
-
-def _strip_module(key: str) -> str:
-    return key[len('module.'):] if key.startswith('module.') else key
-
-
-def _module_prefix(model: nn.Module, module: nn.Module) -> Optional[str]:
-    for name, mod in model.named_modules():
-        if mod is module:
-            return name + '.' if name else ''
-    return None
-
-
-def _check_checkpoint_fits(model: nn.Module, checkpoint: str,
-                           feat_source: str) -> None:
-    """Raise if a checkpoint's state dict does not belong to ``model``.
-
-    MMEngine loads checkpoints non-strictly and only logs mismatches, so a
-    checkpoint of another config would silently leave random weights. Here
-    every weight of the encoder that gives the features (``feat_source``)
-    must be present with the model's shape, and the checkpoint must hold no
-    other key under that encoder; what lies outside it (cluster / proxy
-    memories, pseudo-label buffers, which published models drop, or the
-    other encoder) is not used for the features and is ignored.
-
-    Args:
-        model (nn.Module): The model built from the config.
-        checkpoint (str): Local checkpoint file (read with
-            ``torch.load(weights_only=True)``).
-        feat_source (str): The encoder that produces the features.
-
-    Raises:
-        ValueError: Names the missing, unexpected and mis-shaped keys.
-    """
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f'checkpoint {checkpoint!r} holds no state dict.')
-    state = {_strip_module(k): v for k, v in state.items()}
-    own = model.state_dict()
-    encoder = None
-    if hasattr(model, 'get_encoder'):
-        try:
-            encoder = model.get_encoder(feat_source)
-        except (ValueError, KeyError, AttributeError):
-            encoder = None
-        # a momentum encoder is an averaged copy: its network is .module
-        encoder = getattr(encoder, 'module', encoder)
-    prefix = _module_prefix(model, encoder) if encoder is not None else None
-    if prefix is not None:
-        required = [k for k in own if k.startswith(prefix)]
-    else:
-        required = [
-            k for k in own if not k.startswith(_TRAINING_ONLY_PREFIXES)
-            and k.rsplit('.', 1)[-1] not in _TRAINING_ONLY_KEYS
-        ]
-    missing = [k for k in required if k not in state]
-    # keys outside the feature encoder (memories, the other encoder) are
-    # not used for the features and are ignored
-    unexpected = [
-        k for k in state
-        if k not in own and (prefix is None or k.startswith(prefix))
-    ]
-    mis_shaped = [
-        f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-        f'{tuple(own[k].shape)}' for k in required
-        if k in state and hasattr(state[k], 'shape')
-        and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if not (missing or unexpected or mis_shaped):
-        return
-
-    def _fmt(title: str, keys: List[str]) -> str:
-        shown = ', '.join(keys[:8]) + (', ...' if len(keys) > 8 else '')
-        return f'\n  {len(keys)} {title}: {shown}'
-
-    msg = (f'checkpoint {checkpoint!r} does not fit the config '
-           f'({type(model).__name__}, {feat_source!r} features); was it '
-           'trained with another config?')
-    if missing:
-        msg += _fmt('missing keys', missing)
-    if unexpected:
-        msg += _fmt('unexpected keys', unexpected)
-    if mis_shaped:
-        msg += _fmt('keys with another shape', mis_shaped)
-    raise ValueError(msg)
 
 
 def _as_bgr(img: np.ndarray, name: str) -> np.ndarray:
@@ -248,9 +157,12 @@ class ReIDInferencer(BaseInferencer):
     ``visualize`` → ``postprocess``, keyword dispatch, ``list_models``). The
     model comes from :func:`mmreid_usl.apis.init_model` (config file or
     object, or a model-zoo name from ``model-index.yml``) and a checkpoint,
-    which must fit the config: the feature encoder's weights all present
-    with the right shapes and no foreign keys (otherwise a ``ValueError``
-    names the keys; MMEngine itself would only warn).
+    which must fit the config: every weight of the encoder that gives the
+    features present with the model's shape and nothing else under it
+    (:func:`mmreid_usl.utils.checkpoint_fit.check_checkpoint_fits`; a
+    ``ValueError`` names the missing / unexpected / mis-shaped keys, where
+    MMEngine's loader would only warn). Training-only state (memories,
+    pseudo-labels), which published models drop, may be missing.
 
     Images are given as paths, BGR ``uint8`` arrays (as ``mmcv.imread``
     returns; ``(N, H, W, 3)`` is ``N`` images) or folders, searched
@@ -363,8 +275,12 @@ class ReIDInferencer(BaseInferencer):
                                cfg_options=cfg_options)
             cfg = model.cfg
             if checkpoint is not None:
-                _check_checkpoint_fits(model, checkpoint,
-                                       model.test_cfg['feat_source'])
+                # strict for the encoder that gives the features (MMEngine's
+                # loader only warns): raises naming the mis-fitting keys
+                check_checkpoint_fits(model,
+                                      checkpoint,
+                                      [model.test_cfg['feat_source']],
+                                      name=checkpoint)
         model._config = cfg  # BaseInferencer reads the config from here
         register_all_modules(init_default_scope=False)
         init_default_scope(cfg.get('default_scope', 'mmreid_usl'))
