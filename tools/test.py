@@ -1,16 +1,29 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``."""
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``.
+
+The checkpoint must hold every weight of the encoder that produces the test
+features (``model.get_encoder(feat_source)``); otherwise the tool exits with
+an error naming the missing / unexpected keys instead of scoring a partly
+random encoder. Memories, pseudo-labels and the encoder that is not tested
+are listed as ignored.
+"""
 import argparse
 import json
 import os
 import os.path as osp
+import sys
 
 from mmengine import dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmreid_usl.registry import RUNNERS
-from mmreid_usl.utils import register_all_modules, setup_cpu_distributed
+from mmreid_usl.utils import (get_ori_model, register_all_modules,
+                              setup_cpu_distributed, setup_runtime)
+from mmreid_usl.utils.cfg_options import (ConfigOptionError,
+                                          check_cfg_options)
+from mmreid_usl.utils.checkpoint_fit import (CheckpointMismatchError,
+                                             check_checkpoint_fits)
 
 
 def parse_args() -> argparse.Namespace:
@@ -73,18 +86,40 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # Testing needs neither re-clustering nor a training dataloader.
     cfg.default_hooks.pop('pseudo_label', None)
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     return cfg
+
+
+def feature_sources(cfg: Config, model) -> list:
+    """Feature sources the test loop will use (checked in the checkpoint)."""
+    sources = [get_ori_model(model).test_cfg.get('feat_source', 'student')]
+    loop = cfg.get('test_cfg') or {}
+    if loop.get('type') == 'MomentumValLoop':
+        sources += list(loop.get('sources', ('student', 'momentum')))
+    return list(dict.fromkeys(sources))
 
 
 def main() -> None:
     """Build the Runner and evaluate on the test split."""
     args = parse_args()
+    setup_runtime()
     register_all_modules(init_default_scope=False)
-    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        cfg = merge_args(Config.fromfile(args.config), args)
+    except ConfigOptionError as err:
+        sys.exit(f'tools/test.py: error: {err}')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        sys.exit(f'tools/test.py: error: no such checkpoint file: '
+                 f'{args.checkpoint}')
     setup_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
+    try:
+        check_checkpoint_fits(runner.model, args.checkpoint,
+                              feature_sources(cfg, runner.model))
+    except CheckpointMismatchError as err:
+        sys.exit(f'tools/test.py: error: {err}')
     metrics = runner.test()
     if args.out and dist.is_main_process():
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

@@ -1,14 +1,34 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Train an unsupervised ReID model: ``python tools/train.py CONFIG``."""
+"""Train an unsupervised ReID model: ``python tools/train.py CONFIG``.
+
+Resume (see docs/robustness.md): ``--resume`` continues from the newest
+readable ``epoch_N.pth`` of ``--work-dir`` (never from another folder) and
+exits with an error when there is none; ``--resume PATH`` continues from a
+given checkpoint. A resume at an epoch boundary is bit-exact. A learning rate
+given in the config / ``--cfg-options`` replaces the one stored in the
+checkpoint (e.g. to restart after a NaN loss with a lower one).
+"""
 import argparse
+import logging
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmreid_usl.registry import RUNNERS
-from mmreid_usl.utils import register_all_modules, setup_cpu_distributed
+from mmreid_usl.utils import (register_all_modules, setup_cpu_distributed,
+                              setup_runtime)
+from mmreid_usl.utils.cfg_options import (ConfigOptionError,
+                                          check_cfg_options,
+                                          unconsumed_top_level_keys)
+from mmreid_usl.utils.resume import (ResumeError, find_resume_checkpoint,
+                                     resolve_resume_path)
+
+#: Checkpoint hooks upgraded to the work-dir-confined subclass.
+PLAIN_CHECKPOINT_HOOKS = ('CheckpointHook', 'mmengine.CheckpointHook')
 
 
 def parse_args() -> argparse.Namespace:
@@ -21,9 +41,14 @@ def parse_args() -> argparse.Namespace:
         nargs='?',
         type=str,
         const='auto',
-        help='If specify checkpoint path, resume from it, while if not '
-        'specify, try to auto resume from the latest checkpoint '
-        'in the work directory.')
+        help='resume from this checkpoint, or, without a path, from the '
+        'newest readable epoch_N.pth of the work dir (an error if there is '
+        'none)')
+    parser.add_argument(
+        '--resume-fallback',
+        action='store_true',
+        help='when the checkpoint to resume from cannot be read, resume from '
+        'the previous readable one (default: stop and name it)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -69,7 +94,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Merge the command-line flags into the config."""
+    """Merge the command-line flags into the config.
+
+    Raises:
+        ConfigOptionError: A ``--cfg-options`` key is unknown, a helper
+            variable, or its value has the wrong type.
+        ResumeError: ``--resume`` has nothing (readable) to resume from.
+    """
     if args.no_validate:
         cfg.val_cfg = None
         cfg.val_dataloader = None
@@ -92,12 +123,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
 
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
@@ -117,21 +144,81 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+
+    ensure_robust_hooks(cfg)
+    # resolved here, after --work-dir and --cfg-options, so that a bad
+    # resume stops before anything is built
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = find_resume_checkpoint(
+            checkpoint_dir(cfg), fallback=args.resume_fallback)
+        print_log(
+            'Auto-resume: the newest checkpoint of this work dir is '
+            f'{cfg.load_from}.',
+            logger='current')
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = resolve_resume_path(
+            args.resume, fallback=args.resume_fallback)
     return cfg
+
+
+def checkpoint_dir(cfg: Config) -> str:
+    """Where the checkpoint hook writes (work_dir or out_dir/<name>)."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    out_dir = hook.get('out_dir')
+    if out_dir is None:
+        return cfg.work_dir
+    return osp.join(out_dir, osp.basename(osp.abspath(cfg.work_dir)))
+
+
+def ensure_robust_hooks(cfg: Config) -> None:
+    """Use the checkpoint and random-state hooks exact resume needs.
+
+    A plain ``CheckpointHook`` becomes ``WorkDirCheckpointHook`` (same
+    arguments: it only confines the bookkeeping to the work dir), and a
+    ``RandomStateHook`` is added when the config has none (a default hook
+    named ``random_state`` set to None keeps it off).
+    """
+    hooks = cfg.get('default_hooks')
+    if hooks is None:
+        cfg.default_hooks = hooks = dict()
+    ckpt = hooks.get('checkpoint')
+    if ckpt is not None and ckpt.get('type') in PLAIN_CHECKPOINT_HOOKS:
+        ckpt['type'] = 'WorkDirCheckpointHook'
+    if 'random_state' not in hooks:
+        hooks['random_state'] = dict(type='RandomStateHook')
+    elif hooks['random_state'] is None:  # switched off explicitly
+        hooks.pop('random_state')
 
 
 def main() -> None:
     """Build the Runner from the config and train."""
     args = parse_args()
+    setup_runtime()
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(args.config)
-    cfg = merge_args(cfg, args)
+    unused = unconsumed_top_level_keys(cfg)
+    if unused:
+        print_log(
+            f'{args.config}: the top-level keys {unused} are read by nothing '
+            '(helper variables of the config file): overriding them has no '
+            'effect; override the keys that use them.',
+            logger='current',
+            level=logging.WARNING)
+    try:
+        cfg = merge_args(cfg, args)
+    except (ConfigOptionError, ResumeError) as err:
+        sys.exit(f'tools/train.py: error: {err}')
     setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except ResumeError as err:  # resume=True set in the config itself
+        sys.exit(f'tools/train.py: error: {err}')
 
 
 if __name__ == '__main__':

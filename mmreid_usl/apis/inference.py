@@ -11,7 +11,8 @@ from mmengine import dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import (_load_checkpoint,
+                                        _load_checkpoint_to_model)
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader
 
@@ -32,10 +33,15 @@ def init_model(config: ConfigType,
     ``init_weights`` is not called, so no ImageNet weights are downloaded:
     with a checkpoint every weight comes from it, without one the model keeps
     PyTorch's default initialisation (a warning is logged). The checkpoint is
-    read with :func:`mmengine.runner.load_checkpoint` (non-strict, so a
-    published model without the cluster memories loads too); ``import
-    mmreid_usl`` allow-lists the globals MMEngine writes into checkpoints, so
-    ``torch.load(weights_only=True)`` accepts them.
+    read with MMEngine's loader (``torch.load(weights_only=True)``, with the
+    allow-list of :func:`mmreid_usl.utils.setup_runtime`) and checked
+    strictly for the encoder that produces the features
+    (``model.get_encoder(test_cfg['feat_source'])``, see
+    :func:`mmreid_usl.utils.checkpoint_fit.check_checkpoint_fits`): a
+    checkpoint of another algorithm or architecture is an error naming the
+    missing / unexpected keys. The other parts (memories, pseudo-labels, the
+    encoder that is not used) are loaded non-strictly, so a published model
+    without the cluster memories loads too.
 
     Args:
         config (str | Path | Config): Config file or object.
@@ -49,7 +55,14 @@ def init_model(config: ConfigType,
         nn.Module: The model in eval mode on ``device``, with the config in
         ``model.cfg`` (and ``model.dataset_meta`` when the checkpoint has
         one).
+
+    Raises:
+        CheckpointMismatchError: The checkpoint lacks weights of the feature
+            encoder, or has unexpected / wrongly shaped ones.
     """
+    from mmreid_usl.utils import setup_runtime
+    from mmreid_usl.utils.checkpoint_fit import check_checkpoint_fits
+    setup_runtime()
     if isinstance(config, (str, Path)):
         config = Config.fromfile(str(config))
     elif not isinstance(config, Config):
@@ -68,7 +81,12 @@ def init_model(config: ConfigType,
             logger='current',
             level=logging.WARNING)
     else:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        check_checkpoint_fits(
+            model,
+            ckpt, [model.test_cfg.get('feat_source', 'student')],
+            name=str(checkpoint))
+        _load_checkpoint_to_model(model, ckpt)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         if 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import save_checkpoint
 
 from mmreid_usl.apis import init_model
-from mmreid_usl.clustering import PseudoLabelResult
+from mmreid_usl.structures import PseudoLabelResult
 from tiny_config import TINY_PIPELINE, tiny_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -64,7 +64,7 @@ def trained(tmp_path_factory):
     model = init_model(cfg)
     feats = torch.nn.functional.normalize(torch.randn(10, 64), dim=1)
     model.set_pseudo_labels(
-        PseudoLabelResult.from_labels(feats, np.array([0, 0, 1, 1, -1] * 2)))
+        PseudoLabelResult.from_labels(np.array([0, 0, 1, 1, -1] * 2), feats))
     optim = torch.optim.Adam(model.parameters())
     ckpt = str(work / 'epoch_3.pth')
     save_checkpoint(
@@ -131,7 +131,7 @@ def test_publish_model(trained, tmp_path):
     keys = set(published['state_dict'])
     original = torch.load(ckpt, map_location='cpu', weights_only=True)
     dropped = set(original['state_dict']) - keys
-    assert {'pseudo_labels', 'num_clusterings', 'memory.features'} <= dropped
+    assert {'pseudo_labels', 'memory.features'} <= dropped
     assert not any(k.startswith('memory.') for k in keys)
     assert keys == {
         k

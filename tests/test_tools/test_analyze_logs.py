@@ -62,3 +62,45 @@ def test_compare_runs(tmp_path):
     assert keys == ['reid/mAP', 'momentum/reid/mAP', 'loss']
     with pytest.raises(ValueError, match='2 legends for 3 runs'):
         tool.plot([run_a, run_b, run_a], out, legends=['CC', 'ICE'])
+
+
+def _run_main(tool, monkeypatch, *argv):
+    monkeypatch.setattr('sys.argv', ['analyze_logs.py', *argv])
+    tool.main()
+
+
+def test_cut_last_line_names_the_file_and_still_plots(tmp_path, monkeypatch):
+    tool = _load_tool()
+    logged = []
+    monkeypatch.setattr(tool, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    lines = [
+        json.dumps({'reid/mAP': 0.6, 'step': 0}),
+        json.dumps({'pseudo_label/num_clusters': 20, 'step': 0}),
+        json.dumps({'reid/mAP': 3.1, 'step': 1}),
+        '{"loss": 4.1, "epoch": 2, "it',  # killed while writing
+    ]
+    path = tmp_path / 'scalars.json'
+    path.write_text('\n'.join(lines))
+    series = tool.load_scalars(str(path))
+    assert series['reid/mAP'] == [(0.0, 0.6), (1.0, 3.1)]
+    assert len(logged) == 1 and str(path) in logged[0]
+    assert 'line 4' in logged[0]
+
+    # the command line plots it, and leaves out a run it cannot read
+    out = tmp_path / 'curves.png'
+    _run_main(tool, monkeypatch, str(path), str(tmp_path / 'missing.json'),
+              '--legend', 'good', 'missing', '--out', str(out))
+    assert osp.getsize(out) > 10000
+    assert any('missing.json' in msg for msg in logged)
+    with pytest.raises(SystemExit, match='no readable log'):
+        _run_main(tool, monkeypatch, str(tmp_path / 'missing.json'),
+                  '--out', str(out))
+
+
+def test_file_without_any_readable_line_is_named(tmp_path):
+    tool = _load_tool()
+    path = tmp_path / 'scalars.json'
+    path.write_text('{"reid/m')
+    with pytest.raises(ValueError, match='scalars.json: no readable line'):
+        tool.load_scalars(str(path))

@@ -12,10 +12,15 @@ Usage::
 
 Reads the ``scalars.json`` written by MMEngine's ``LocalVisBackend`` (the
 pseudo-label hook logs ``pseudo_label/*`` once per epoch, validation logs
-``reid/mAP`` …, training logs ``loss`` per logging interval).
+``reid/mAP`` …, training logs ``loss`` per logging interval). A line that is
+not valid JSON (e.g. the last line of a run that was killed while writing)
+is skipped with a warning naming the file and the line; a file that cannot
+be read at all is named and left out, and the other runs are still plotted.
 """
 import argparse
 import json
+import logging
+import sys
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -23,6 +28,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 
 PANELS = [
     ('pseudo-label clusters', ['pseudo_label/num_clusters',
@@ -42,20 +48,47 @@ def load_scalars(path: str) -> Dict[str, List[Tuple[float, float]]]:
     (``loss``, one per logging interval, ``epoch`` counted from 1) are spread
     evenly over their epoch; the per-iteration copies of the pseudo-label
     counts they carry are skipped (the per-epoch records hold them).
+
+    Lines that are not a JSON object (a cut last line, garbage) are skipped
+    with a warning naming ``path`` and the line number.
+
+    Raises:
+        OSError: The file cannot be opened (the message names it).
+        ValueError: No line of the file could be read.
     """
     series = defaultdict(list)
     train_lines = defaultdict(list)
-    with open(path, encoding='utf-8') as f:
-        for line in f:
+    bad, good = [], 0
+    with open(path, encoding='utf-8', errors='replace') as f:
+        for lineno, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                bad.append(lineno)
+                continue
+            if not isinstance(rec, dict):
+                bad.append(lineno)
+                continue
+            good += 1
             if 'loss' in rec and 'epoch' in rec:
                 train_lines[int(rec['epoch'])].append(rec)
                 continue
             x = float(rec.get('step', rec.get('epoch', 0)))
             _add(series, rec, x)
+    if bad:
+        print_log(
+            f'{path}: skipped {len(bad)} line(s) that are not valid JSON '
+            f'(line {", ".join(map(str, bad[:5]))}'
+            f'{", ..." if len(bad) > 5 else ""}); e.g. the last line of a run '
+            'stopped while writing. Plotting the rest.',
+            logger='current',
+            level=logging.WARNING)
+    if good == 0:
+        raise ValueError(f'{path}: no readable line (is it a '
+                         'vis_data/scalars.json file?).')
     for epoch, recs in sorted(train_lines.items()):
         for k, rec in enumerate(recs):
             rec = {
@@ -141,8 +174,23 @@ def main() -> None:
     parser.add_argument('--out', default='curves.png', help='output image')
     parser.add_argument('--title', default='', help='figure title')
     args = parser.parse_args()
-    runs = [load_scalars(path) for path in args.json]
-    keys = plot(runs, args.out, args.title, args.legend)
+    if args.legend is not None and len(args.legend) != len(args.json):
+        parser.error(f'{len(args.legend)} legends for {len(args.json)} runs')
+    runs, legends = [], []
+    for i, path in enumerate(args.json):
+        try:
+            runs.append(load_scalars(path))
+        except (OSError, ValueError) as err:
+            print_log(
+                f'cannot read {path}: {err}; left out of the figure.',
+                logger='current',
+                level=logging.WARNING)
+            continue
+        legends.append(args.legend[i] if args.legend else f'run {i + 1}')
+    if not runs:
+        sys.exit('analyze_logs.py: error: no readable log among '
+                 f'{args.json}.')
+    keys = plot(runs, args.out, args.title, legends)
     print(f'wrote {args.out} ({", ".join(keys)})')  # noqa: T201 (CLI output)
 
 

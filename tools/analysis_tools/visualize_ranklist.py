@@ -16,11 +16,14 @@ the gallery images of the same person AND the same camera (Market-1501
 protocol, as in evaluation). One row per query: the query image, then the
 top-k gallery images framed in green (same person) or red (another person),
 with the distance, camera and person id under each. The title gives mAP /
-Rank-1 of the whole test split.
+Rank-1 of the whole test split. A checkpoint that lacks weights of the
+encoder that produces the features (or has another architecture) is an
+error naming the keys, not a rank list of a random encoder.
 """
 import argparse
 import os
 import os.path as osp
+import sys
 import textwrap
 from typing import Dict, List, Optional, Sequence
 
@@ -37,6 +40,11 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mmreid_usl.apis import extract_features, init_model  # noqa: E402
 from mmreid_usl.evaluation import evaluate_rank  # noqa: E402
+from mmreid_usl.utils import setup_runtime  # noqa: E402
+from mmreid_usl.utils.cfg_options import (ConfigOptionError,  # noqa: E402
+                                          check_cfg_options)
+from mmreid_usl.utils.checkpoint_fit import \
+    CheckpointMismatchError  # noqa: E402
 
 #: Display size (h, w) of every thumbnail; ReID crops are 2:1.
 THUMB_HW = (128, 64)
@@ -195,9 +203,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     if args.num_queries < 1 or args.topk < 1:
         raise ValueError('--num-queries and --topk must be >= 1')
+    setup_runtime()
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
+    if args.feat_source is not None:  # check this encoder in the checkpoint
+        cfg.model.setdefault('test_cfg', {})['feat_source'] = args.feat_source
     model = init_model(cfg, args.checkpoint, device=args.device)
     source = args.feat_source or model.test_cfg.get('feat_source', 'student')
 
@@ -252,4 +264,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (CheckpointMismatchError, ConfigOptionError) as err:
+        sys.exit(f'visualize_ranklist.py: error: {err}')
