@@ -34,7 +34,8 @@ class CameraProxyMemory(BaseMemory):
 
     The camera -> index map is explicit: ``camera_ids[k]`` is the raw camera id
     of index ``k`` (sorted), so the camera ids do not have to be 0..n-1 nor all
-    present (official ICE indexes lists by raw camera id, §2.12 item 10).
+    present (official ICE indexes lists by raw camera id,
+    ``docs/algorithms/ice.md#paper-vs-code``).
 
     The memory is frozen between re-clusterings (:meth:`update` is the
     no-op of :class:`BaseMemory`); all buffers are in the state dict and are

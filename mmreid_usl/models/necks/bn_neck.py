@@ -16,7 +16,8 @@ class BNNeck(BaseModule):
     ``f = BN(flatten(x))`` with BN weight initialised to 1 and bias to 0, the
     bias excluded from training (``requires_grad=False``), no embedding FC,
     no dropout — the head of Cluster Contrast, ICE and DCMIP
-    (``../shared/docs/algorithms.md`` §0.3; "Bag of Tricks", Luo et al. 2019).
+    (``docs/algorithms/common.md#backbone-and-bnneck``; "Bag of Tricks",
+    Luo et al., CVPRW 2019, https://arxiv.org/abs/1903.07071).
 
     Args:
         in_channels (int): Feature dimension (2048 for ResNet-50).
