@@ -80,7 +80,8 @@ def test_example_config_trains_evaluates_and_resumes(tiny_reid_root, tmp_path):
     runner = Runner.from_cfg(_doc_cfg(tmp_path, tiny_reid_root, work, 1))
     runner.train()
     metrics = runner.val_loop.run()
-    assert {'student/reid/mAP', 'momentum/reid/mAP', 'reid/mAP'} <= set(metrics)
+    expected = {"student/reid/mAP", "momentum/reid/mAP", "reid/mAP"}
+    assert expected <= set(metrics)
     # resume for a second epoch from the first checkpoint
     cfg = _doc_cfg(tmp_path, tiny_reid_root, work, 2)
     cfg.resume, cfg.load_from = True, osp.join(work, 'epoch_1.pth')
