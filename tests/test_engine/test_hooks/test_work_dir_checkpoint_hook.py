@@ -87,3 +87,19 @@ def test_deletions_outside_the_folder_are_refused(tmp_path):
     confined.remove(str(own / '..' / 'x.pth'))
     assert removed == [str(own / 'best_epoch_1.pth')]
     assert confined.join_path('a', 'b') == ('a', 'b')  # delegated
+
+
+def test_runner_auto_resume_with_empty_work_dir_is_an_error(
+        tiny_reid_root, make_tiny_cfg, tmp_path):
+    # resume=True in a config used through the Runner API (no tools/train.py)
+    from mmengine.runner import Runner
+
+    from mmreid_usl.utils.resume import ResumeError
+    cfg = make_tiny_cfg(tiny_reid_root, str(tmp_path / 'work'))
+    cfg.default_hooks.checkpoint = dict(
+        type='WorkDirCheckpointHook', interval=1)
+    cfg.resume = True
+    cfg.load_from = None
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ResumeError, match='holds no epoch_N.pth'):
+        runner.train()
