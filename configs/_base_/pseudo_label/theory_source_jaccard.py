@@ -1,0 +1,27 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# The clustering of "Theory" / GDS (docs/algorithms/gds.md): every 70 epochs
+# (one "iteration" of the paper; 30 of them in 2,100 epochs) the target
+# training set is re-clustered from features without augmentation: the
+# k-reciprocal Jaccard distance (k1=20, k2=6) mixed with each image's
+# distance to the nearest SOURCE feature (lambda=0.1), then DBSCAN
+# (min_samples=4, outliers dropped) with an eps computed once, at the first
+# clustering, as the mean of the smallest rho=1.6e-3 fraction of all pairwise
+# distances, kept afterwards and saved in the checkpoint. The source features
+# come from `reference_dataloader` (set by the UDA pair's dataset base).
+_base_ = ['./dbscan_jaccard.py']
+
+default_hooks = dict(
+    pseudo_label=dict(
+        interval=70,
+        labeler=dict(
+            distance=dict(
+                _delete_=True,
+                type='SourceAwareJaccardDistance',
+                k1=20,
+                k2=6,
+                lambda_source=0.1),
+            clusterer=dict(
+                _delete_=True,
+                type='RhoDBSCANClusterer',
+                rho=1.6e-3,
+                min_samples=4))))

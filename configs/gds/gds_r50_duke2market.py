@@ -1,0 +1,16 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+# Baseline + GDS, DukeMTMC-reID -> Market-1501: theory_r50_duke2market.py
+# plus the global distance-distributions separation loss L_GDS (lambda_sigma
+# = 1) on the pooled feature; no hard mining. The exact form of L_GDS is
+# reconstructed (GDSLoss docstring, docs/algorithms/gds.md).
+_base_ = ['./theory_r50_duke2market.py']
+
+model = dict(
+    loss_gds=dict(
+        _delete_=True,
+        type='GDSLoss',
+        momentum=0.9,
+        lambda_sigma=1.0,
+        lambda_h=0.0,
+        form='softplus',
+        distance='cosine'))
