@@ -6,13 +6,15 @@ from .infomap import InfomapClusterer
 from .jaccard import JaccardDistance
 from .kmeans import KMeansClusterer
 from .knn import knn_search
+from .oracle import OracleClusterer
 from .pseudo_labeler import PseudoLabeler
 from .rho_dbscan import RhoDBSCANClusterer, UnstoredDistance
 from .source_aware_jaccard import SourceAwareJaccardDistance
 
 __all__ = [
     'knn_search', 'JaccardDistance', 'DBSCANClusterer', 'InfomapClusterer',
-    'KMeansClusterer', 'PseudoLabeler', 'cluster_stats'
+    'KMeansClusterer', 'OracleClusterer', 'PseudoLabeler',
+    'cluster_stats'
 ]
 __all__ += [
     'RhoDBSCANClusterer', 'SourceAwareJaccardDistance', 'UnstoredDistance'

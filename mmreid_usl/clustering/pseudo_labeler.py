@@ -36,7 +36,15 @@ class PseudoLabeler:
 
     With ``label_source='gt'`` steps 1-2 are replaced by the true ids of the
     training set (supervised training, or the upper bound of an
-    unsupervised config), through the same result.
+    unsupervised config), through the same result. A clusterer that declares
+    ``needs_true_ids`` (:class:`OracleClusterer`: true ids with merge/split
+    noise) gets them too; its results are marked ``label_source='oracle'``
+    and logged as such, so they cannot be mistaken for a real run.
+
+    **Data fraction** (``fraction < 1``, Cluster Contrast Table 8): each
+    labelling clusters only a random ``fraction`` of the training set (drawn
+    with ``seed`` and the epoch, so resume draws the same); the other images
+    get label -1 and are not trained on that epoch.
 
     **Eps pruning** (``prune_by_eps``): DBSCAN only looks at pairs within
     ``eps``. A sparse distance with the default ``max_distance=1`` (every
@@ -69,6 +77,9 @@ class PseudoLabeler:
             to 2.
         on_degenerate (str): ``'raise'`` or ``'skip'``. Defaults to
             ``'raise'``.
+        fraction (float): Fraction of the training set labelled each time.
+            Defaults to 1.0.
+        seed (int): Seed of the ``fraction`` draw. Defaults to 0.
     """
 
     def __init__(self,
@@ -78,12 +89,18 @@ class PseudoLabeler:
                      type='DBSCANClusterer', eps=0.6, min_samples=4),
                  prune_by_eps: bool = True,
                  min_clusters: int = 2,
-                 on_degenerate: str = 'raise') -> None:
+                 on_degenerate: str = 'raise',
+                 fraction: float = 1.0,
+                 seed: int = 0) -> None:
         if on_degenerate not in DEGENERATE_ACTIONS:
             raise ValueError(f'on_degenerate must be one of '
                              f'{DEGENERATE_ACTIONS}, got {on_degenerate!r}')
         if clusterer is None:
             raise ValueError('PseudoLabeler needs a clusterer.')
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f'fraction must be in (0, 1], got {fraction}')
+        self.fraction = fraction
+        self.seed = seed
         self.distance = _build(distance)
         self.clusterer = _build(clusterer)
         self.prune_by_eps = prune_by_eps
@@ -95,6 +112,8 @@ class PseudoLabeler:
             'reference_features' in inspect.signature(
                 self.distance.__call__).parameters
         self.last_timing: Dict[str, float] = {}
+        self.needs_true_ids = bool(
+            getattr(self.clusterer, 'needs_true_ids', False))
 
     def _apply_eps_pruning(self) -> None:
         eps = getattr(self.clusterer, 'eps', None)
@@ -110,6 +129,7 @@ class PseudoLabeler:
             k: v
             for k, v in vars(self.clusterer).items()
             if not k.startswith('_') and isinstance(v, (int, float, str))
+            and k != 'calls'
         }
         args = ', '.join(f'{k}={v}' for k, v in params.items())
         return f'{type(self.clusterer).__name__}({args})'
@@ -156,20 +176,40 @@ class PseudoLabeler:
                                  'the training set.')
             labels = relabel_contiguous(np.asarray(true_ids))
         else:
-            self._apply_eps_pruning()
-            if self.distance is None:
-                dist = None
-            elif reference_features is not None and \
-                    self._distance_takes_reference:
-                dist = self.distance(
-                    feats, reference_features=reference_features)
+            subset = self._subset(len(feats), epoch)
+            sub_feats = feats if subset is None else feats[
+                torch.from_numpy(subset).to(feats.device)]
+            if self.needs_true_ids:
+                label_source = 'oracle'
+                if true_ids is None:
+                    raise ValueError(
+                        f'{self.describe_clusterer()} needs the true ids of '
+                        'the training set.')
+                sub_ids = np.asarray(true_ids)
+                if subset is not None:
+                    sub_ids = sub_ids[subset]
+                sub_labels = self.clusterer(sub_feats, None, true_ids=sub_ids)
             else:
-                dist = self.distance(feats)
-            self.last_timing['distance_time'] = time.perf_counter() - start
-            labels = relabel_contiguous(self.clusterer(feats, dist))
+                self._apply_eps_pruning()
+                if self.distance is None:
+                    dist = None
+                elif reference_features is not None and \
+                        self._distance_takes_reference:
+                    dist = self.distance(
+                        sub_feats, reference_features=reference_features)
+                else:
+                    dist = self.distance(sub_feats)
+                self.last_timing['distance_time'] = \
+                    time.perf_counter() - start
+                sub_labels = self.clusterer(sub_feats, dist)
+            labels = relabel_contiguous(sub_labels)
+            if subset is not None:
+                full = np.full(len(feats), -1, dtype=np.int64)
+                full[subset] = labels
+                labels = full
         self.last_timing['cluster_time'] = time.perf_counter() - start
         num_clusters = int(labels.max()) + 1 if (labels >= 0).any() else 0
-        if label_source != 'gt' and num_clusters < self.min_clusters:
+        if label_source == 'pseudo' and num_clusters < self.min_clusters:
             msg = (f'Epoch {epoch}: {self.describe_clusterer()} found '
                    f'{num_clusters} cluster(s) and '
                    f'{int((labels < 0).sum())} outlier(s) among '
@@ -196,6 +236,14 @@ class PseudoLabeler:
             reference_features=None if reference_features is None else
             reference_features.detach().cpu())
         return result.to(feats.device)
+
+    def _subset(self, num: int, epoch: int) -> Optional[np.ndarray]:
+        """Sorted indices of this epoch's data fraction (None: all)."""
+        if self.fraction >= 1.0:
+            return None
+        rng = np.random.default_rng([self.seed, epoch])
+        size = max(1, int(round(self.fraction * num)))
+        return np.sort(rng.choice(num, size=size, replace=False))
 
     def state_dict(self) -> dict:
         """State of the clusterer (and distance) that must survive resume."""

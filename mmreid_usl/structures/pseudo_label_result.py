@@ -8,8 +8,9 @@ import torch
 
 ArrayLike = Union[np.ndarray, torch.Tensor, list]
 
-#: Where the labels of a result come from.
-LABEL_SOURCES = ('pseudo', 'gt')
+#: Where the labels of a result come from: a clustering, the true ids, or
+#: the true ids with deliberate noise (``OracleClusterer``).
+LABEL_SOURCES = ('pseudo', 'gt', 'oracle')
 
 
 def relabel_contiguous(labels: ArrayLike) -> np.ndarray:
@@ -78,8 +79,9 @@ class PseudoLabelResult:
         feat_source (str): The bank that was clustered.
         camids (torch.LongTensor, optional): ``(N,)`` camera ids.
         epoch (int): The epoch the labels were made at (before it trains).
-        label_source (str): ``'pseudo'`` (clustering) or ``'gt'`` (the
-            dataset's true ids: supervised training / upper bound).
+        label_source (str): ``'pseudo'`` (clustering), ``'gt'`` (the
+            dataset's true ids: supervised training / upper bound) or
+            ``'oracle'`` (true ids with merge/split noise, a study).
         reference_features (Tensor, optional): ``(M, D)`` L2-normalised
             features of a reference set (e.g. the labelled source domain of
             domain adaptation) the distance may use.

@@ -151,3 +151,65 @@ def test_reference_bank_and_clusterer_state():
     assert plain.state_dict() == {}
     with pytest.raises(KeyError, match='cannot load'):
         plain.load_state_dict(state)
+
+
+def test_oracle_labels_with_merge_and_split_noise():
+    from mmreid_usl.clustering import OracleClusterer
+    ids = np.repeat(np.arange(20) * 3 + 100, 4)  # 20 ids x 4 images
+    clean = OracleClusterer()(true_ids=ids)
+    np.testing.assert_array_equal(clean, np.repeat(np.arange(20), 4))
+    merged = OracleClusterer(merge_ratio=0.2, seed=1)(true_ids=ids)
+    assert len(np.unique(merged)) == 18  # 2 pairs merged
+    sizes = np.bincount(merged)
+    assert sorted(sizes)[-2:] == [8, 8]
+    split = OracleClusterer(split_ratio=0.2, seed=1)(true_ids=ids)
+    assert len(np.unique(split)) == 24  # 4 ids split in two halves
+    assert sorted(np.bincount(split))[:8] == [2] * 8
+    # every split cluster stays inside one true id
+    for c in np.unique(split):
+        assert len(np.unique(ids[split == c])) == 1
+    # a new draw every call, reproducible from the state
+    oracle = OracleClusterer(merge_ratio=0.5, seed=3)
+    first = oracle(true_ids=ids)
+    state = oracle.state_dict()
+    second = oracle(true_ids=ids)
+    assert not np.array_equal(first, second)
+    replay = OracleClusterer(merge_ratio=0.5, seed=3)
+    replay.load_state_dict(state)
+    np.testing.assert_array_equal(replay(true_ids=ids), second)
+    with pytest.raises(ValueError, match='merge_ratio'):
+        OracleClusterer(merge_ratio=1.5)
+    with pytest.raises(ValueError, match='true ids'):
+        OracleClusterer()(torch.zeros(3, 2))
+
+
+def test_oracle_through_the_labeler_is_marked():
+    feats, ids = _blobs()
+    labeler = PseudoLabeler(
+        distance=None, clusterer=dict(type='OracleClusterer', split_ratio=0.5))
+    result = labeler(feats, true_ids=ids.numpy())
+    assert result.label_source == 'oracle'
+    assert result.num_clusters == 9  # 3 of 6 ids split
+    assert 'OracleClusterer' in labeler.describe_clusterer()
+
+
+def test_data_fraction_labels_a_seeded_subset():
+    feats, ids = _blobs(num_ids=10, per_id=10)
+    labeler = PseudoLabeler(
+        distance=dict(type='JaccardDistance', k1=6, k2=3),
+        clusterer=dict(type='DBSCANClusterer', eps=0.6, min_samples=3),
+        fraction=0.5,
+        seed=7)
+    a = labeler(feats, epoch=2)
+    labelled = a.labels >= 0
+    assert 0 < int(labelled.sum()) <= 50
+    # the same epoch draws the same subset (resume), another epoch another
+    b = labeler(feats, epoch=2)
+    torch.testing.assert_close(a.labels, b.labels)
+    c = labeler(feats, epoch=3)
+    assert not torch.equal(a.labels >= 0, c.labels >= 0)
+    # clusters are still the identities of the subset
+    for label in torch.unique(a.labels[labelled]):
+        assert len(torch.unique(ids[a.labels == label])) == 1
+    with pytest.raises(ValueError, match='fraction'):
+        PseudoLabeler(fraction=0.0)

@@ -199,9 +199,9 @@ class PseudoLabelHook(Hook):
                 true_ids=true_ids,
                 label_source=model.label_source)
             payload = [(result.labels.cpu(), result.centroids.cpu(),
-                        dict(self.labeler.last_timing))]
+                        dict(self.labeler.last_timing), result.label_source)]
         dist.broadcast_object_list(payload, src=0)
-        labels, centroids, timing = payload[0]
+        labels, centroids, timing, label_source = payload[0]
         device = banks[model.cluster_feat_source].device
         valid = labels >= 0
         result = PseudoLabelResult(
@@ -213,7 +213,7 @@ class PseudoLabelHook(Hook):
             feat_source=model.cluster_feat_source,
             camids=camids.to(device),
             epoch=runner.epoch,
-            label_source=model.label_source,
+            label_source=label_source,
             reference_features=reference)
         self._log(runner, result, true_ids, extract_s, timing)
         return result
@@ -235,6 +235,7 @@ class PseudoLabelHook(Hook):
             cluster_time=timing.get('cluster_time', 0.0))
         if self.log_diagnostics and true_ids is not None \
                 and result.num_clusters > 0 and result.label_source != 'gt':
+            # (for oracle labels they measure the injected noise)
             # outliers count as singletons in nmi/ari (cluster_stats)
             quality = cluster_stats(result.labels, true_ids)
             for key in ('nmi', 'ari', 'ari_clustered'):
@@ -242,8 +243,12 @@ class PseudoLabelHook(Hook):
             stats['num_true_ids'] = int(len(np.unique(true_ids)))
         msg = ', '.join(f'{k}: {v:.4f}' if isinstance(v, float) else
                         f'{k}: {v}' for k, v in stats.items())
-        what = 'Ground-truth labels (label_source=gt)' \
-            if result.label_source == 'gt' else 'Pseudo-labels'
+        what = {
+            'gt': 'Ground-truth labels (label_source=gt)',
+            'oracle': 'ORACLE labels (true ids, '
+            f'{self.labeler.describe_clusterer()}; not an unsupervised '
+            'result)'
+        }.get(result.label_source, 'Pseudo-labels')
         print_log(f'{what} at epoch {runner.epoch}: {msg}', logger='current')
         # the counts also show on every training log line
         for key in ('num_clusters', 'num_outliers'):
