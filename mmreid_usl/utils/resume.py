@@ -52,8 +52,10 @@ def checkpoint_problem(path: str) -> Optional[str]:
     try:
         ckpt = torch.load(path, map_location='cpu')
     except Exception as err:  # noqa: BLE001 (any failure = unreadable)
-        text = str(err).strip().splitlines()
-        return f'{type(err).__name__}: {text[0] if text else ""}'.strip()
+        text = (str(err).strip().splitlines() or [''])[0]
+        if len(text) > 120 and '. ' in text:  # the first sentence is enough
+            text = text[:text.index('. ') + 1]
+        return f'{type(err).__name__}: {text}'.strip()
     if not isinstance(ckpt, dict) or 'state_dict' not in ckpt \
             or 'meta' not in ckpt:
         return 'not an MMEngine training checkpoint (no meta / state_dict)'
