@@ -64,6 +64,14 @@ def _worker(rank: int, world: int, port: int, out: dict) -> None:
                     grad=lin.weight.grad.clone()))
             opt.step()
         out[rank] = records
+        # check_sync catches ranks that disagree
+        if rank == 1:
+            loss.mean_pos += 1e-6
+        try:
+            loss._check_sync()
+            out[f'caught{rank}'] = False
+        except RuntimeError as err:
+            out[f'caught{rank}'] = 'differ' in str(err)
     finally:
         torch_dist.destroy_process_group()
 
@@ -116,6 +124,7 @@ def test_two_process_global_statistics():
     out = manager.dict()
     mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2)
     ref = _reference()
+    assert out['caught0'] and out['caught1']
     for step in range(STEPS):
         r0, r1 = out[0][step], out[1][step]
         # bit-identical on both ranks (the loss checks it too: check_sync)
