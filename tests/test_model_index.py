@@ -39,7 +39,8 @@ def test_models_name_existing_configs_that_load(model_index):
         assert source, f'{model.name}: Metadata needs a Results Source'
         for result in model.results or []:
             data = result.data
-            assert data['Task'] == 'Person Re-identification'
+            assert data['Task'] in ('Person Re-identification',
+                                    'Vehicle Re-identification')
             assert data['Dataset'] and data['Metrics']
             for key, value in data['Metrics'].items():
                 assert isinstance(value, numbers.Number), (model.name, key)
