@@ -1,11 +1,11 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # CUHK03 (detected) in Market layout with the project's own split (even-ranked
-# ids train, odd-ranked ids test; see docs/benchmarks.md): data/cuhk03_detected/
-# holds bounding_box_train/ (7,076 images / 734 ids), query/ (1,466) and
-# bounding_box_test/ (5,555). The images are a 128x64 copy; the CPU-scale
-# configs upsample them 1.5x to 192x96, which gives MobileNetV2 a 6x3 instead
-# of a 4x2 final map (measured: mAP after 5 epochs 1.67 vs 1.04 at 128x64,
-# docs/benchmarks.md).
+# ids train, odd-ranked ids test; docs/algorithms/common.md):
+# data/cuhk03_detected/ holds bounding_box_train/ (7,076 images / 734 ids),
+# query/ (1,466) and bounding_box_test/ (5,555). The images are a 128x64 copy;
+# the CPU-scale configs upsample them 1.5x to 192x96, which gives MobileNetV2 a
+# 6x3 instead of a 4x2 final map (measured: mAP after 5 epochs 1.67 vs 1.04 at
+# 128x64, docs/benchmarks.md).
 _base_ = ['./market1501_usl.py']
 
 __data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')

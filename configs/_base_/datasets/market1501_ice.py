@@ -8,7 +8,11 @@
 _base_ = ['./market1501_usl.py']
 
 __strong = [
-    dict(type='Resize', scale=(128, 256), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(128, 256),
+        interpolation='bicubic',
+        backend='pillow'),
     dict(type='RandomCrop', crop_size=(256, 128), padding=10),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(
@@ -18,7 +22,13 @@ __strong = [
         prob=0.5),
     dict(type='ReIDRandomErasing', erase_prob=0.6),
 ]
-__weak = [dict(type='Resize', scale=(128, 256), interpolation='bicubic')]
+__weak = [
+    dict(
+        type='Resize',
+        scale=(128, 256),
+        interpolation='bicubic',
+        backend='pillow')
+]
 train_dataloader = dict(
     batch_size=8,
     sampler=dict(

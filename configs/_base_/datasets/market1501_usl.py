@@ -7,10 +7,18 @@
 __data = dict(type='Market1501', data_root='data/market1501/')
 
 # Cluster Contrast / DCMIP augmentation (docs/algorithms/common.md): resize
-# (bicubic), flip, pad 10 + random crop, random erasing p=0.5.
+# (bicubic), flip, pad 10 + random crop, random erasing p=0.5. Resizing is
+# PIL bicubic with antialiasing as in the official (torchvision) pipelines:
+# Duke and MSMT17 images are downscaled, and cv2 would alias them. (The
+# CPU-scale CUHK03 and synthetic configs upsample and keep cv2, as their
+# recorded runs did.)
 __train_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(128, 256), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(128, 256),
+        interpolation='bicubic',
+        backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomCrop', crop_size=(256, 128), padding=10),
     dict(type='ReIDRandomErasing', erase_prob=0.5),
@@ -18,7 +26,11 @@ __train_pipeline = [
 ]
 __test_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(128, 256), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(128, 256),
+        interpolation='bicubic',
+        backend='pillow'),
     dict(type='PackReIDInputs'),
 ]
 

@@ -1,8 +1,9 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Cluster Contrast, official-code defaults (docs/algorithms/cluster_contrast.md):
-# ResNet-50 with last stride 1, GeM pooling (learnable p), BNNeck with frozen
-# bias, cluster memory with the sequential momentum update, ClusterNCE with
-# temperature 0.05; re-clustered (Jaccard + DBSCAN) before every epoch.
+# Cluster Contrast, official-code defaults
+# (docs/algorithms/cluster_contrast.md): ResNet-50 with last stride 1, GeM
+# pooling (learnable p), BNNeck with frozen bias, cluster memory with the
+# sequential momentum update, ClusterNCE with temperature 0.05; re-clustered
+# (Jaccard + DBSCAN) before every epoch.
 _base_ = ['../pseudo_label/dbscan_jaccard.py']
 
 model = dict(

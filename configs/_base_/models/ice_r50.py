@@ -1,11 +1,11 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# ICE (Chen et al., ICCV 2021), official-code defaults (docs/algorithms/ice.md):
-# ResNet-50 with last stride 1, AVERAGE pooling, BNNeck with frozen bias; a
-# momentum encoder with its own BN statistics whose features are clustered
-# (eps 0.55); frozen cluster + camera proxies rebuilt from momentum features
-# after every clustering; four losses with weights 1, 0.5 (inside the camera
-# loss), 1, 10. The momentum encoder is updated after every optimiser step and
-# both encoders are evaluated.
+# ICE (Chen et al., ICCV 2021), official-code defaults
+# (docs/algorithms/ice.md): ResNet-50 with last stride 1, AVERAGE pooling,
+# BNNeck with frozen bias; a momentum encoder with its own BN statistics whose
+# features are clustered (eps 0.55); frozen cluster + camera proxies rebuilt
+# from momentum features after every clustering; four losses with weights 1,
+# 0.5 (inside the camera loss), 1, 10. The momentum encoder is updated after
+# every optimiser step and both encoders are evaluated.
 _base_ = ['../pseudo_label/dbscan_jaccard.py']
 
 model = dict(
@@ -47,12 +47,16 @@ model = dict(
         temperature=0.5,
         label_smoothing=0.1,
         loss_weight=1.0),
-    # paper: variant='paper' (other-camera positives, per-positive softmax)
+    # paper: variant='paper' (other-camera positives, per-positive softmax);
+    # proxy_norm='official' normalises the transposed proxy bank (each
+    # feature dimension across all proxies) as the official code does, which
+    # rescales the logits; 'cosine' is the paper's per-proxy cosine
     loss_cross=dict(
         type='CrossCameraProxyLoss',
         temperature=0.07,
         num_negatives=50,
         variant='code',
+        proxy_norm='official',
         loss_weight=0.5),
     loss_h_ins=dict(
         type='HardInstanceContrastiveLoss', temperature=0.1, loss_weight=1.0),

@@ -1,7 +1,8 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # ICE schedule (docs/algorithms/ice.md): Adam 3.5e-4, wd 5e-4, linear warm-up
-# from 0.1 over the first 10 epochs (stepped per epoch: lr(e) = 3.5e-4 * (0.1 + 0.9 e / 10)),
-# then constant (no decay); 40 epochs; evaluate every epoch.
+# from 0.1 over the first 10 epochs (stepped per epoch:
+# lr(e) = 3.5e-4 * (0.1 + 0.9 e / 10)), then constant (no decay); 40 epochs;
+# evaluate every epoch.
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=5e-4))
 param_scheduler = [
     dict(

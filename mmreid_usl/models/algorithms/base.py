@@ -10,6 +10,7 @@ from mmengine.model import BaseModel
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
+from mmreid_usl.utils.nan_advice import nan_loss_message
 from ..memories.base_memory import BaseMemory
 from ..utils.batch_shuffle import grouped_forward
 from ..utils.resizable_buffers import resize_buffers_for_loading
@@ -126,8 +127,22 @@ class BaseUSLReID(BaseModel):
 
     @property
     def memories(self) -> List[BaseMemory]:
-        """list[BaseMemory]: The memories reset at every re-labelling."""
-        return [m for m in self.modules() if isinstance(m, BaseMemory)]
+        """list[BaseMemory]: The memories reset at every re-labelling.
+
+        Only the outermost ones: a memory made of memories (DCMIP's
+        discrepant proxies) resets its parts itself.
+        """
+        found: List[BaseMemory] = []
+
+        def visit(module: nn.Module) -> None:
+            for child in module.children():
+                if isinstance(child, BaseMemory):
+                    found.append(child)
+                else:
+                    visit(child)
+
+        visit(self)
+        return found
 
     @property
     def pseudo_label_banks(self) -> Tuple[str, ...]:
@@ -281,12 +296,9 @@ class BaseUSLReID(BaseModel):
         """
         loss, log_vars = super().parse_losses(losses)
         if not bool(torch.isfinite(loss)):
-            terms = ', '.join(f'{k}={float(v):.4g}'
-                              for k, v in log_vars.items())
-            raise FloatingPointError(
-                f'Non-finite loss ({terms}); stopping before the optimiser '
-                'step so no weight is corrupted. Lower the learning rate, '
-                'disable --amp, or check the inputs.')
+            # names the terms and gives the exact command that restarts
+            # from the last good checkpoint with a lower learning rate
+            raise FloatingPointError(nan_loss_message(log_vars))
         return loss, log_vars
 
     @abstractmethod

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
-from ..memories.base_memory import BaseMemory
 from .base_momentum import BaseMomentumUSLReID
 
 OptCfg = Optional[Union[dict, nn.Module]]
@@ -159,18 +158,6 @@ class DCMIP(BaseMomentumUSLReID):
 
     # ------------------------------------------------------------------
     # the contract
-    @property
-    def memories(self) -> List[BaseMemory]:
-        """list[BaseMemory]: The top-level memories (the per-type memories
-        inside :class:`DiscrepantClusterMemory` are its own business)."""
-        mems = [m for m in self.modules() if isinstance(m, BaseMemory)]
-        nested = {
-            id(sub)
-            for m in mems for sub in m.modules()
-            if sub is not m and isinstance(sub, BaseMemory)
-        }
-        return [m for m in mems if id(m) not in nested]
-
     @property
     def pseudo_label_banks(self) -> Tuple[str, ...]:
         """tuple[str]: Banks :meth:`set_pseudo_labels` reads.
