@@ -1,5 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# The Theory / GDS baseline, DukeMTMC-reID -> MSMT17; see theory_r50_duke2market.py.
+# The Theory / GDS baseline, DukeMTMC-reID -> MSMT17;
+# see theory_r50_duke2market.py.
 _base_ = [
     '../_base_/models/theory_r50.py',
     '../_base_/datasets/duke2msmt17_gds.py',

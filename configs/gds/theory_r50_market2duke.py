@@ -1,5 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# The Theory / GDS baseline, Market-1501 -> DukeMTMC-reID; see theory_r50_duke2market.py.
+# The Theory / GDS baseline, Market-1501 -> DukeMTMC-reID;
+# see theory_r50_duke2market.py.
 _base_ = [
     '../_base_/models/theory_r50.py',
     '../_base_/datasets/market2duke_gds.py',

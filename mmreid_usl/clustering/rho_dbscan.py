@@ -1,8 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """DBSCAN whose eps is computed once from the data (the "Theory" rule)."""
-import math
 import warnings
-from typing import NamedTuple, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,49 +11,11 @@ from mmengine.logging import print_log
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_real
 from .dbscan import DBSCANClusterer
+from .unstored_distance import UnstoredDistance, unstored_distance
+
+__all__ = ['RhoDBSCANClusterer', 'UnstoredDistance', 'unstored_distance']
 
 DistType = Union[sp.spmatrix, np.ndarray, torch.Tensor]
-
-
-class UnstoredDistance(NamedTuple):
-    """What a sparse distance matrix says about the pairs it does not store.
-
-    Every off-diagonal pair ``(i, j)`` missing from the matrix has a
-    distance ``>= min(cap, base + row[i] + row[j])`` (``row`` None: 0), with
-    equality when ``cap`` is infinite. A distance attaches it to the matrix
-    it returns as the attribute ``unstored_distance``; a sparse matrix
-    without it is read with the convention of :class:`JaccardDistance`
-    (every missing pair is at distance exactly 1).
-    """
-    base: float = 1.0
-    row: Optional[np.ndarray] = None
-    cap: float = math.inf
-
-    @property
-    def exact(self) -> bool:
-        """bool: The missing pairs' values are known exactly."""
-        return math.isinf(self.cap)
-
-    def lower_bound(self) -> float:
-        """A lower bound of every missing pair's distance."""
-        low = self.base
-        if self.row is not None and len(self.row):
-            low += 2 * float(np.min(self.row))
-        return min(self.cap, low)
-
-    def block(self, rows: np.ndarray, n: int) -> np.ndarray:
-        """``(len(rows), n)`` exact values of the missing pairs of ``rows``
-        (only meaningful when :attr:`exact`)."""
-        if self.row is None:
-            return np.full((len(rows), n), self.base, dtype=np.float64)
-        row = np.asarray(self.row, dtype=np.float64)
-        return self.base + row[rows][:, None] + row[None, :]
-
-
-def unstored_distance(dist: sp.spmatrix) -> UnstoredDistance:
-    """The :class:`UnstoredDistance` of a sparse distance matrix."""
-    found = getattr(dist, 'unstored_distance', None)
-    return found if found is not None else UnstoredDistance()
 
 
 @TASK_UTILS.register_module()

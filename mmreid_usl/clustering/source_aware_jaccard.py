@@ -11,7 +11,7 @@ from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_real
 from .jaccard import JaccardDistance
 from .knn import _faiss_available
-from .rho_dbscan import UnstoredDistance
+from .unstored_distance import UnstoredDistance
 
 
 def nearest_sqdist(query: torch.Tensor,

@@ -5,8 +5,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mmreid_usl.clustering import (PseudoLabeler, RhoDBSCANClusterer,
-                                   SourceAwareJaccardDistance, knn_search)
+from mmreid_usl.clustering import (PseudoLabeler, SourceAwareJaccardDistance,
+                                   knn_search)
 from mmreid_usl.clustering.source_aware_jaccard import nearest_sqdist
 from jaccard_reference import dense_jaccard_reference  # tests/ (conftest)
 

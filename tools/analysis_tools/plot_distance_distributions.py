@@ -6,7 +6,8 @@ Usage::
     python tools/analysis_tools/plot_distance_distributions.py \
         CONFIG CHECKPOINT [CONFIG CHECKPOINT ...] [--split test] \
         [--titles NAME ...] [--distance cosine|euclidean] [--bins 100] \
-        [--range LOW HIGH] [--out fig.png] [--out-json stats.json] [--cfg-options ...]
+        [--range LOW HIGH] [--out fig.png] [--out-json stats.json] \
+        [--cfg-options ...]
 
 The picture of GDS (Jin et al., ECCV 2020, https://arxiv.org/abs/2006.00752,
 supplement Fig. 1): for every (config, checkpoint) the L2-normalised

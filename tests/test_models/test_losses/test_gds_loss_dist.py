@@ -107,8 +107,8 @@ def _reference():
         total = l_gds + LAMBDA_H * l_h
         opt.zero_grad()
         total.backward()
-        mp_, vp, mn, vn = (t.detach() for t in (new_mp, new_vp, new_mn,
-                                                 new_vn))
+        mp_, vp, mn, vn = (
+            t.detach() for t in (new_mp, new_vp, new_mn, new_vn))
         records.append(
             dict(
                 stats=torch.stack([mp_, vp, mn, vn]),
