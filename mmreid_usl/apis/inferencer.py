@@ -226,7 +226,7 @@ class ReIDInferencer(BaseInferencer):
         >>> inferencer.gallery.save('gallery.npz')  # embed once, reuse
     """
 
-    preprocess_kwargs: set = {'num_workers', 'skip_unreadable'}
+    preprocess_kwargs: set = {'num_workers'}
     forward_kwargs: set = {'topk', 'rerank'}
     visualize_kwargs: set = {'out_file', 'title'}
     postprocess_kwargs: set = set()
@@ -436,7 +436,7 @@ class ReIDInferencer(BaseInferencer):
             batch_size: Optional[int] = None,
             num_workers: Optional[int] = None,
             skip_unreadable: bool = False,
-            show_progress: bool = True
+            show_progress: Optional[bool] = True
     ) -> Tuple[torch.Tensor, List[str], list]:
         """L2-normalised features of images, folders or arrays.
 
@@ -446,7 +446,8 @@ class ReIDInferencer(BaseInferencer):
             num_workers (int, optional): Defaults to the inferencer's.
             skip_unreadable (bool): Skip images that cannot be read (a
                 warning names each) instead of raising. Defaults to False.
-            show_progress (bool): Show a progress bar. Defaults to True.
+            show_progress (bool, optional): Show a progress bar; None shows
+                it when there is more than one batch. Defaults to True.
 
         Returns:
             tuple: ``features`` (float32 ``(n, D)``, CPU), the ``names``
@@ -462,6 +463,8 @@ class ReIDInferencer(BaseInferencer):
         names = self._names(items)
         loader = self.preprocess(items, batch_size, num_workers,
                                  skip_unreadable)
+        if show_progress is None:
+            show_progress = len(items) > (batch_size or self.batch_size)
         progress = ProgressBar(len(items)) if show_progress else None
         feats = [None] * len(items)
         unreadable = []
@@ -663,11 +666,10 @@ class ReIDInferencer(BaseInferencer):
             gallery has ids).
         """
         pre, fwd, vis, post = self._dispatch_kwargs(**kwargs)
-        pre.pop('skip_unreadable', None)  # queries are never skipped
         feats, names, items = self.embed(inputs,
                                          batch_size=batch_size,
-                                         skip_unreadable=False,
-                                         show_progress=False,
+                                         skip_unreadable=False,  # queries
+                                         show_progress=None,
                                          **pre)
         scores, indices = self.search(feats,
                                       topk=fwd.get('topk', 10),
