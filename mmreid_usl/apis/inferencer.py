@@ -540,9 +540,9 @@ class ReIDInferencer(BaseInferencer):
                                  GalleryIndex]) -> GalleryIndex:
         """Use a gallery: an index, a saved index (``.npz``) or images.
 
-        Raises:
-            ValueError: The index's feature dimension differs from the
-                model's (it was built with another model).
+        An index built with another config, checkpoint or feature source
+        (its ``meta``) gives a warning; one of another feature dimension
+        makes :meth:`search` raise ``ValueError``.
         """
         if isinstance(gallery, GalleryIndex):
             index = gallery
