@@ -1,5 +1,8 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 default_scope = 'mmreid_usl'
+# MMEngine's Runner that also splits a dataloader's global_batch_size over
+# the processes (the same run on 1 or N GPUs)
+runner_type = 'ReIDRunner'
 
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),

@@ -20,7 +20,8 @@ model = dict(
             widen_factor=1.0,
             out_indices=(7, ),
             init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://mobilenet_v2'))))
+                type='Pretrained', checkpoint='torchvision://mobilenet_v2'))),
+    bn_group_size=None)  # BN over the whole batch of 64 (one process)
 
 train_dataloader = dict(sampler=dict(samples_per_epoch=50 * 64))
 param_scheduler = [dict(type='StepLR', step_size=8, gamma=0.1, by_epoch=True)]

@@ -11,7 +11,9 @@ _base_ = [
     '../_base_/schedules/adam_50e_step20.py',
 ]
 
-model = dict(encoder=dict(backbone=dict(depth=18, init_cfg=None)))
+model = dict(
+    encoder=dict(backbone=dict(depth=18, init_cfg=None)),
+    bn_group_size=None)  # BN over the whole batch of 32 (one process)
 
 __data = dict(type='SyntheticPedestrians', data_root=None)
 __train_pipeline = [
@@ -28,6 +30,7 @@ __test_pipeline = [
     dict(type='PackReIDInputs'),
 ]
 train_dataloader = dict(
+    global_batch_size=None,  # a per-process batch
     batch_size=32,
     num_workers=2,
     sampler=dict(num_instances=4, samples_per_epoch=40 * 32),

@@ -2,22 +2,19 @@
 """Build a trained model and extract L2-normalised ReID features."""
 import logging
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from mmengine import dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_to_model)
-from mmengine.utils import ProgressBar
-from torch.utils.data import DataLoader
 
+from mmreid_usl.engine.feature_extraction import extract_features
 from mmreid_usl.registry import MODELS
-from mmreid_usl.utils import get_ori_model, register_all_modules
+from mmreid_usl.utils import register_all_modules
 
 ConfigType = Union[str, Path, Config]
 
@@ -94,67 +91,6 @@ def init_model(config: ConfigType,
     model.to(device)
     model.eval()
     return model
-
-
-@torch.no_grad()
-def extract_features(
-        model: nn.Module,
-        dataloader: DataLoader,
-        source: str = 'student',
-        show_progress: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
-    """L2-normalised features of this process's shard of a dataloader.
-
-    For every batch the model's data preprocessor prepares the inputs and
-    ``model.extract_feat(inputs, source)`` gives the raw post-BN features
-    ``f``; the returned features are ``f / ||f||_2`` (float32). The model is
-    put in eval mode for the extraction and its training mode restored
-    afterwards. Nothing is gathered across processes: in a distributed run
-    each rank gets its own shard, in the order its sampler visits it, and the
-    caller all-gathers (see ``PseudoLabelHook.extract_features``).
-
-    Args:
-        model (nn.Module): A :class:`BaseUSLReID` (a DDP wrapper is
-            unwrapped).
-        dataloader (DataLoader): Yields ``dict(inputs, data_samples)``
-            batches whose samples carry ``sample_idx``.
-        source (str): Encoder: ``'student'`` or ``'momentum'``. Defaults to
-            ``'student'``.
-        show_progress (bool): Show an :class:`mmengine.utils.ProgressBar`
-            over this shard (main process only). Defaults to True.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``(n, D)`` features and the ``(n, )``
-        ``sample_idx`` (int64) of each row, both on the model's device.
-    """
-    model = get_ori_model(model)
-    was_training = model.training
-    model.eval()
-    progress = None
-    if show_progress and dist.is_main_process():
-        sampler = getattr(dataloader, 'sampler', None)
-        total = len(sampler) if sampler is not None else len(
-            dataloader.dataset)
-        progress = ProgressBar(total)
-    feats, indices = [], []
-    try:
-        for data in dataloader:
-            data = model.data_preprocessor(data, False)
-            feat = model.extract_feat(data['inputs'], source)
-            feats.append(F.normalize(feat.float(), dim=1))
-            indices.append(
-                torch.tensor([s.sample_idx for s in data['data_samples']],
-                             dtype=torch.long,
-                             device=feat.device))
-            if progress is not None:
-                progress.update(len(feat))
-    finally:
-        if progress is not None:
-            progress.file.write('\n')
-        model.train(was_training)
-    if not feats:
-        raise RuntimeError('extract_features: the dataloader yielded no '
-                           'batch on this process.')
-    return torch.cat(feats), torch.cat(indices)
 
 
 __all__ = ['init_model', 'extract_features']

@@ -22,8 +22,10 @@ __test_pipeline = [
     dict(type='Resize', scale=(96, 192), interpolation='bicubic'),
     dict(type='PackReIDInputs'),
 ]
-# ~9.6 images per id: 16 ids x 4 instances per batch, one process.
+# ~9.6 images per id: 16 ids x 4 instances per batch, one process (a
+# per-process batch: no global_batch_size).
 train_dataloader = dict(
+    global_batch_size=None,
     batch_size=64,
     num_workers=2,
     sampler=dict(num_instances=4, samples_per_epoch=100 * 64),

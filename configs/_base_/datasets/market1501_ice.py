@@ -30,6 +30,7 @@ __weak = [
         backend='pillow')
 ]
 train_dataloader = dict(
+    global_batch_size=32,  # 4 processes x 8; BN groups of 8 in the model
     batch_size=8,
     sampler=dict(
         num_instances=4, samples_per_epoch=400 * 8, camera_mode='more_camera'),

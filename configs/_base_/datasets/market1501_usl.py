@@ -34,10 +34,14 @@ __test_pipeline = [
     dict(type='PackReIDInputs'),
 ]
 
-# P x K over pseudo-identities; batch_size is per process. The official runs
-# use 4 GPUs x 64 = 256 = 16 ids x 16 instances, 200 iterations per epoch
-# (samples_per_epoch = iterations x batch_size).
+# P x K over pseudo-identities. The official runs use 4 GPUs x 64 = 256 = 16
+# ids x 16 instances, 200 iterations per epoch. global_batch_size is the batch
+# over all processes: ReIDRunner gives each of N processes 256 / N images and
+# keeps 200 iterations (samples_per_epoch / batch_size as written here, i.e.
+# the 4-process layout); with the model's bn_group_size (64) one process
+# normalises in 4 BN groups of 64, exactly like 4 GPUs.
 train_dataloader = dict(
+    global_batch_size=256,
     batch_size=64,
     num_workers=4,
     persistent_workers=True,

@@ -36,4 +36,8 @@ model = dict(
     # supervised upper bound of this unsupervised config
     label_source='pseudo',
     cluster_feat_source='student',
+    # images per BatchNorm group of the student forward = the official
+    # per-GPU batch, so 1 process with the global batch of 256 normalises
+    # like 4 GPUs x 64
+    bn_group_size=64,
     test_cfg=dict(feat_source='student'))

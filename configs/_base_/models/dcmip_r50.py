@@ -37,8 +37,8 @@ model = dict(
     # images per BN group of the student forward / of the (ShuffleBN)
     # momentum forwards; None = the whole per-process batch
     # (dcmip_r50_1xb256_market.py emulates 4 GPUs on one process)
-    bn_group_size=None,
-    momentum_bn_group_size=None,
+    bn_group_size=64,
+    momentum_bn_group_size=64,
     sync_momentum_buffers=True,  # DDP: average momentum BN stats over ranks
     cluster_feat_source='student',  # paper (Algorithm 1, line 2)
     # discrepant cluster proxies: every type starts at the normalised

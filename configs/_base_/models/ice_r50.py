@@ -32,11 +32,11 @@ model = dict(
     momentum=0.001,
     momentum_buffer_mode='own',  # BN running stats of its own (not copied)
     # BN groups (images per group) of the momentum forwards (after ShuffleBN)
-    # and of the student forward; None = the whole per-process batch. 8 and 8
-    # emulate the official 4-GPU DataParallel BN (8 images per BN) on ONE
-    # process with batch 32 (ice_r50_1xb32_market.py).
-    momentum_bn_group_size=None,
-    bn_group_size=None,
+    # and of the student forward = the official per-GPU batch of 8, so one
+    # process with the global batch of 32 normalises like 4 GPUs x 8; None
+    # would normalise over the whole per-process batch.
+    momentum_bn_group_size=8,
+    bn_group_size=8,
     gather_keys=True,  # DDP: in-batch losses over the global batch (= DP)
     sync_momentum_buffers=True,  # DDP: average momentum BN stats over ranks
     cluster_feat_source='momentum',

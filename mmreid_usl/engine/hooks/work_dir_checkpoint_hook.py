@@ -6,6 +6,7 @@ import os
 import os.path as osp
 from typing import Any, Dict, List, Optional
 
+import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
@@ -231,7 +232,10 @@ def apply_config_lr(runner, checkpoint: dict) -> bool:
     optim_state = checkpoint.get('optimizer')
     wrapper = getattr(runner, 'optim_wrapper', None)
     optimizer = getattr(wrapper, 'optimizer', None)
-    if not isinstance(optim_state, dict) or optimizer is None or \
+    # testing loads checkpoints before any optimizer is built (the wrapper
+    # is still its config then): nothing to rescale
+    if not isinstance(optim_state, dict) or \
+            not isinstance(optimizer, torch.optim.Optimizer) or \
             'param_groups' not in optim_state:
         return False
     saved, current = optim_state['param_groups'], optimizer.param_groups

@@ -75,6 +75,18 @@ def test_same_lr_leaves_the_checkpoint_alone():
     assert ckpt == before
 
 
+def test_testing_with_an_unbuilt_optimizer_leaves_the_checkpoint_alone():
+    """tools/test.py loads a checkpoint before any optimizer exists: the
+    wrapper is still its config (a ConfigDict, attribute access included)."""
+    from mmengine.config import ConfigDict
+    old_optim, _ = _setup(1e-3)
+    ckpt = dict(optimizer=old_optim.state_dict())
+    before = copy.deepcopy(ckpt)
+    cfg = ConfigDict(optimizer=dict(type='Adam', lr=1e-4))
+    assert not apply_config_lr(SimpleNamespace(optim_wrapper=cfg), ckpt)
+    assert ckpt == before
+
+
 def test_deletions_outside_the_folder_are_refused(tmp_path):
     removed = []
     backend = SimpleNamespace(

@@ -110,7 +110,7 @@ def test_contract_declares_banks_and_checks_sources():
     assert model.feat_sources == ('student', )
     assert model.pseudo_label_banks == ('student', )
     model.check_contract()
-    with pytest.raises(ValueError, match="'momentum' is used as a feat_source"):
+    with pytest.raises(ValueError, match="'momentum' is used as a"):
         _model(memory=dict(feat_source='momentum')).check_contract()
     with pytest.raises(ValueError, match="'momentum' is used"):
         _model(cluster_feat_source='momentum').check_contract()

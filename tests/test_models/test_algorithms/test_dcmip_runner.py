@@ -53,6 +53,7 @@ def _cfg(root: str, work_dir: str, max_epochs: int) -> Config:
         loader.dataset.data_root = root
         loader.dataset.pipeline = TINY_PIPELINE
     cfg.train_dataloader.dataset.pipeline = TINY_TRAIN
+    cfg.train_dataloader.pop('global_batch_size')  # a per-process batch
     cfg.train_dataloader.batch_size = 8
     cfg.train_dataloader.sampler.num_instances = 4
     cfg.train_dataloader.sampler.samples_per_epoch = 16

@@ -50,6 +50,7 @@ def _ice_cfg(root: str, work_dir: str, max_epochs: int) -> Config:
         dict(type='MultiView', transforms=[TINY_VIEW, [], TINY_VIEW]),
         dict(type='PackReIDInputs'),
     ]
+    cfg.train_dataloader.pop('global_batch_size')  # a per-process batch
     cfg.train_dataloader.batch_size = 8
     cfg.train_dataloader.sampler.samples_per_epoch = 16
     cfg.work_dir = work_dir
