@@ -4,26 +4,10 @@
 # pooling (learnable p), BNNeck with frozen bias, cluster memory with the
 # sequential momentum update, ClusterNCE with temperature 0.05; re-clustered
 # (Jaccard + DBSCAN) before every epoch.
-_base_ = ['../pseudo_label/dbscan_jaccard.py']
+_base_ = ['../pseudo_label/dbscan_jaccard.py', './reid_r50_gem.py']
 
 model = dict(
     type='ClusterContrast',
-    data_preprocessor=dict(
-        type='ReIDDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    encoder=dict(
-        type='ReIDEncoder',
-        backbone=dict(
-            type='mmpretrain.ResNet',
-            depth=50,
-            strides=(1, 2, 2, 1),  # last stride 1: 256x128 -> 16x8 map
-            out_indices=(3, ),
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://resnet50')),
-        pooling=dict(type='mmpretrain.GeneralizedMeanPooling', p=3.0),
-        neck=dict(type='BNNeck')),  # width derived from the backbone
     # old_weight = weight of the OLD memory entry (official cm.py `momentum`);
     # the official README commands use 0.1
     memory=dict(

@@ -9,26 +9,10 @@
 # updated after every optimiser step, both encoders are evaluated and the
 # momentum encoder is deployed. Which value comes from the paper, the
 # unofficial code (Trangle12/DCMIP) or us: configs/dcmip/README.md.
-_base_ = ['../pseudo_label/dbscan_jaccard.py']
+_base_ = ['../pseudo_label/dbscan_jaccard.py', './reid_r50_gem.py']
 
 model = dict(
     type='DCMIP',
-    data_preprocessor=dict(
-        type='ReIDDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    encoder=dict(
-        type='ReIDEncoder',
-        backbone=dict(
-            type='mmpretrain.ResNet',
-            depth=50,
-            strides=(1, 2, 2, 1),  # last stride 1: 256x128 -> 16x8 map
-            out_indices=(3, ),
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://resnet50')),
-        pooling=dict(type='mmpretrain.GeneralizedMeanPooling', p=3.0),
-        neck=dict(type='BNNeck')),  # width derived from the backbone
     # mmengine convention: momentum is the weight of the NEW (student)
     # parameters, theta_m = (1 - m) * theta_m + m * theta_s; alpha = 0.999
     # (weight of the old, unofficial code) is momentum = 0.001.

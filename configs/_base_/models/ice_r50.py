@@ -6,26 +6,12 @@
 # from momentum features after every clustering; four losses with weights 1,
 # 0.5 (inside the camera loss), 1, 10. The momentum encoder is updated after
 # every optimiser step and both encoders are evaluated.
-_base_ = ['../pseudo_label/dbscan_jaccard.py']
+_base_ = ['../pseudo_label/dbscan_jaccard.py', './reid_r50_gem.py']
 
 model = dict(
     type='ICE',
-    data_preprocessor=dict(
-        type='ReIDDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
     encoder=dict(
-        type='ReIDEncoder',
-        backbone=dict(
-            type='mmpretrain.ResNet',
-            depth=50,
-            strides=(1, 2, 2, 1),  # last stride 1: 256x128 -> 16x8 map
-            out_indices=(3, ),
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://resnet50')),
-        pooling=dict(type='mmpretrain.GlobalAveragePooling'),
-        neck=dict(type='BNNeck')),  # width derived from the backbone
+        pooling=dict(_delete_=True, type='mmpretrain.GlobalAveragePooling')),
     # mmengine convention: momentum is the weight of the NEW (student)
     # parameters, theta_m = (1 - m) * theta_m + m * theta_s; the paper's
     # alpha = 0.999 (weight of the old) is momentum = 0.001.
