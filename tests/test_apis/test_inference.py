@@ -86,8 +86,8 @@ def test_init_model_loads_checkpoint(data_root, tmp_path):
             state_dict=trained.state_dict()), ckpt)
     torch.manual_seed(2)
     model = init_model(
-        cfg, ckpt, cfg_options={'model.loss_cluster.temperature': 0.1})
-    assert model.loss_cluster.temperature == 0.1
+        cfg, ckpt, cfg_options={'model.memory.old_weight': 0.3})
+    assert model.memory.old_weight == 0.3
     assert model.dataset_meta == dict(dataset_name='x')
     for key, value in trained.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value)

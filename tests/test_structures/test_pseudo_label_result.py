@@ -44,7 +44,7 @@ def test_several_banks_and_centroids_of_another_bank():
         PseudoLabelResult.from_labels([0, 1, 1, 0], dict(student=a,
                                                          momentum=b))
     with pytest.raises(ValueError, match='label_source'):
-        PseudoLabelResult.from_labels([0], a[:1], label_source='oracle')
+        PseudoLabelResult.from_labels([0], a[:1], label_source='clusters')
 
 
 def test_zero_clusters_and_to():
