@@ -5,13 +5,11 @@
 # and eps 0.7 (--iters 200 --momentum 0.1 --eps 0.7), the default here. The
 # paper: 256x128 (as here), eps 0.4 (its batch-hard update), Table 2: 84.8 /
 # 94.5 mAP / R1 (IBN: cluster-contrast_r50-ibn_personx.py, 87.1 / 95.6).
-_base_ = ['./cluster-contrast_r50_market.py']
-
-__data = dict(type='PersonX', data_root='data/personx/')
-train_dataloader = dict(dataset=__data)
-cluster_dataloader = dict(dataset=__data)
-val_dataloader = dict(dataset=__data)
-test_dataloader = dict(dataset=__data)
+_base_ = [
+    '../_base_/models/cluster_contrast_r50.py',
+    '../_base_/datasets/personx_usl.py',
+    '../_base_/schedules/adam_50e_step20.py',
+]
 
 default_hooks = dict(
     pseudo_label=dict(labeler=dict(clusterer=dict(eps=0.7))))
