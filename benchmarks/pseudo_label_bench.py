@@ -72,7 +72,6 @@ def main(argv=None):
         print(json.dumps(run_repeats(osp.abspath(__file__), child,
                                      args.repeat)))
         return
-    import numpy as np
     import torch
     from sklearn.cluster import DBSCAN
     from sklearn.metrics import adjusted_rand_score

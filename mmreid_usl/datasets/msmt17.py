@@ -60,11 +60,11 @@ class MSMT17(ReIDFolderDataset):
     #: Image sub-folder candidates (first existing wins) and list files of
     #: each split in the list layout: V1 ``train/``/``test/``, V2
     #: ``mask_train_v2/``/``mask_test_v2/``.
-    LIST_FILES = dict(
-        train=(('train', 'mask_train_v2'), ('list_train.txt',
-                                             'list_val.txt')),
-        query=(('test', 'mask_test_v2'), ('list_query.txt', )),
-        gallery=(('test', 'mask_test_v2'), ('list_gallery.txt', )))
+    LIST_FILES = dict(train=(('train', 'mask_train_v2'), ('list_train.txt',
+                                                          'list_val.txt')),
+                      query=(('test', 'mask_test_v2'), ('list_query.txt', )),
+                      gallery=(('test', 'mask_test_v2'),
+                               ('list_gallery.txt', )))
 
     def __init__(self,
                  data_root: str,
@@ -115,9 +115,7 @@ class MSMT17(ReIDFolderDataset):
         sub_dirs, list_names = self.LIST_FILES[split]
         if split == 'train' and not self.use_val_in_train:
             list_names = list_names[:1]
-        found = [
-            d for d in sub_dirs if osp.isdir(osp.join(self.data_root, d))
-        ]
+        found = [d for d in sub_dirs if osp.isdir(osp.join(self.data_root, d))]
         if not found:
             raise FileNotFoundError(
                 f'{type(self).__name__}: no image folder for split '

@@ -35,6 +35,7 @@ def _args(**kw):
 
 def test_merge_args_sets_rerank(tmp_path):
     tool = _test_tool()
+
     def cfg():
         return Config(dict(default_hooks=dict(), model=dict(),
                            test_evaluator=dict(type='ReIDMetric')))

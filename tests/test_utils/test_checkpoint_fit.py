@@ -95,4 +95,3 @@ def test_other_architecture_names_unexpected_and_shapes(tmp_path):
 def test_ddp_prefix_is_stripped():
     state = {f'module.{k}': v for k, v in _Algo().state_dict().items()}
     check_checkpoint_fits(_Algo(), state, ['student', 'momentum'])
-

@@ -1,6 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Person re-identification retrieval metric (mAP, CMC, mINP)."""
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.evaluator import BaseMetric

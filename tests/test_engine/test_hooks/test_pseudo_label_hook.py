@@ -31,8 +31,7 @@ def test_hook_sets_labels_in_model_and_sampler(tiny_reid_root, tmp_path,
     assert last['num_clusters'] > 0
     # model buffer, sampler and memory agree with each other
     assert model.pseudo_labels.shape == (n, )
-    np.testing.assert_array_equal(model.pseudo_labels.numpy(),
-                                  sampler.labels)
+    np.testing.assert_array_equal(model.pseudo_labels.numpy(), sampler.labels)
     assert model.memory.num_clusters == last['num_clusters']
     assert int(model.pseudo_labels.max()) + 1 == last['num_clusters']
     assert (model.pseudo_labels == -1).sum() == last['num_outliers']
@@ -44,10 +43,12 @@ def test_hook_sets_labels_in_model_and_sampler(tiny_reid_root, tmp_path,
 
 
 def test_degenerate_clustering_stops_or_skips(tiny_reid_root, tmp_path,
-                                             make_tiny_cfg):
+                                              make_tiny_cfg):
     # no image has 1000 neighbours: every image is an outlier
-    cfg = make_tiny_cfg(
-        tiny_reid_root, str(tmp_path), max_epochs=1, min_samples=1000)
+    cfg = make_tiny_cfg(tiny_reid_root,
+                        str(tmp_path),
+                        max_epochs=1,
+                        min_samples=1000)
     runner = Runner.from_cfg(cfg)
     with pytest.raises(RuntimeError, match='min_samples=1000.*found 0'):
         runner.train()
@@ -72,8 +73,7 @@ def test_ground_truth_switch_trains_on_true_ids(tiny_reid_root, tmp_path,
     runner.train()
     pids = runner.train_dataloader.dataset.get_pids()
     np.testing.assert_array_equal(runner.model.pseudo_labels.numpy(), pids)
-    np.testing.assert_array_equal(runner.train_dataloader.sampler.labels,
-                                  pids)
+    np.testing.assert_array_equal(runner.train_dataloader.sampler.labels, pids)
     assert runner.model.memory.num_clusters == len(np.unique(pids))
     assert runner.iter == 3
     history = _hook(runner).history[0]
@@ -120,8 +120,7 @@ def test_resume_restores_labels_and_memory(tiny_reid_root, tmp_path,
     saved_memory = ckpt['state_dict']['memory.features']
 
     # resume for one more epoch; record the state right after loading
-    cfg = make_tiny_cfg(tiny_reid_root, work, max_epochs=2,
-                        interval=interval)
+    cfg = make_tiny_cfg(tiny_reid_root, work, max_epochs=2, interval=interval)
     cfg.resume, cfg.load_from = True, ckpt_path
     resumed = Runner.from_cfg(cfg)
     seen = {}
@@ -143,9 +142,8 @@ def test_resume_restores_labels_and_memory(tiny_reid_root, tmp_path,
         assert [h['epoch'] for h in history] == [1]
     else:  # epoch 1 keeps the checkpoint's labels, restored to the sampler
         assert history == []
-        np.testing.assert_array_equal(
-            resumed.train_dataloader.sampler.labels, saved_labels.numpy())
-
+        np.testing.assert_array_equal(resumed.train_dataloader.sampler.labels,
+                                      saved_labels.numpy())
 
 
 class _EpsOnce:

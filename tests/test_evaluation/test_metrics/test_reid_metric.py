@@ -13,8 +13,9 @@ def fake_samples(num=120, num_query=30, dim=16, seed=0):
     pids = torch.randint(0, 12, (num, ), generator=gen)
     cams = torch.randint(0, 3, (num, ), generator=gen)
     centres = torch.randn(12, dim, generator=gen)
-    feats = torch.nn.functional.normalize(
-        centres[pids] + torch.randn(num, dim, generator=gen), dim=1)
+    feats = torch.nn.functional.normalize(centres[pids] +
+                                          torch.randn(num, dim, generator=gen),
+                                          dim=1)
     samples = []
     for i in range(num):
         s = ReIDDataSample(metainfo=dict(
@@ -30,8 +31,10 @@ def test_reid_metric_end_to_end():
     for s in range(0, len(samples), 32):  # batches
         metric.process(None, samples[s:s + 32])
     res = metric.evaluate(len(samples))
-    assert set(res) == {f'reid/{k}' for k in ('mAP', 'R1', 'R5', 'R10',
-                                                'mINP')}
+    assert set(res) == {
+        f'reid/{k}'
+        for k in ('mAP', 'R1', 'R5', 'R10', 'mINP')
+    }
     ref = evaluate_rank(feats[:30], feats[30:], pids[:30], pids[30:],
                         cams[:30], cams[30:])
     assert res['reid/mAP'] == pytest.approx(ref['mAP'] * 100)
@@ -44,8 +47,8 @@ def test_reid_metric_perfect_and_topk():
     samples, *_ = fake_samples(num=40, num_query=10)
     # give every id a distinct one-hot feature: perfect retrieval
     for s in samples:
-        s['pred_feature'] = torch.nn.functional.one_hot(
-            s['gt_label'][0], 12).float()
+        s['pred_feature'] = torch.nn.functional.one_hot(s['gt_label'][0],
+                                                        12).float()
     metric = METRICS.build(dict(type='ReIDMetric', topk=(1, 3)))
     metric.process(None, samples)
     res = metric.evaluate(40)

@@ -9,7 +9,13 @@ from mmreid_usl.models.losses.cross_camera_proxy_loss import \
     CrossCameraProxyLoss
 
 
-def _reference_code(feats, proxies, plabels, targets, cams, tau, k,
+def _reference_code(feats,
+                    proxies,
+                    plabels,
+                    targets,
+                    cams,
+                    tau,
+                    k,
                     proxy_norm='official'):
     """Per-sample loop of the official formulation (ICE ``camera_loss``)."""
     f = F.normalize(feats, dim=1)
@@ -46,9 +52,10 @@ def test_hand_computed_official_transposed_normalisation():
     s = [1 / c / 0.5, (1 / math.sqrt(2)) / c / 0.5, 0.]
     lse = math.log(sum(math.exp(v) for v in s))
     expected = -0.5 * ((s[0] - lse) + (s[1] - lse))
-    loss = CrossCameraProxyLoss(
-        temperature=0.5, loss_weight=1.0)(feats, proxies, plabels,
-                                          torch.tensor([0]), torch.tensor([0]))
+    loss = CrossCameraProxyLoss(temperature=0.5,
+                                loss_weight=1.0)(feats, proxies, plabels,
+                                                 torch.tensor([0]),
+                                                 torch.tensor([0]))
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -66,21 +73,24 @@ def test_official_normalisation_changes_hard_negative():
     s_a = 0.6 / c0  # proxy (1, 0)
     s_b = 0.6 * 0.28 / c0 + 0.8 * 0.96 / c1  # proxy (0.28, 0.96)
     assert s_a > s_b  # the official ranking
-    expected = -(s_pos / tau - math.log(4 * math.exp(s_pos / tau) +
-                                        math.exp(s_a / tau)))
-    loss = CrossCameraProxyLoss(
-        temperature=tau, num_negatives=1, loss_weight=1.0)(feats, proxies,
-                                                           plabels,
-                                                           torch.tensor([0]),
-                                                           torch.tensor([0]))
+    expected = -(s_pos / tau -
+                 math.log(4 * math.exp(s_pos / tau) + math.exp(s_a / tau)))
+    loss = CrossCameraProxyLoss(temperature=tau,
+                                num_negatives=1,
+                                loss_weight=1.0)(feats, proxies, plabels,
+                                                 torch.tensor([0]),
+                                                 torch.tensor([0]))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     # cosine: (0.28, 0.96) has cosine 0.936 > 0.6 and is the hard negative.
-    expected_cos = -(0.8 / tau - math.log(4 * math.exp(0.8 / tau) +
-                                          math.exp(0.936 / tau)))
-    loss_cos = CrossCameraProxyLoss(
-        temperature=tau, num_negatives=1, loss_weight=1.0,
-        proxy_norm='cosine')(feats, proxies, plabels, torch.tensor([0]),
-                             torch.tensor([0]))
+    expected_cos = -(0.8 / tau -
+                     math.log(4 * math.exp(0.8 / tau) + math.exp(0.936 / tau)))
+    loss_cos = CrossCameraProxyLoss(temperature=tau,
+                                    num_negatives=1,
+                                    loss_weight=1.0,
+                                    proxy_norm='cosine')(feats, proxies,
+                                                         plabels,
+                                                         torch.tensor([0]),
+                                                         torch.tensor([0]))
     assert loss_cos.item() == pytest.approx(expected_cos, rel=1e-5)
 
 
@@ -88,9 +98,9 @@ def test_bad_proxy_norm_and_shape():
     with pytest.raises(ValueError, match='proxy_norm'):
         CrossCameraProxyLoss(proxy_norm='row')
     with pytest.raises(ValueError, match='proxies must be'):
-        CrossCameraProxyLoss()(
-            torch.randn(2, 4), torch.randn(3, 5), torch.tensor([0, 1, 2]),
-            torch.tensor([0, 1]), torch.tensor([0, 0]))
+        CrossCameraProxyLoss()(torch.randn(2, 4), torch.randn(3, 5),
+                               torch.tensor([0, 1, 2]), torch.tensor([0, 1]),
+                               torch.tensor([0, 0]))
 
 
 def test_hand_computed_two_positives_one_negative():
@@ -101,10 +111,11 @@ def test_hand_computed_two_positives_one_negative():
     s = [1 / 0.5, (1 / math.sqrt(2)) / 0.5, 0.]
     lse = math.log(sum(math.exp(v) for v in s))
     expected = -0.5 * ((s[0] - lse) + (s[1] - lse))
-    loss = CrossCameraProxyLoss(
-        temperature=0.5, loss_weight=1.0,
-        proxy_norm='cosine')(feats, proxies, plabels,
-                                          torch.tensor([0]), torch.tensor([0]))
+    loss = CrossCameraProxyLoss(temperature=0.5,
+                                loss_weight=1.0,
+                                proxy_norm='cosine')(feats, proxies, plabels,
+                                                     torch.tensor([0]),
+                                                     torch.tensor([0]))
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -118,14 +129,14 @@ def test_top_k_negative_selection():
     tau = 0.1
     s = (angles.cos() / tau).tolist()
     # positives: {0}; hardest negatives: proxies 1 and 2
-    expected = -(
-        s[0] - math.log(math.exp(s[0]) + math.exp(s[1]) + math.exp(s[2])))
-    loss = CrossCameraProxyLoss(
-        temperature=tau, num_negatives=2, loss_weight=1.0,
-        proxy_norm='cosine')(feats, proxies,
-                                                           plabels,
-                                                           torch.tensor([0]),
-                                                           torch.tensor([0]))
+    expected = -(s[0] -
+                 math.log(math.exp(s[0]) + math.exp(s[1]) + math.exp(s[2])))
+    loss = CrossCameraProxyLoss(temperature=tau,
+                                num_negatives=2,
+                                loss_weight=1.0,
+                                proxy_norm='cosine')(feats, proxies, plabels,
+                                                     torch.tensor([0]),
+                                                     torch.tensor([0]))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
@@ -139,8 +150,8 @@ def test_matches_reference_loop_and_camera_sum(proxy_norm):
     cams = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0])
     ref = _reference_code(feats, proxies, plabels, targets, cams, 0.07, 50,
                           proxy_norm)
-    loss = CrossCameraProxyLoss(proxy_norm=proxy_norm)(feats, proxies,
-                                                       plabels, targets, cams)
+    loss = CrossCameraProxyLoss(proxy_norm=proxy_norm)(feats, proxies, plabels,
+                                                       targets, cams)
     assert torch.allclose(loss, 0.5 * ref, rtol=1e-4)
 
 
@@ -153,15 +164,15 @@ def test_paper_variant_other_camera_positives():
     s = [1 / tau, (1 / math.sqrt(2)) / tau, 0.]
     # Only the camera-1 proxy is a positive; own-camera proxy is neither.
     expected = -(s[1] - math.log(math.exp(s[1]) + math.exp(s[2])))
-    loss = CrossCameraProxyLoss(
-        temperature=tau, variant='paper', loss_weight=1.0,
-        proxy_norm='cosine')(
-            feats,
-            proxies,
-            plabels,
-            torch.tensor([0]),
-            torch.tensor([0]),
-            proxy_cams=pcams)
+    loss = CrossCameraProxyLoss(temperature=tau,
+                                variant='paper',
+                                loss_weight=1.0,
+                                proxy_norm='cosine')(feats,
+                                                     proxies,
+                                                     plabels,
+                                                     torch.tensor([0]),
+                                                     torch.tensor([0]),
+                                                     proxy_cams=pcams)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -175,13 +186,12 @@ def test_gathered_camera_sizes_reproduce_full_batch():
     loss_fn = CrossCameraProxyLoss()
     full = loss_fn(feats, proxies, plabels, targets, cams)
     halves = [
-        loss_fn(
-            feats[s],
-            proxies,
-            plabels,
-            targets[s],
-            cams[s],
-            batch_cam_index=cams,
-            scale=2.) for s in (slice(0, 4), slice(4, 8))
+        loss_fn(feats[s],
+                proxies,
+                plabels,
+                targets[s],
+                cams[s],
+                batch_cam_index=cams,
+                scale=2.) for s in (slice(0, 4), slice(4, 8))
     ]
     assert torch.allclose(full, sum(halves) / 2, atol=1e-5)
