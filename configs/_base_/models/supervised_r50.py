@@ -10,25 +10,10 @@
 # pseudo-label hook); the dataset base sets the sampler to true ids too. The
 # inference feature (test, and the clustering / source features of stage 2)
 # is the pooled one, as Theory evaluates pool5.
-_base_ = ['../default_runtime.py']
+_base_ = ['../default_runtime.py', './reid_r50_avgpool.py']
 
 model = dict(
     type='SupervisedReID',
-    data_preprocessor=dict(
-        type='ReIDDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    encoder=dict(
-        type='ReIDEncoder',
-        backbone=dict(
-            type='mmpretrain.ResNet',
-            depth=50,
-            out_indices=(3, ),
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://resnet50')),
-        pooling=dict(type='mmpretrain.GlobalAveragePooling'),
-        neck=dict(type='BNNeck')),
     # the number of train ids of the source dataset (set by each leaf)
     num_classes=None,
     loss_id=dict(

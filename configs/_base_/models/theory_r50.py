@@ -11,24 +11,10 @@
 # features, so the pair's dataset base (_base_/datasets/*2*_gds.py) brings
 # the PseudoLabelHook (pseudo_label/theory_source_jaccard.py) with its
 # reference dataloader, and the runtime with it.
+_base_ = ['./reid_r50_avgpool.py']
+
 model = dict(
     type='Theory',
-    data_preprocessor=dict(
-        type='ReIDDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    encoder=dict(
-        type='ReIDEncoder',
-        backbone=dict(
-            type='mmpretrain.ResNet',
-            depth=50,
-            out_indices=(3, ),
-            # overwritten by load_from (the stage-1 checkpoint)
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://resnet50')),
-        pooling=dict(type='mmpretrain.GlobalAveragePooling'),
-        neck=dict(type='BNNeck')),
     loss_triplet=dict(type='TripletLoss', margin=0.5),
     triplet_feats=('pooled', 'embedding'),
     loss_gds=None,
