@@ -245,6 +245,20 @@ class BaseUSLReID(BaseModel):
             KeyError: If ``result`` misses a bank the model declared in
                 :attr:`pseudo_label_banks` or clustered another bank.
         """
+        self.store_labels(result)
+        for memory in self.memories:
+            memory.reset(result)
+
+    def store_labels(self, result: PseudoLabelResult) -> None:
+        """Check ``result`` against the contract and keep its labels.
+
+        The part of :meth:`set_pseudo_labels` every algorithm needs; one
+        that resets its memories in its own way (DCMIP) calls it directly.
+
+        Raises:
+            KeyError: If ``result`` misses a bank the model declared in
+                :attr:`pseudo_label_banks` or clustered another bank.
+        """
         missing = [b for b in self.pseudo_label_banks
                    if b not in result.features]
         if missing or result.feat_source != self.cluster_feat_source:
@@ -256,8 +270,6 @@ class BaseUSLReID(BaseModel):
                 f'{missing or [self.cluster_feat_source]} feature bank.')
         self.pseudo_labels = result.labels.to(
             device=self.pseudo_labels.device, dtype=torch.long)
-        for memory in self.memories:
-            memory.reset(result)
 
     def get_targets(self, data_samples: List[ReIDDataSample]) -> torch.Tensor:
         """Training labels of a batch.

@@ -205,8 +205,7 @@ class DCMIP(BaseMomentumUSLReID):
                 whether the instance proxies are used.
         """
         epoch = int(result.epoch)
-        self.pseudo_labels = result.labels.to(
-            device=self.pseudo_labels.device, dtype=torch.long)
+        self.store_labels(result)
         self.label_epoch.fill_(epoch)
         self.dcp_memory.reset(result)
         mip_due = self._mip_due(epoch)
