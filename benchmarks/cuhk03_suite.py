@@ -269,6 +269,7 @@ def read_scalars(work_dir: str) -> Dict[str, Dict[str, dict]]:
     """Validation metrics and pseudo-label statistics per epoch."""
     val: Dict[str, dict] = {}
     pseudo: Dict[str, dict] = {}
+    last_epoch = 0
     for path in sorted(
             glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
@@ -276,6 +277,10 @@ def read_scalars(work_dir: str) -> Dict[str, Dict[str, dict]]:
                 try:
                     rec = json.loads(line)
                 except ValueError:
+                    continue
+                if 'loss' in rec or 'lr' in rec:
+                    # a training line (per logging interval)
+                    last_epoch = max(last_epoch, int(rec.get('epoch', 0)))
                     continue
                 keys = [k for k in rec if k.startswith('pseudo_label/')]
                 if keys:
@@ -288,7 +293,7 @@ def read_scalars(work_dir: str) -> Dict[str, Dict[str, dict]]:
                         k: v
                         for k, v in rec.items() if '/' in k
                     }
-    return dict(val=val, pseudo=pseudo)
+    return dict(val=val, pseudo=pseudo, last_train_epoch=last_epoch)
 
 
 def summarise(jobs: Dict[str, dict], work_dir: str,
@@ -307,6 +312,65 @@ def summarise(jobs: Dict[str, dict], work_dir: str,
                     rec[key] = json.load(f)
         out[name] = rec
     return out
+
+
+def _fmt(x: Optional[float]) -> str:
+    return '–' if x is None else f'{x:.2f}'
+
+
+def report(summary: Dict[str, dict]) -> str:
+    """Markdown: one row per job, then mean and spread per method."""
+    lines = [
+        '| job | status | epoch 0 mAP | last val: epoch, mAP / R1 '
+        '(student; momentum) | test mAP / R1 | re-ranked mAP / R1 | '
+        'clusters per epoch | last NMI / ARI | train wall (s) |',
+        '|---|---|---|---|---|---|---|---|---|'
+    ]
+    groups: Dict[str, List[float]] = {}
+    for name, rec in summary.items():
+        val = rec.get('val', {})
+        first = val.get('0', {})
+        last_e = max(val, key=int) if val else None
+        last = val.get(last_e, {}) if last_e is not None else {}
+
+        def pair(m: dict, prefix: str = '') -> str:
+            return (f"{_fmt(m.get(prefix + 'reid/mAP'))} / "
+                    f"{_fmt(m.get(prefix + 'reid/R1'))}")
+
+        last_s = pair(last)
+        if 'student/reid/mAP' in last:
+            last_s = (f"{pair(last, 'student/')}; "
+                      f"{pair(last, 'momentum/')}")
+        pseudo = rec.get('pseudo', {})
+        clusters = ', '.join(
+            str(pseudo[e].get('num_clusters'))
+            for e in sorted(pseudo, key=int))
+        last_p = pseudo[max(pseudo, key=int)] if pseudo else {}
+        if rec.get('train_rc') == 0:
+            status = 'done'
+        elif rec.get('killed_at_deadline') or rec.get('train_rc') is None:
+            status = ('stopped (deadline) in epoch '
+                      f"{rec.get('last_train_epoch') or '?'}")
+        else:
+            status = f"failed (rc {rec.get('train_rc')})"
+        test = rec.get('test', {})
+        rr = rec.get('test_rerank', {})
+        lines.append(
+            f"| {name} | {status} | {_fmt(first.get('reid/mAP'))} | "
+            f'{last_e}: {last_s} | {pair(test)} | '
+            f"{pair(rr) if rr else '–'} | {clusters} | "
+            f"{_fmt(last_p.get('nmi'))} / {_fmt(last_p.get('ari'))} | "
+            f"{rec.get('train_wall_s', '–')} |")
+        if 'reid/mAP' in test:
+            groups.setdefault(name.rsplit('-s', 1)[0],
+                              []).append(test['reid/mAP'])
+    lines += ['', '| method | seeds | test mAP mean | spread (max - min) |',
+              '|---|---|---|---|']
+    for method, vals in groups.items():
+        lines.append(f'| {method} | {len(vals)} | '
+                     f'{sum(vals) / len(vals):.2f} | '
+                     f'{max(vals) - min(vals):.2f} |')
+    return '\n'.join(lines)
 
 
 def main() -> None:
@@ -366,13 +430,7 @@ def main() -> None:
     summary = summarise(jobs, args.work_dir, status)
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
-    for name, rec in summary.items():
-        last_val = rec['val'][max(rec['val'], key=int)] if rec['val'] else {}
-        maps = {k: round(v, 2) for k, v in last_val.items() if 'mAP' in k}
-        print(f'{name:18s} train_rc={rec.get("train_rc")} '
-              f'wall={rec.get("wall_s")} val={maps} '
-              f'test={rec.get("test", {}).get("reid/mAP")} '
-              f'rerank={rec.get("test_rerank", {}).get("reid/mAP")}')
+    print(report(summary))
 
 
 if __name__ == '__main__':
