@@ -29,8 +29,11 @@ commands' output) and ``WORK/summary.json`` (per job: status, wall time,
 validation metrics and pseudo-label statistics per epoch, test metrics).
 """
 import argparse
+import functools
 import glob
+import importlib.util
 import json
+import math
 import os
 import os.path as osp
 import signal
@@ -89,10 +92,10 @@ def build_jobs() -> Dict[str, dict]:
         'gds-src-s1':
         _job(GDS_SRC, 1, group='gds'),
     }
-    for method in ('theory', 'gds', 'gds-h'):
+    for method, config in (('theory', THEORY), ('gds', GDS), ('gds-h', GDS_H)):
         for seed in (1, 2):
             jobs[f'{method}-s{seed}'] = _job(
-                dict(theory=THEORY, gds=GDS, **{'gds-h': GDS_H})[method],
+                config,
                 seed,
                 after='gds-src-s1',
                 group='gds',
@@ -133,19 +136,20 @@ class Runner:
         self.threads = threads
         self.running: Dict[str, dict] = {}
         self.status: Dict[str, dict] = {}
+        self.pending: List[str] = []
 
-    def commands(self, name: str) -> List[List[str]]:
+    def train_command(self, name: str) -> List[str]:
         job = self.jobs[name]
         wd = osp.join(self.work_dir, name)
         opts = [f'randomness.seed={job["seed"]}'] + job['options']
         if job['after']:
             src = last_checkpoint(osp.join(self.work_dir, job['after']))
             opts.append(f'load_from={src}')
-        return [[
+        return [
             self.python,
             osp.join(REPO, 'tools/train.py'),
             osp.join(REPO, job['config']), '--work-dir', wd, '--cfg-options'
-        ] + opts]
+        ] + opts
 
     def test_commands(self, name: str) -> List[List[str]]:
         job = self.jobs[name]
@@ -162,10 +166,8 @@ class Runner:
                 osp.join(REPO, job['config']), ckpt, '--work-dir',
                 osp.join(wd, 'test'), '--out', out
             ] + (['--rerank'] if rerank else [])
-            if job['options']:
-                cmd += ['--cfg-options'] + [
-                    o for o in job['options'] if 'dataloader' in o
-                ]
+            if job['options']:  # e.g. the target cameras of the test split
+                cmd += ['--cfg-options'] + job['options']
             cmds.append(cmd)
         return cmds
 
@@ -186,14 +188,12 @@ class Runner:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True)
-        self.running[name] = dict(
-            proc=proc, log=log, stage=stage, queue=self.running.get(
-                name, {}).get('queue', []))
+        self.running.setdefault(name, dict(queue=[])).update(
+            proc=proc, log=log, stage=stage)
 
     def _launch(self, name: str) -> None:
         self.status[name] = dict(start=time.time(), stage='train')
-        self.running[name] = dict(queue=[])
-        self._start(name, self.commands(name)[0], 'train')
+        self._start(name, self.train_command(name), 'train')
 
     def _advance(self, name: str, rc: int) -> None:
         run = self.running[name]
@@ -235,7 +235,7 @@ class Runner:
         self.pending.insert(0, new)
 
     def run(self) -> None:
-        self.pending = pending = list(self.jobs)
+        self.pending = pending = list(self.jobs)  # fallbacks are added
         while pending or self.running:
             for name, run in list(self.running.items()):
                 rc = run['proc'].poll()
@@ -265,34 +265,42 @@ class Runner:
             time.sleep(1)
 
 
+@functools.lru_cache(maxsize=None)
+def _load_scalars():
+    """``load_scalars`` of tools/analysis_tools/analyze_logs.py (a script,
+    not a module of the package): the one reader of ``scalars.json``."""
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'analyze_logs.py')
+    spec = importlib.util.spec_from_file_location('analyze_logs', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load_scalars
+
+
 def read_scalars(work_dir: str) -> Dict[str, Dict[str, dict]]:
-    """Validation metrics and pseudo-label statistics per epoch."""
+    """Validation metrics and pseudo-label statistics per epoch, and the
+    last training epoch reached (from the runs' ``scalars.json``)."""
+    load_scalars = _load_scalars()
     val: Dict[str, dict] = {}
     pseudo: Dict[str, dict] = {}
     last_epoch = 0
     for path in sorted(
             glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if 'loss' in rec or 'lr' in rec:
-                    # a training line (per logging interval)
-                    last_epoch = max(last_epoch, int(rec.get('epoch', 0)))
-                    continue
-                keys = [k for k in rec if k.startswith('pseudo_label/')]
-                if keys:
-                    pseudo[str(rec['step'])] = {
-                        k.split('/', 1)[1]: rec[k]
-                        for k in keys
-                    }
-                elif any('mAP' in k for k in rec) and 'loss' not in rec:
-                    val[str(rec['step'])] = {
-                        k: v
-                        for k, v in rec.items() if '/' in k
-                    }
+        try:
+            series = load_scalars(path)
+        except (OSError, ValueError):  # a run stopped before its first line
+            continue
+        # training lines are spread over (epoch - 1, epoch]
+        last_epoch = max([last_epoch] + [
+            math.ceil(x) for x, _ in series.get('loss', [])])
+        for key, points in series.items():
+            if key.startswith('pseudo_label/'):
+                table, key = pseudo, key.split('/', 1)[1]
+            elif 'reid/' in key:
+                table = val
+            else:
+                continue
+            for x, value in points:
+                table.setdefault(str(int(x)), {})[key] = value
     return dict(val=val, pseudo=pseudo, last_train_epoch=last_epoch)
 
 
@@ -343,8 +351,8 @@ def report(summary: Dict[str, dict]) -> str:
                       f"{pair(last, 'momentum/')}")
         pseudo = rec.get('pseudo', {})
         clusters = ', '.join(
-            str(pseudo[e].get('num_clusters'))
-            for e in sorted(pseudo, key=int))
+            f"{pseudo[e]['num_clusters']:.0f}"
+            for e in sorted(pseudo, key=int) if 'num_clusters' in pseudo[e])
         last_p = pseudo[max(pseudo, key=int)] if pseudo else {}
         if rec.get('train_rc') == 0:
             status = 'done'
@@ -387,7 +395,10 @@ def main() -> None:
     parser.add_argument(
         '--threads', type=int, default=2, help='OMP threads per job')
     parser.add_argument(
-        '--report', action='store_true', help='only write summary.json')
+        '--report',
+        action='store_true',
+        help='run nothing: write summary.json and print the tables of what '
+        'the work dir holds')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
