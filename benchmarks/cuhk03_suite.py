@@ -356,8 +356,13 @@ def report(summary: Dict[str, dict]) -> str:
         last_p = pseudo[max(pseudo, key=int)] if pseudo else {}
         if rec.get('train_rc') == 0:
             status = 'done'
-        elif rec.get('killed_at_deadline') or rec.get('train_rc') is None:
+        elif rec.get('killed_at_deadline'):
             status = ('stopped (deadline) in epoch '
+                      f"{rec.get('last_train_epoch') or '?'}")
+        elif rec.get('train_rc') is None:
+            # no exit status recorded: still running, or the suite itself
+            # was interrupted
+            status = ('unfinished (no exit status) in epoch '
                       f"{rec.get('last_train_epoch') or '?'}")
         else:
             status = f"failed (rc {rec.get('train_rc')})"

@@ -161,8 +161,9 @@ def _scalars(work_dir, lines):
 def test_report_from_logs(tmp_path):
     suite = _suite()
     wd = str(tmp_path)
-    jobs = {n: _job(suite) for n in ('m-s1', 'm-s2', 'x-s1')}
-    for name, final in (('m-s1', 2.0), ('m-s2', 3.0), ('x-s1', None)):
+    jobs = {n: _job(suite) for n in ('m-s1', 'm-s2', 'x-s1', 'y-s1')}
+    for name, final in (('m-s1', 2.0), ('m-s2', 3.0), ('x-s1', None),
+                        ('y-s1', None)):
         os.makedirs(osp.join(wd, name))
         _scalars(
             osp.join(wd, name), [
@@ -194,4 +195,6 @@ def test_report_from_logs(tmp_path):
     assert '| m-s1 | done | 0.40 | 2: 1.50 / 0.70 | 2.00 / 1.00 |' in table
     assert '218, 400' in table and '0.82 / 0.15' in table
     assert '| x-s1 | stopped (deadline) in epoch 2 |' in table
+    # no status record: running, or the suite was interrupted
+    assert '| y-s1 | unfinished (no exit status) in epoch 2 |' in table
     assert '| m | 2 | 2.50 | 1.00 |' in table
