@@ -1,6 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Pseudo-labelling: kNN, Jaccard distance, clusterers and the labeler."""
-from .cluster_stats import cluster_stats
+from .cluster_stats import camera_stats, cluster_stats
 from .dbscan import DBSCANClusterer
 from .infomap import InfomapClusterer
 from .jaccard import JaccardDistance
@@ -14,7 +14,7 @@ from .source_aware_jaccard import SourceAwareJaccardDistance
 __all__ = [
     'knn_search', 'JaccardDistance', 'DBSCANClusterer', 'InfomapClusterer',
     'KMeansClusterer', 'OracleClusterer', 'PseudoLabeler',
-    'cluster_stats'
+    'cluster_stats', 'camera_stats'
 ]
 __all__ += [
     'RhoDBSCANClusterer', 'SourceAwareJaccardDistance', 'UnstoredDistance'

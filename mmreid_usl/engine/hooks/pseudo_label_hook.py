@@ -10,7 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from torch.utils.data import DataLoader
 
-from mmreid_usl.clustering import cluster_stats
+from mmreid_usl.clustering import camera_stats, cluster_stats
 from mmreid_usl.registry import HOOKS, TASK_UTILS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.dist import all_gather_cat
@@ -41,8 +41,10 @@ class PseudoLabelHook(Hook):
     3. ``model.set_pseudo_labels(result)`` resets the memories and
        ``sampler.set_labels(labels)`` the P x K sampler (the dataset is
        never mutated);
-    4. the cluster counts, timings and, when the dataset has true ids,
-       NMI/ARI against them are logged (diagnostics only).
+    4. the cluster counts, timings, the fraction of clusters that never
+       cross a camera and, when the dataset has true ids, NMI/ARI, pair
+       precision / recall and the cross-camera pair recall against them are
+       logged (diagnostics only; ``cluster_stats``).
 
     The labeler's state (e.g. an eps computed once) is saved in the
     checkpoint and restored on resume. On resume in an epoch that is not
@@ -58,7 +60,8 @@ class PseudoLabelHook(Hook):
             Defaults to the config's top-level ``cluster_dataloader``.
         reference_dataloader (dict | DataLoader, optional): Dataloader of a
             reference set whose features go to the labeler's distance.
-        log_diagnostics (bool): Log NMI/ARI against the true ids when the
+        log_diagnostics (bool): Log the agreement with the true ids (NMI,
+            ARI, pair precision / recall, cross-camera recall) when the
             dataset has them. Defaults to True.
     """
 
@@ -237,10 +240,15 @@ class PseudoLabelHook(Hook):
                 and result.num_clusters > 0 and result.label_source != 'gt':
             # (for oracle labels they measure the injected noise)
             # outliers count as singletons in nmi/ari (cluster_stats)
-            quality = cluster_stats(result.labels, true_ids)
-            for key in ('nmi', 'ari', 'ari_clustered'):
+            quality = cluster_stats(result.labels, true_ids, result.camids)
+            for key in ('nmi', 'ari', 'ari_clustered', 'pair_precision',
+                        'pair_recall', 'cross_camera_recall',
+                        'single_camera_clusters'):
                 stats[key] = quality[key]
             stats['num_true_ids'] = int(len(np.unique(true_ids)))
+        elif result.num_clusters > 0 and result.label_source != 'gt':
+            # needs no true ids: clusters that never cross a camera
+            stats.update(camera_stats(result.labels, result.camids))
         msg = ', '.join(f'{k}: {v:.4f}' if isinstance(v, float) else
                         f'{k}: {v}' for k, v in stats.items())
         what = {

@@ -27,8 +27,12 @@ def test_hook_sets_labels_in_model_and_sampler(tiny_reid_root, tmp_path,
     # one clustering per epoch, with diagnostics against the true ids
     assert [h['epoch'] for h in hook.history] == [0, 1]
     last = hook.history[-1]
-    assert {'num_clusters', 'num_outliers', 'nmi', 'ari'} <= set(last)
+    assert {
+        'num_clusters', 'num_outliers', 'nmi', 'ari', 'pair_precision',
+        'pair_recall', 'cross_camera_recall', 'single_camera_clusters'
+    } <= set(last)
     assert last['num_clusters'] > 0
+    assert 0.0 <= last['single_camera_clusters'] <= 1.0
     # model buffer, sampler and memory agree with each other
     assert model.pseudo_labels.shape == (n, )
     np.testing.assert_array_equal(model.pseudo_labels.numpy(), sampler.labels)
