@@ -40,9 +40,8 @@ def test_pair_and_camera_stats_against_dense_reference():
     assert np.isclose(stats['pair_precision'], both / same_c)
     assert np.isclose(stats['pair_recall'], both / same_i)
     assert np.isclose(stats['cross_camera_recall'], cross_both / cross_i)
-    single = np.mean([
-        len(set(cams[labels == c])) == 1 for c in np.unique(labels[labels >= 0])
-    ])
+    clusters = np.unique(labels[labels >= 0])
+    single = np.mean([len(set(cams[labels == c])) == 1 for c in clusters])
     assert np.isclose(stats['single_camera_clusters'], single)
 
 

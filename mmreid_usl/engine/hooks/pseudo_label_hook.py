@@ -241,12 +241,14 @@ class PseudoLabelHook(Hook):
             # (for oracle labels they measure the injected noise)
             # outliers count as singletons in nmi/ari (cluster_stats)
             quality = cluster_stats(result.labels, true_ids, result.camids)
-            for key in ('nmi', 'ari', 'ari_clustered', 'pair_precision',
-                        'pair_recall', 'cross_camera_recall',
-                        'single_camera_clusters'):
-                stats[key] = quality[key]
+            stats.update({
+                k: v
+                for k, v in quality.items()
+                if k not in ('num_clusters', 'num_outliers')
+            })
             stats['num_true_ids'] = int(len(np.unique(true_ids)))
-        elif result.num_clusters > 0 and result.label_source != 'gt':
+        elif result.num_clusters > 0 and result.label_source != 'gt' \
+                and result.camids is not None:
             # needs no true ids: clusters that never cross a camera
             stats.update(camera_stats(result.labels, result.camids))
         msg = ', '.join(f'{k}: {v:.4f}' if isinstance(v, float) else
