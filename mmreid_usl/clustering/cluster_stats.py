@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from sklearn.metrics import (adjusted_rand_score,
                              normalized_mutual_info_score)
+from sklearn.metrics.cluster import pair_confusion_matrix
 
 from mmreid_usl.structures.pseudo_label_result import (ArrayLike,
                                                        relabel_contiguous)
@@ -18,7 +19,9 @@ def _as_numpy(x: ArrayLike) -> np.ndarray:
 
 def _num_pairs(*keys: np.ndarray) -> int:
     """Pairs of samples that agree on every key: sum of C(n, 2) over the
-    groups of equal key tuples (O(N), no N x N matrix)."""
+    groups of equal key tuples (O(N), no N x N matrix). Hand-written for the
+    camera-restricted counts, which sklearn's pair counting has no key
+    for."""
     if len(keys[0]) == 0:
         return 0
     _, counts = np.unique(np.stack(keys, axis=1), axis=0, return_counts=True)
@@ -77,9 +80,12 @@ def cluster_stats(labels: ArrayLike,
     singleton = labels.copy()
     singleton[outlier] = num_clusters + np.arange(int(outlier.sum()))
     clustered = ~outlier
-    same_cluster = _num_pairs(labels[clustered])
-    same_id = _num_pairs(true_ids)
-    both = _num_pairs(labels[clustered], true_ids[clustered])
+    # ordered pairs: [[differ in both, same cluster only],
+    #                 [same id only, same in both]]
+    pairs = pair_confusion_matrix(true_ids, singleton) // 2
+    both = int(pairs[1, 1])
+    same_cluster = both + int(pairs[0, 1])
+    same_id = both + int(pairs[1, 0])
     stats = dict(
         num_clusters=num_clusters,
         num_outliers=int(outlier.sum()),
