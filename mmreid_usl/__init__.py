@@ -6,6 +6,7 @@ import mmengine
 from mmengine.utils import digit_version
 
 from .utils.checkpoint_safety import allow_mmengine_checkpoint_globals
+from .utils.safe_url_loader import register_weights_only_url_loaders
 from .version import __version__, version_info
 
 MMENGINE_MIN, MMENGINE_MAX = '0.10.0', '1.0.0'
@@ -21,5 +22,8 @@ if not (digit_version(MMENGINE_MIN) <= digit_version(mmengine.__version__)
 # (The warning filter for mmcv-lite's missing ops is set by the tools, see
 # mmreid_usl.utils.setup_runtime, not on import.)
 allow_mmengine_checkpoint_globals()
+# MMEngine's http(s):// and torchvision:// loaders unpickle with
+# weights_only=False; these register the same schemes weights-only.
+register_weights_only_url_loaders()
 
 __all__ = ['__version__', 'version_info']

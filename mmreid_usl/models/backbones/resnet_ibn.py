@@ -4,13 +4,13 @@ import os.path as osp
 from typing import Dict, Sequence
 
 import torch
-from mmengine.dist import barrier, get_dist_info
 from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
-from mmengine.utils.dl_utils import load_url
 from mmpretrain.models.backbones import ResNet
 
 from mmreid_usl.registry import MODELS
+
+from ...utils.safe_url_loader import load_url_weights_only
 from ..utils.ibn import IBN
 
 #: The IBN-Net authors' ImageNet checkpoints (release v1.0).
@@ -56,24 +56,13 @@ def load_ibn_net_checkpoint(checkpoint: str,
                             map_location: str = 'cpu') -> Dict:
     """Load a checkpoint with ``torch.load(weights_only=True)``.
 
-    ``http(s)://`` files go through MMEngine's :func:`load_url` (torch.hub's
+    ``http(s)://`` files go through :func:`load_url_weights_only` (torch.hub's
     cache ``torch.hub.get_dir()/checkpoints/<file name>``, downloaded only
     when absent; rank 0 first under DDP, as MMEngine's own loader); other
-    paths through :func:`mmengine.fileio.get_local_path`. MMEngine's
-    ``Pretrained`` initialiser is not used because its HTTP loader unpickles
-    with ``weights_only=False``.
+    paths through :func:`mmengine.fileio.get_local_path`.
     """
     if checkpoint.startswith(('http://', 'https://')):
-        rank, world_size = get_dist_info()
-        if rank == 0:
-            state = load_url(
-                checkpoint, map_location=map_location, weights_only=True)
-        if world_size > 1:
-            barrier()
-            if rank > 0:
-                state = load_url(
-                    checkpoint, map_location=map_location, weights_only=True)
-        return state
+        return load_url_weights_only(checkpoint, map_location=map_location)
     with get_local_path(checkpoint) as path:
         if not osp.isfile(path):
             raise FileNotFoundError(f'checkpoint {checkpoint!r} not found.')

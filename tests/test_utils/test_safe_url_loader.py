@@ -1,0 +1,97 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""URL checkpoints (``torchvision://``, ``https://``) load weights-only.
+
+The files are served from a temporary torch hub cache under the real file
+names of the URLs, so nothing is downloaded.
+"""
+import os
+import os.path as osp
+import pickle
+
+import pytest
+import torch
+from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import CheckpointLoader, get_torchvision_models
+
+import mmreid_usl  # noqa: F401 (registers the loaders on import)
+from mmreid_usl.utils import load_url_weights_only
+
+URL = 'https://example.com/releases/v1/tiny_model-0123abcd.pth'
+
+
+class NotAWeight:
+    """A global no weights-only checkpoint may reference."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+@pytest.fixture
+def hub_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    path = osp.join(torch.hub.get_dir(), 'checkpoints')
+    assert path.startswith(str(tmp_path))
+    os.makedirs(path)
+    return path
+
+
+def _serve(hub_dir, url, obj):
+    torch.save(obj, osp.join(hub_dir, osp.basename(url)))
+
+
+def test_schemes_are_weights_only_loaders():
+    for prefix in ('torchvision://resnet50', 'modelzoo://resnet50',
+                   'https://a/b.pth', 'http://a/b.pth'):
+        loader = CheckpointLoader._get_checkpoint_loader(prefix)
+        assert loader.__module__ == 'mmreid_usl.utils.safe_url_loader'
+
+
+def test_torchvision_scheme_reads_the_hub_cache(hub_dir):
+    url = get_torchvision_models()['mobilenet_v2']
+    state = {'features.0.0.weight': torch.arange(6.).view(2, 3)}
+    _serve(hub_dir, url, state)
+    out = CheckpointLoader.load_checkpoint('torchvision://mobilenet_v2')
+    assert torch.equal(out['features.0.0.weight'],
+                       state['features.0.0.weight'])
+
+
+def test_url_with_foreign_object_is_refused(hub_dir):
+    _serve(hub_dir, URL, {'w': torch.ones(2), 'payload': NotAWeight()})
+    with pytest.raises(pickle.UnpicklingError):
+        CheckpointLoader.load_checkpoint(URL)
+    url = get_torchvision_models()['resnet50']
+    _serve(hub_dir, url, {'payload': NotAWeight()})
+    with pytest.raises(pickle.UnpicklingError):
+        CheckpointLoader.load_checkpoint('torchvision://resnet50')
+
+
+def test_load_url_weights_only_map_location(hub_dir):
+    _serve(hub_dir, URL, {'w': torch.ones(3)})
+    out = load_url_weights_only(URL, map_location='cpu')
+    assert out['w'].device.type == 'cpu' and out['w'].sum() == 3
+
+
+def test_unknown_torchvision_name(hub_dir):
+    with pytest.raises(KeyError, match='no model weights named'):
+        CheckpointLoader.load_checkpoint('torchvision://resnet_51')
+
+
+def test_pretrained_init_cfg_goes_through_it(hub_dir):
+
+    class Tiny(BaseModule):
+
+        def __init__(self):
+            super().__init__(
+                init_cfg=dict(type='Pretrained', checkpoint=URL))
+            self.fc = torch.nn.Linear(3, 2)
+
+    _serve(hub_dir, URL, {
+        'fc.weight': torch.full((2, 3), 0.5),
+        'fc.bias': torch.zeros(2)
+    })
+    model = Tiny()
+    model.init_weights()
+    assert torch.equal(model.fc.weight, torch.full((2, 3), 0.5))
+    _serve(hub_dir, URL, {'fc.weight': NotAWeight()})
+    with pytest.raises(pickle.UnpicklingError):
+        Tiny().init_weights()
