@@ -220,9 +220,14 @@ def _loader_cfg(cfg: Config, split: str) -> dict:
     return loader
 
 
-def features_of(config: str, checkpoint: str, split: str, device: str,
-                cfg_options: Optional[dict]) -> Dict:
-    """Features (dataset order), pids of one model on one split."""
+def features_of(config: str,
+                checkpoint: str,
+                split: str,
+                device: str,
+                cfg_options: Optional[dict],
+                with_camids: bool = False) -> Dict:
+    """Features (dataset order), pids (and camera ids) of one model on one
+    split."""
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -237,7 +242,10 @@ def features_of(config: str, checkpoint: str, split: str, device: str,
     if not keep.all():
         print_log(f'{int((~keep).sum())} distractor/junk images (pid <= 0) '
                   'left out', logger='current')
-    return dict(feats=ordered.cpu()[torch.from_numpy(keep)], pids=pids[keep])
+    out = dict(feats=ordered.cpu()[torch.from_numpy(keep)], pids=pids[keep])
+    if with_camids:
+        out['camids'] = np.asarray(loader.dataset.get_camids())[keep]
+    return out
 
 
 def draw(panels: List[Dict], out: str, split: str, distance: str) -> None:
