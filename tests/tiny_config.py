@@ -90,3 +90,21 @@ def tiny_cfg(root: str,
             val_evaluator=dict(type='ReIDMetric'),
             val_cfg=dict())
     return Config(cfg)
+
+
+def theory_test_cfg(root: str) -> dict:
+    """A Theory model with the tiny encoder and a test loader over
+    ``root`` (split ``test``): enough for the analysis tools."""
+    return dict(
+        default_scope='mmreid_usl',
+        model=dict(type='Theory', encoder=tiny_model()['encoder']),
+        test_dataloader=dict(
+            batch_size=16,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
+            collate_fn=dict(type='default_collate'),
+            dataset=dict(
+                type='ReIDFolderDataset',
+                data_root=root,
+                split='test',
+                pipeline=TINY_PIPELINE)))

@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 
 from mmreid_usl.utils import register_all_modules
-from tiny_config import TINY_PIPELINE, tiny_model
+from tiny_config import theory_test_cfg, tiny_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 register_all_modules(init_default_scope=False)
@@ -93,21 +93,7 @@ def test_perfect_features_and_errors():
 
 def test_cli(tiny_reid_root, tmp_path):
     model = tiny_model()
-    cfg = Config(
-        dict(
-            default_scope='mmreid_usl',
-            model=dict(type='Theory', encoder=model['encoder']),
-            test_dataloader=dict(
-                batch_size=16,
-                num_workers=0,
-                sampler=dict(
-                    type='DefaultSampler', shuffle=False, round_up=False),
-                collate_fn=dict(type='default_collate'),
-                dataset=dict(
-                    type='ReIDFolderDataset',
-                    data_root=tiny_reid_root,
-                    split='test',
-                    pipeline=TINY_PIPELINE))))
+    cfg = Config(theory_test_cfg(tiny_reid_root))
     cfg_path = str(tmp_path / 'cfg.py')
     cfg.dump(cfg_path)
     from mmreid_usl.models import Theory
