@@ -186,8 +186,10 @@ class WorkDirCheckpointHook(CheckpointHook):
         last = str(self.last_ckpt)
         if _inside(last, runner.work_dir):
             last = osp.relpath(last, runner.work_dir)
-        with open(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
+        path = osp.join(runner.work_dir, 'last_checkpoint')
+        with open(path + '.partial', 'w') as f:  # atomic, like the ckpt
             f.write(last)
+        os.replace(path + '.partial', path)
 
     # ------------------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
