@@ -84,6 +84,7 @@ if tool.endswith('train.py'):
     open(os.path.join(wd, 'epoch_1.pth'), 'w').close()
     open(os.path.join(wd, 'epoch_2.pth'), 'w').close()
     print('trained with', opts)
+    print('GLIBC_TUNABLES', os.environ.get('GLIBC_TUNABLES'))
 else:
     out = args[args.index('--out') + 1]
     json.dump({{'reid/mAP': 12.5 if '--rerank' in args else 10.0,
@@ -126,6 +127,11 @@ def test_runner_order_tests_and_fallback(tmp_path):
     # the dependent job gets the checkpoint of the job it waits for
     log = open(tmp_path / 'wd' / 'late' / 'suite.log').read()
     assert 'load_from=' + str(tmp_path / 'wd' / 'src' / 'epoch_2.pth') in log
+    # jobs run with malloc tuned against page faults (cpu_malloc_bench.py)
+    # unless the caller set GLIBC_TUNABLES
+    expected = os.environ.get('GLIBC_TUNABLES', suite.MALLOC_TUNED)
+    assert f'GLIBC_TUNABLES {expected}' in open(tmp_path / 'wd' / 'src' /
+                                                'suite.log').read()
     # degenerate first clustering: run again with the larger rho
     assert st['late']['train_rc'] == 1
     new = st['late']['fallback']
