@@ -38,6 +38,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from _bench_utils import peak_rss_gb  # noqa: E402
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 #: The tuned setting (see the module docstring).
@@ -100,7 +104,7 @@ def child(args) -> dict:
         sys_per_step_s=round((after.ru_stime - before.ru_stime) / n, 3),
         minor_faults_per_step=round(
             (after.ru_minflt - before.ru_minflt) / n),
-        peak_rss_gb=round(after.ru_maxrss * 1024 / 1e9, 2))
+        peak_rss_gb=round(peak_rss_gb(), 2))
 
 
 def main(argv=None) -> None:
@@ -115,7 +119,9 @@ def main(argv=None) -> None:
         env.pop('GLIBC_TUNABLES', None)
         if tunables:
             env['GLIBC_TUNABLES'] = tunables
-        argv_child = [a for a in (argv or sys.argv[1:])] + ['--child']
+        argv_child = list(sys.argv[1:] if argv is None else argv) + [
+            '--child'
+        ]
         out = subprocess.run([sys.executable, __file__] + argv_child,
                              env=env, check=True, capture_output=True,
                              text=True)
