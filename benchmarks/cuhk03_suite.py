@@ -113,12 +113,14 @@ def build_jobs() -> Dict[str, dict]:
         jobs[f'cc-s{seed}'] = _job(CC, seed, rerank=True)
         jobs[f'ice-s{seed}'] = _job(ICE, seed)
         jobs[f'dcmip-s{seed}'] = _job(DCMIP, seed)
-    for name in ('oracle', 'oracle-merge20', 'oracle-split20'):
-        jobs[name + '-s1'] = _job(
-            f'configs/cluster_contrast/cluster-contrast_mbv2-{name}_cuhk03.py',
-            1,
-            rerank=True,
-            group='oracle')
+    for seed in (1, 2):
+        for name in ('oracle', 'oracle-merge20', 'oracle-split20'):
+            jobs[f'{name}-s{seed}'] = _job(
+                f'configs/cluster_contrast/'
+                f'cluster-contrast_mbv2-{name}_cuhk03.py',
+                seed,
+                rerank=True,
+                group='oracle')
     return jobs
 
 

@@ -26,7 +26,10 @@ def test_every_job_config_exists_and_loads():
     jobs = suite.build_jobs()
     assert {'cc-s1', 'cc-s2', 'ice-s1', 'ice-s2', 'dcmip-s1', 'dcmip-s2',
             'gds-src-s1', 'theory-s1', 'gds-s2', 'gds-h-s1', 'cc-target-s1',
-            'oracle-s1', 'oracle-merge20-s1', 'oracle-split20-s1'} <= set(jobs)
+            'oracle-s1', 'oracle-merge20-s1', 'oracle-split20-s1',
+            'oracle-s2', 'oracle-merge20-s2', 'oracle-split20-s2'} <= set(jobs)
+    assert jobs['oracle-split20-s2']['seed'] == 2
+    assert jobs['oracle-merge20-s2']['rerank']
     for name, job in jobs.items():
         cfg = Config.fromfile(osp.join(REPO, job['config']))
         assert cfg.train_dataloader.dataset.data_root.rstrip('/') == \
