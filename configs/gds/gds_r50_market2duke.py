@@ -11,3 +11,14 @@ model = dict(
         lambda_h=0.0,
         form='softplus',
         distance='cosine'))
+
+# After every epoch: prove that all ranks hold the same parameters, buffers
+# and GDS global statistics (Eq. 1-3 of the supplement), and log the latter.
+custom_hooks = [
+    dict(
+        type='RankConsistencyHook',
+        log_values=[
+            'loss_gds.mean_pos', 'loss_gds.var_pos', 'loss_gds.mean_neg',
+            'loss_gds.var_neg'
+        ])
+]

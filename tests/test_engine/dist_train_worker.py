@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from tiny_config import tiny_cfg  # noqa: E402
 
+from mmreid_usl.engine.hooks import RankConsistencyHook  # noqa: E402
 from mmreid_usl.engine.hooks.sync_norm_buffers_hook import \
     norm_running_stats  # noqa: E402
 from mmreid_usl.utils import (get_ori_model, register_all_modules,  # noqa
@@ -63,6 +64,8 @@ def main():
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.register_hook(DumpStateHook(work_dir))
+    # raises if any parameter or buffer differs between the ranks
+    runner.register_hook(RankConsistencyHook(), priority='LOWEST')
     runner.train()
 
 

@@ -87,3 +87,13 @@ def test_logs_match_single_process_run(two_process_run, tiny_reid_root,
     two = torch.load(osp.join(two_process_run, 'rank0_epoch1.pth'))
     assert one['labels'].shape == two['labels'].shape
     assert one['memory'].shape[1] == two['memory'].shape[1]
+
+
+def test_rank_consistency_hook_logs_identical_state(two_process_run):
+    """The worker registers ``RankConsistencyHook`` (raises on mismatch):
+    its line is in rank 0's log for both epochs."""
+    logs = glob.glob(osp.join(two_process_run, '*', '*.log'))
+    text = ''.join(open(p).read() for p in logs)
+    for epoch in (1, 2):
+        assert f'rank consistency (epoch {epoch}):' in text
+    assert 'identical on 2 ranks' in text

@@ -2,11 +2,13 @@
 from .momentum_update_hook import MomentumUpdateHook
 from .pseudo_label_hook import PseudoLabelHook
 from .random_state_hook import RandomStateHook
+from .rank_consistency_hook import RankConsistencyHook
 from .sync_norm_buffers_hook import SyncNormBuffersHook
 from .val_before_train_hook import ValBeforeTrainHook
 from .work_dir_checkpoint_hook import WorkDirCheckpointHook
 
 __all__ = [
     'MomentumUpdateHook', 'PseudoLabelHook', 'SyncNormBuffersHook',
-    'ValBeforeTrainHook', 'RandomStateHook', 'WorkDirCheckpointHook'
+    'ValBeforeTrainHook', 'RandomStateHook', 'WorkDirCheckpointHook',
+    'RankConsistencyHook'
 ]
