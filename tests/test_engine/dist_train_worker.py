@@ -61,6 +61,7 @@ def main():
     register_all_modules(init_default_scope=False)
     cfg = tiny_cfg(root, work_dir, max_epochs=2, iters=2)
     cfg.launcher = launcher
+    cfg.log_level = 'INFO'  # RankConsistencyHook's line is checked
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.register_hook(DumpStateHook(work_dir))
