@@ -26,18 +26,20 @@ Usage::
 The last line printed is a JSON list of the rows.
 """
 import argparse
+import importlib.util
 import json
+import os.path as osp
 from typing import List
 
 import numpy as np
 import torch
-from mmengine.config import Config
+from mmengine.config import DictAction
 from mmengine.logging import print_log
-from mmengine.runner import Runner
 from sklearn.cluster import DBSCAN
 
-from mmreid_usl.apis import extract_features, init_model
 from mmreid_usl.clustering import cluster_stats
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _reciprocal(dist: np.ndarray, k: int) -> np.ndarray:
@@ -75,6 +77,17 @@ def camera_split_jaccard(feats: torch.Tensor, camids: np.ndarray,
     return (1 - smin / smax).clamp(min=0).numpy()
 
 
+def _features_tool():
+    """``features_of`` of tools/analysis_tools/plot_distance_distributions.py
+    (a script, not a package module)."""
+    path = osp.join(REPO, 'tools', 'analysis_tools',
+                    'plot_distance_distributions.py')
+    spec = importlib.util.spec_from_file_location('_plot_dd', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> List[dict]:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -89,20 +102,25 @@ def main() -> List[dict]:
     parser.add_argument(
         '--rho', type=float, nargs='+', default=[1.6e-3, 3.2e-3])
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config (key=value)')
     args = parser.parse_args()
     from mmreid_usl.utils import register_all_modules, setup_runtime
     setup_runtime()
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.config)
-    model = init_model(cfg, args.checkpoint, device=args.device)
-    loader = Runner.build_dataloader(cfg.cluster_dataloader)
-    feats, idx = extract_features(
-        model, loader, source=model.test_cfg.get('feat_source', 'student'))
-    ordered = torch.empty_like(feats)
-    ordered[idx] = feats
-    feats = ordered.cpu()
-    pids = np.asarray(loader.dataset.get_pids())
-    camids = np.asarray(loader.dataset.get_camids())
+    # the training split's features in dataset order, extracted as the
+    # analysis tools do (the cluster loader's pipeline, the test feature)
+    got = _features_tool().features_of(
+        args.config,
+        args.checkpoint,
+        'train',
+        args.device,
+        args.cfg_options,
+        with_camids=True)
+    feats, pids, camids = got['feats'], got['pids'], got['camids']
     n = len(feats)
     upper = np.triu_indices(n, 1)
     rows = []
