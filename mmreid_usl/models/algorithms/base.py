@@ -12,7 +12,7 @@ from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 from mmreid_usl.utils.nan_advice import nan_loss_message
 from ..memories.base_memory import BaseMemory
-from ..utils.batch_shuffle import grouped_forward
+from ..utils.batch_shuffle import RUNNING_STATS, grouped_forward
 from ..utils.resizable_buffers import resize_buffers_for_loading
 
 #: Where the training labels come from.
@@ -67,6 +67,11 @@ class BaseUSLReID(BaseModel):
             of a process is forwarded in consecutive chunks of this size, as
             DataParallel splits a batch over GPUs, so one process reproduces
             the BN statistics of a multi-GPU run. None: the whole batch.
+        bn_running_stats (str): Which BN groups move the running statistics
+            of every grouped forward (student and momentum):
+            ``'every_group'`` (default) or ``'first_group'``, the official
+            multi-GPU DataParallel runs, whose replicas on the other GPUs
+            update copies that are discarded (``docs/parity.md``).
         data_preprocessor (dict | nn.Module, optional): Defaults to
             ``ReIDDataPreprocessor`` with ImageNet mean/std and BGR->RGB.
         test_cfg (dict, optional): ``feat_source``, the encoder
@@ -79,6 +84,7 @@ class BaseUSLReID(BaseModel):
                  label_source: str = 'pseudo',
                  cluster_feat_source: str = 'student',
                  bn_group_size: Optional[int] = None,
+                 bn_running_stats: str = 'every_group',
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -101,8 +107,12 @@ class BaseUSLReID(BaseModel):
                 bn_group_size, int) or bn_group_size < 1):
             raise ValueError('bn_group_size must be None or a positive int, '
                              f'got {bn_group_size!r}')
+        if bn_running_stats not in RUNNING_STATS:
+            raise ValueError(f'bn_running_stats must be one of '
+                             f'{RUNNING_STATS}, got {bn_running_stats!r}')
         self.label_source = label_source
         self.bn_group_size = bn_group_size
+        self.bn_running_stats = bn_running_stats
         self.cluster_feat_source = cluster_feat_source
         self.test_cfg = dict(feat_source='student')
         self.test_cfg.update(test_cfg or {})
@@ -191,7 +201,8 @@ class BaseUSLReID(BaseModel):
             Tensor: ``(B, D)`` raw post-BN features, in input order.
         """
         return grouped_forward(self.encoder, inputs,
-                               num_bn_groups(len(inputs), self.bn_group_size))
+                               num_bn_groups(len(inputs), self.bn_group_size),
+                               self.bn_running_stats)
 
     def forward(self,
                 inputs: torch.Tensor,

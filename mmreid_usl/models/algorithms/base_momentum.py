@@ -139,4 +139,5 @@ class BaseMomentumUSLReID(BaseUSLReID):
         """Momentum features of ``x`` under ShuffleBN (no gradient)."""
         return shuffle_bn_forward(
             self.momentum_encoder, x,
-            num_bn_groups(len(x), self.momentum_bn_group_size))
+            num_bn_groups(len(x), self.momentum_bn_group_size),
+            self.bn_running_stats)

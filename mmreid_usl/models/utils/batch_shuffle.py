@@ -25,25 +25,33 @@ Two mechanisms are combined:
   statistics. With ``num_groups=4`` and a batch of 32 a single process
   reproduces the 4 × 8 BatchNorm of the official 4-GPU DataParallel run
   (``docs/algorithms/common.md#batchnorm-groups``). Running statistics
-  are then updated once per chunk (DataParallel keeps only GPU 0's
-  update), a documented, minor difference.
+  are updated once per chunk by default (``running_stats='every_group'``);
+  ``running_stats='first_group'`` keeps only the first chunk's update, as
+  DataParallel does (its replica on GPU 0 owns the module's buffers, the
+  other replicas' copies are discarded): the parity runs
+  (``docs/parity.md``) measure both.
 """
 from typing import Callable
 
 import torch
+from torch.func import functional_call
 from mmpretrain.models.utils.batch_shuffle import (batch_shuffle_ddp,
                                                    batch_unshuffle_ddp)
 from torch import Tensor
 
 __all__ = [
     'batch_shuffle_ddp', 'batch_unshuffle_ddp', 'grouped_forward',
-    'shuffle_bn_forward'
+    'shuffle_bn_forward', 'RUNNING_STATS'
 ]
+
+#: Which BN groups move the running statistics (see the module docstring).
+RUNNING_STATS = ('every_group', 'first_group')
 
 
 def grouped_forward(module: Callable[[Tensor], Tensor],
                     x: Tensor,
-                    num_groups: int = 1) -> Tensor:
+                    num_groups: int = 1,
+                    running_stats: str = 'every_group') -> Tensor:
     """Forward ``x`` in ``num_groups`` consecutive chunks (ghost BatchNorm).
 
     Args:
@@ -51,22 +59,37 @@ def grouped_forward(module: Callable[[Tensor], Tensor],
         x (Tensor): Inputs of shape ``(B, ...)``.
         num_groups (int): Number of BN groups; ``B`` must be divisible by it.
             Defaults to 1 (one forward of the whole batch).
+        running_stats (str): ``'every_group'``: every chunk updates the BN
+            running statistics; ``'first_group'``: only the first one does
+            (DataParallel; the other chunks run on throw-away copies of the
+            buffers, sharing the parameters and their gradients).
 
     Returns:
         Tensor: ``module`` outputs for the whole batch, in input order.
     """
+    if running_stats not in RUNNING_STATS:
+        raise ValueError(f'running_stats must be one of {RUNNING_STATS}, '
+                         f'got {running_stats!r}')
     if num_groups <= 1:
         return module(x)
     batch_size = x.shape[0]
     if batch_size % num_groups != 0:
         raise ValueError(f'batch size {batch_size} is not divisible by '
                          f'num_groups={num_groups}')
-    return torch.cat([module(chunk) for chunk in x.chunk(num_groups)], dim=0)
+    chunks = x.chunk(num_groups)
+    if running_stats == 'every_group':
+        return torch.cat([module(chunk) for chunk in chunks], dim=0)
+    outs = [module(chunks[0])]
+    for chunk in chunks[1:]:
+        buffers = {k: b.clone() for k, b in module.named_buffers()}
+        outs.append(functional_call(module, buffers, (chunk, ), strict=False))
+    return torch.cat(outs, dim=0)
 
 
 def shuffle_bn_forward(module: Callable[[Tensor], Tensor],
                        x: Tensor,
-                       num_groups: int = 1) -> Tensor:
+                       num_groups: int = 1,
+                       running_stats: str = 'every_group') -> Tensor:
     """Forward ``x`` through ``module`` under ShuffleBN.
 
     The batch is shuffled across all ranks (a random permutation on one
@@ -80,10 +103,11 @@ def shuffle_bn_forward(module: Callable[[Tensor], Tensor],
             every rank.
         num_groups (int): BN groups per rank
             (``docs/algorithms/common.md#batchnorm-groups``). Defaults to 1.
+        running_stats (str): See :func:`grouped_forward`.
 
     Returns:
         Tensor: Outputs ``(B, ...)`` aligned with ``x``.
     """
     x_shuffled, idx_unshuffle = batch_shuffle_ddp(x)
-    out = grouped_forward(module, x_shuffled, num_groups)
+    out = grouped_forward(module, x_shuffled, num_groups, running_stats)
     return batch_unshuffle_ddp(out, idx_unshuffle)

@@ -38,3 +38,35 @@ def test_shuffle_randomises_group_membership():
     for _ in range(5):
         shuffle_bn_forward(record, x, num_groups=2)
     assert len(seen) > 2  # not always the same contiguous halves
+
+
+def _bn_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).train()
+
+
+def test_first_group_keeps_only_the_first_groups_running_stats():
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+    every, first, alone = _bn_net(), _bn_net(), _bn_net()
+    out_every = grouped_forward(every, x, 2, 'every_group')
+    out_first = grouped_forward(first, x, 2, 'first_group')
+    alone(x[:4])  # what DataParallel's replica on GPU 0 does
+    # same outputs (batch statistics per group) ...
+    assert torch.allclose(out_every, out_first)
+    # ... but only the first group moved the running statistics
+    assert torch.equal(first[1].running_mean, alone[1].running_mean)
+    assert torch.equal(first[1].running_var, alone[1].running_var)
+    assert int(first[1].num_batches_tracked) == 1
+    assert not torch.allclose(every[1].running_mean, alone[1].running_mean)
+    assert int(every[1].num_batches_tracked) == 2
+
+
+def test_first_group_gradients_reach_the_shared_parameters():
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+    every, first = _bn_net(), _bn_net()
+    for net, mode in ((every, 'every_group'), (first, 'first_group')):
+        (grouped_forward(net, x, 2, mode) ** 2).sum().backward()
+    for a, b in zip(every.parameters(), first.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6)
+    with pytest.raises(ValueError, match='running_stats'):
+        grouped_forward(first, x, 2, 'last_group')

@@ -1,0 +1,281 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Our side of a parity run: the model of a named config with switches, its
+data on the subset, its features and training steps, and the helpers both
+sides share (seeding, fixed batch orders, timing)."""
+import copy
+import random
+import time
+import traceback
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.dataset import default_collate
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
+
+from mmreid_usl.registry import DATASETS, MODELS
+from mmreid_usl.utils import register_all_modules
+
+register_all_modules(init_default_scope=True)
+# the harness prints its own tables; mmengine's INFO lines (weight
+# initialisation of every tensor, ...) would bury them
+MMLogger.get_instance('parity', log_level='WARNING')
+
+
+def seed_all(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_config(config: str, switches: Dict[str, object],
+                data_root: Optional[str] = None) -> Config:
+    """The config with the parity switches merged (``--cfg-options``
+    style keys), ImageNet loading off (the weights are copied to both
+    sides) and every dataset pointed at the subset folder."""
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(dict(switches))
+    cfg.model.encoder.backbone.init_cfg = None
+    if data_root is not None:
+        for key in ('train_dataloader', 'cluster_dataloader',
+                    'val_dataloader', 'test_dataloader'):
+            if key in cfg:
+                ds = cfg[key].dataset
+                keep = {'split', 'pipeline'}
+                for k in list(ds.keys()):
+                    if k not in keep:
+                        ds.pop(k)
+                ds.update(type='ReIDFolderDataset', data_root=data_root)
+    return cfg
+
+
+def build_model(cfg: Config, seed: int = 0) -> torch.nn.Module:
+    """Our model of ``cfg`` with seeded random weights."""
+    seed_all(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def build_dataset(cfg: Config, loader: str, pipeline_of: str = None):
+    """The dataset of ``cfg[loader]``; ``pipeline_of`` takes the pipeline
+    of another loader (e.g. the test pipeline for training with the
+    augmentations off)."""
+    ds_cfg = copy.deepcopy(cfg[loader].dataset)
+    if pipeline_of is not None:
+        ds_cfg.pipeline = copy.deepcopy(cfg[pipeline_of].dataset.pipeline)
+    return DATASETS.build(ds_cfg)
+
+
+def collate(dataset, indices: Sequence[int]) -> dict:
+    """One batch of ``dataset`` in the given order, as our loaders give
+    it."""
+    return default_collate([dataset[int(i)] for i in indices])
+
+
+@torch.no_grad()
+def our_inputs(model, dataset, indices: Sequence[int]) -> torch.Tensor:
+    """Normalised input tensors of our pipeline + data preprocessor."""
+    data = model.data_preprocessor(collate(dataset, indices), False)
+    return data['inputs']
+
+
+@torch.no_grad()
+def extract(model, dataset, source: str = 'student',
+            batch_size: int = 64) -> torch.Tensor:
+    """L2-normalised eval features of every image, in dataset order."""
+    was = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(dataset), batch_size):
+        idx = range(start, min(start + batch_size, len(dataset)))
+        x = our_inputs(model, dataset, idx)
+        out.append(F.normalize(model.extract_feat(x, source).float(), dim=1))
+    model.train(was)
+    return torch.cat(out)
+
+
+def build_optimizer(cfg: Config, model: torch.nn.Module):
+    """Our optimiser wrapper of ``cfg`` (the one the Runner builds)."""
+    return build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+
+
+def pk_batches(labels: np.ndarray, num_ids: int, num_instances: int,
+               num_batches: int, seed: int) -> List[List[int]]:
+    """A fixed order of P×K batches over labelled samples (outliers
+    skipped), the same for both sides: ``num_ids`` clusters per batch,
+    ``num_instances`` samples each (drawn with replacement only when a
+    cluster is smaller)."""
+    rng = np.random.default_rng(seed)
+    clusters = [np.flatnonzero(labels == c) for c in np.unique(labels[
+        labels >= 0])]
+    batches = []
+    for _ in range(num_batches):
+        chosen = rng.choice(len(clusters), num_ids, replace=False)
+        batch = []
+        for c in chosen:
+            members = clusters[c]
+            batch += rng.choice(
+                members,
+                num_instances,
+                replace=len(members) < num_instances).tolist()
+        batches.append(batch)
+    return batches
+
+
+def grad_norm(params: Sequence[torch.nn.Parameter]) -> float:
+    """L2 norm of all gradients (the value clip_grad_norm_ would see)."""
+    sq = [p.grad.detach().double().pow(2).sum() for p in params
+          if p.grad is not None]
+    return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
+
+
+def record_grads(optimizer: torch.optim.Optimizer, named: Dict[str, object],
+                 norms: List[float],
+                 first: Dict[str, torch.Tensor]) -> Callable[[], None]:
+    """Record the gradient norm before every ``optimizer.step`` and a copy
+    of every gradient (by parameter name) before the first one; returns the
+    function that undoes the wrap.
+
+    Args:
+        optimizer: The optimiser whose ``step`` is wrapped.
+        named (dict): ``name -> parameter`` of the model.
+        norms (list): Receives one norm per step.
+        first (dict): Receives ``name -> gradient`` of the first step.
+    """
+    step = optimizer.step
+    params = [p for g in optimizer.param_groups for p in g['params']]
+
+    def wrapped(*args, **kwargs):
+        norms.append(grad_norm(params))
+        if not first:
+            first.update({
+                k: p.grad.detach().clone()
+                for k, p in named.items() if p.grad is not None
+            })
+        return step(*args, **kwargs)
+
+    optimizer.step = wrapped
+
+    def undo():
+        optimizer.step = step
+
+    return undo
+
+
+def update_diff(before: Dict[str, torch.Tensor],
+                ours: Dict[str, torch.Tensor], ref: Dict[str, torch.Tensor],
+                key_map: Dict[str, str]) -> Dict[str, float]:
+    """How far our parameter updates are from the reference's.
+
+    ``before`` holds the common starting values (our names), ``ours`` and
+    ``ref`` the values after the steps. Returns ``rel_l2`` =
+    ``||Δours - Δref||₂ / ||Δref||₂`` over all mapped tensors, ``max_abs``
+    = the largest coordinate difference, and ``max_update`` = the largest
+    reference update (Adam moves a coordinate by at most ~lr per step, and
+    by exactly ±lr at the first step, whatever the size of its gradient:
+    a coordinate whose gradient is at the float32 noise level of either
+    side moves by ±lr on each, which ``rel_l2`` weighs by its share).
+    """
+    num = den = 0.0
+    max_abs = max_update = 0.0
+    for k, t in key_map.items():
+        if k not in before:
+            continue
+        d_o = ours[k].double() - before[k].double()
+        d_r = ref[t].double() - before[k].double()
+        num += float((d_o - d_r).pow(2).sum())
+        den += float(d_r.pow(2).sum())
+        max_abs = max(max_abs, float((d_o - d_r).abs().max()))
+        max_update = max(max_update, float(d_r.abs().max()))
+    return dict(
+        rel_l2=(num**0.5) / (den**0.5) if den > 0 else float(num > 0),
+        max_abs=max_abs,
+        max_update=max_update)
+
+
+def time_per_iter(step: Callable[[], None], iters: int,
+                  warmup: int = 1) -> float:
+    """Median wall seconds of ``step()`` over ``iters`` calls."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def jaccard_dense(sparse_dist, n: int) -> np.ndarray:
+    """Our sparse Jaccard distance as the dense matrix of the reference
+    (unstored pairs = 1, the value of pairs whose sets do not overlap)."""
+    dense = np.ones((n, n), dtype=np.float64)
+    coo = sparse_dist.tocoo()
+    dense[coo.row, coo.col] = coo.data
+    return dense
+
+
+def compare_steps(report, args, key_map, before, ours, ref, losses_o,
+                  losses_r, norms_o, norms_r, grads_o, grads_r,
+                  lr: float) -> None:
+    """The steps-level entries shared by the methods."""
+    lv = 'steps'
+    n = len(losses_r)
+    report.compare(lv, 'loss, step 1', losses_o[0], losses_r[0], 1e-5)
+    if n > 1:
+        report.compare(lv, f'loss, steps 2-{n}', losses_o[1:], losses_r[1:],
+                       args.step_tol)
+    report.compare(
+        lv, 'gradient norm, step 1', norms_o[0], norms_r[0], 1e-4,
+        'train-mode BN over groups of 8 amplifies float32 rounding')
+    mapped = [(grads_o[k], grads_r[t]) for k, t in key_map.items()
+              if k in grads_o and t in grads_r]
+    report.check(
+        lv, 'parameters with a gradient: same set on both sides',
+        len(mapped) == len(grads_o) == len(grads_r),
+        f'{len(mapped)} mapped, {len(grads_o)} ours, {len(grads_r)} '
+        'reference')
+    report.compare(
+        lv, 'every gradient, step 1 (relative to the largest)',
+        torch.cat([a.flatten() for a, _ in mapped]),
+        torch.cat([b.flatten() for _, b in mapped]), 1e-4)
+    if n > 1:
+        report.compare(lv, f'gradient norms, steps 2-{n}', norms_o[1:],
+                       norms_r[1:], args.step_tol)
+    sd_o, sd_r = ours.state_dict(), ref.state_dict()
+    params = {k: t for k, t in key_map.items()
+              if 'running' not in k and 'num_batches' not in k}
+    upd = update_diff(before, sd_o, sd_r, params)
+    report.record(
+        lv, f'parameter updates after {n} steps', upd['max_abs'],
+        upd['rel_l2'], args.step_tol * 10,
+        f"max_rel = ||Δours - Δref||₂ / ||Δref||₂; largest update "
+        f"{upd['max_update']:.3g} (Adam: ~lr = {lr:g} per step), largest "
+        'coordinate difference = max_abs')
+    buffers = [k for k in key_map if 'running' in k]
+    report.compare(
+        lv, f'BN running statistics after {n} steps',
+        torch.cat([sd_o[k].flatten() for k in buffers]),
+        torch.cat([sd_r[key_map[k]].flatten() for k in buffers]),
+        args.step_tol)
+
+
+def run_levels(report, wanted: Sequence[str],
+               levels: Dict[str, Callable[[], None]]) -> None:
+    """Run the wanted levels in order; a level that raises is recorded as
+    a failed entry naming the error, and the next level still runs."""
+    for name, fn in levels.items():
+        if name not in wanted:
+            continue
+        try:
+            fn()
+        except Exception as e:  # noqa: B902 (any failure is reported)
+            level = name if name in report.levels else 'run'
+            report.check(level, f'{name} level completed', False,
+                         f'{type(e).__name__}: {e}'[:500])
+            traceback.print_exc()

@@ -1,0 +1,131 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Parity of mmreid_usl with a reference implementation: same weights, same
+images, every intermediate quantity compared.
+
+Usage::
+
+    python benchmarks/parity/run.py cluster_contrast --reference PATH \
+        [--data data/cuhk03_detected] [--device cpu] [--out parity_cc.json]
+    python benchmarks/parity/run.py ice --reference PATH
+
+``PATH`` is the root of your own clone of the reference repository
+(nothing of it is copied; it is imported from there, with the run-time
+shims the report lists). Levels (``--levels``):
+
+- ``components``: identical inputs through each component (pipeline,
+  encoder in train and eval mode, memories, losses and their gradients,
+  Jaccard distance and DBSCAN labels, mAP / CMC);
+- ``steps``: the same weights and batches through N optimiser steps;
+- ``run``: two re-clusterings with a few iterations each on a subset of
+  real images, the reference driven by its own training script;
+- ``timing``: seconds per training iteration, ours vs the reference.
+
+Prints one table per level and writes the JSON report (``--out``), whose
+top-level ``"pass"`` is true when every compared quantity is within its
+tolerance. Exit status 0 when it passes, 1 otherwise. Figures and the
+meaning of every tolerance: docs/parity.md.
+"""
+import argparse
+import importlib
+import os
+import os.path as osp
+import sys
+import time
+
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(osp.dirname(HERE))
+sys.path.insert(0, osp.dirname(HERE))  # benchmarks/, for `parity`
+os.chdir(REPO)  # config paths are relative to the repository
+
+METHODS = {
+    'cluster_contrast': ('parity.cluster_contrast', 'clustercontrast'),
+    'ice': ('parity.ice', 'ice'),
+}
+ALL_LEVELS = ('components', 'steps', 'run', 'timing')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('method', choices=sorted(METHODS))
+    parser.add_argument(
+        '--reference',
+        required=True,
+        help='root of your clone of the reference repository')
+    parser.add_argument(
+        '--data',
+        default='data/cuhk03_detected',
+        help='Market-layout dataset the real-image subset is taken from')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--out', help='JSON report path')
+    parser.add_argument(
+        '--levels', nargs='+', default=list(ALL_LEVELS), choices=ALL_LEVELS)
+    parser.add_argument('--work-dir', help='scratch folder (default: tmp)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--num-train', type=int, default=500,
+                        help='training images of the subset')
+    parser.add_argument('--num-test', type=int, default=200,
+                        help='query + gallery images of the subset')
+    parser.add_argument(
+        '--eps',
+        type=float,
+        default=0.45,
+        help='DBSCAN eps on the subset (random-weight features of 500 '
+        'images: 0.45 gives ~17 clusters)')
+    parser.add_argument('--component-batch', type=int, default=32,
+                        help='images of the component comparisons')
+    parser.add_argument('--steps', type=int, default=3,
+                        help='optimiser steps of the steps level')
+    parser.add_argument('--step-batch', type=int, default=32)
+    parser.add_argument(
+        '--step-tol',
+        type=float,
+        default=1e-3,
+        help='relative tolerance of quantities accumulated over steps')
+    parser.add_argument('--run-iters', type=int, default=3,
+                        help='iterations per epoch of the short run')
+    parser.add_argument('--timing-batch', type=int, default=None,
+                        help='batch of the timing row (default: the '
+                        "method's paper batch, capped to fit memory)")
+    parser.add_argument('--timing-iters', type=int, default=2)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not osp.isdir(args.reference):
+        sys.exit(f'--reference {args.reference!r} is not a folder: give the '
+                 'root of your clone of the reference repository.')
+    if not osp.isdir(args.data):
+        sys.exit(f'--data {args.data!r} is not a folder: link a dataset as '
+                 'the README\'s "Datasets" section shows, e.g. '
+                 'data/cuhk03_detected.')
+    import torch
+    from parity.report import ParityReport
+    from parity.shims import reference_commit
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    module_name, _ = METHODS[args.method]
+    module = importlib.import_module(module_name)
+    report = ParityReport(
+        args.method,
+        dict(
+            reference=osp.abspath(args.reference),
+            reference_commit=reference_commit(args.reference),
+            device=args.device,
+            torch=torch.__version__,
+            seed=args.seed,
+            levels=args.levels))
+    start = time.perf_counter()
+    module.run(args, report)
+    report.meta['wall_s'] = round(time.perf_counter() - start, 1)
+    print(report.tables())
+    print(f"\n{args.method}: {'PASS' if report.passed else 'FAIL'} "
+          f"({report.meta['wall_s']} s)")
+    if args.out:
+        report.dump(args.out)
+    return 0 if report.passed else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,389 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""The ``run`` level: a short training run on both sides.
+
+Ours is the mmengine Runner of the config (``tools/train.py`` builds the
+same); the reference is its own training script's ``main_worker``. Both
+start from the same weights, cluster the same real images twice, and train
+a few iterations per epoch on the same batches: our sampler's order is
+recorded and replayed to the reference (its sampler is the one object of
+its training loop that the harness replaces, with the augmentations, which
+are off on both sides). Compared: the labels of each clustering, the
+memory each clustering builds, the loss of every iteration, the final
+weights, the final mAP.
+"""
+import contextlib
+import copy
+import functools
+import os.path as osp
+import sys
+import types
+from argparse import Namespace
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmreid_usl.datasets.samplers import PseudoIdentitySampler
+from mmreid_usl.evaluation.functional import evaluate_rank
+from . import common
+from .data import ReferenceDataset
+from .keymap import copy_weights, state_diff
+
+#: The random transforms of the reference training pipelines, replaced by
+#: the identity (our side trains with the test pipeline).
+RANDOM_TRANSFORMS = ('RandomHorizontalFlip', 'Pad', 'RandomCrop',
+                     'RandomErasing', 'RandomApply', 'GaussianBlur')
+
+
+class _Identity:
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, img):
+        return img
+
+
+def transforms_without_augmentation(T: types.ModuleType) -> types.ModuleType:
+    """A copy of the reference's transforms namespace whose random
+    transforms are the identity."""
+    ns = types.ModuleType(T.__name__ + '_no_aug')
+    ns.__dict__.update({k: v for k, v in vars(T).items()
+                        if not k.startswith('__')})
+    for name in RANDOM_TRANSFORMS:
+        setattr(ns, name, _Identity)
+    return ns
+
+
+def run_overrides(batch: int, iters: int, eps: float,
+                  num_instances: int) -> Dict[str, object]:
+    """Our config for the short run: the subset, the batch, two epochs,
+    no validation loop (evaluated by the harness at the end)."""
+    return {
+        'train_dataloader.global_batch_size': batch,
+        'train_dataloader.batch_size': batch,
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'train_dataloader.sampler.num_instances': num_instances,
+        'train_dataloader.sampler.samples_per_epoch': iters * batch,
+        'cluster_dataloader.num_workers': 0,
+        'cluster_dataloader.batch_size': batch,
+        'train_cfg.max_epochs': 2,
+        'default_hooks.pseudo_label.labeler.clusterer.eps': eps,
+        'default_hooks.logger.interval': 1,
+    }
+
+
+class Recorder:
+    """What happens at each (re-)labelling and iteration of a run.
+
+    ``memory`` holds what each labelling builds (a tensor, or a dict of
+    them for memories of several parts); ``terms`` the loss terms of every
+    iteration (name -> value), ``losses`` their sums.
+    """
+
+    def __init__(self) -> None:
+        self.labels: List[np.ndarray] = []
+        self.memory: List[Any] = []
+        self.losses: List[float] = []
+        self.terms: List[Dict[str, float]] = []
+        self.batches: List[List[int]] = []
+
+
+@contextlib.contextmanager
+def record_ours(model_cls,
+                recorder: Recorder,
+                memory_attr: str = 'memory',
+                memory_fn: Optional[Callable[[Any], Any]] = None):
+    """Record labels, memory, losses and the sampler's order of our run.
+
+    Args:
+        model_cls (type): The algorithm class (its methods are wrapped).
+        recorder (Recorder): Where to record.
+        memory_attr (str): The model's memory with ``features``, recorded
+            after each labelling.
+        memory_fn (Callable, optional): ``model -> what to record`` after
+            each labelling instead (e.g. ICE's centroids and camera
+            proxies).
+    """
+    set_labels = model_cls.set_pseudo_labels
+    loss = model_cls.loss
+    sampler_iter = PseudoIdentitySampler.__iter__
+
+    def set_pseudo_labels(self, result):
+        set_labels(self, result)
+        recorder.labels.append(result.labels.cpu().numpy().copy())
+        if memory_fn is not None:
+            recorder.memory.append(memory_fn(self))
+        else:
+            recorder.memory.append(
+                getattr(self, memory_attr).features.detach().clone())
+
+    def loss_fn(self, inputs, data_samples):
+        out = loss(self, inputs, data_samples)
+        recorder.terms.append({k: float(v) for k, v in out.items()})
+        recorder.losses.append(float(sum(v for v in out.values())))
+        return out
+
+    def it(self):
+        order = list(sampler_iter(self))
+        recorder.batches.append(order)
+        return iter(order)
+
+    model_cls.set_pseudo_labels = set_pseudo_labels
+    model_cls.loss = loss_fn
+    PseudoIdentitySampler.__iter__ = it
+    try:
+        yield recorder
+    finally:
+        model_cls.set_pseudo_labels = set_labels
+        model_cls.loss = loss
+        PseudoIdentitySampler.__iter__ = sampler_iter
+
+
+def train_ours(cfg, work_dir: str, init_ckpt: str,
+               train_pipeline: Optional[list] = None):
+    """Train with our Runner; returns the trained model.
+
+    Args:
+        cfg (Config): The run's config.
+        work_dir (str): The Runner's work dir.
+        init_ckpt (str): Initial weights (``load_from``).
+        train_pipeline (list, optional): The training pipeline without
+            augmentation; None: the clustering (test) pipeline, one view.
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    cfg.load_from = init_ckpt
+    cfg.train_dataloader.dataset.pipeline = copy.deepcopy(
+        train_pipeline if train_pipeline is not None else
+        cfg.cluster_dataloader.dataset.pipeline)
+    for key in ('val_dataloader', 'val_evaluator', 'val_cfg',
+                'test_dataloader', 'test_evaluator', 'test_cfg'):
+        cfg[key] = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
+    runner.train()
+    return runner.model
+
+
+def replay_sampler(recorder: Recorder, train_paths: List[str]):
+    """A sampler class for the reference script that yields, epoch after
+    epoch, the samples our sampler drew (mapped by file path to the
+    positions of the reference's ``train_set``)."""
+    state = {'epoch': 0}
+
+    class ReplaySampler(torch.utils.data.Sampler):
+
+        def __init__(self, data_source, num_instances=4):
+            pos = {f: i for i, (f, _, _) in enumerate(data_source)}
+            order = recorder.batches[state['epoch']]
+            self.order = [pos[train_paths[i]] for i in order]
+            state['epoch'] += 1
+
+        def __len__(self):
+            return len(self.order)
+
+        def __iter__(self):
+            return iter(self.order)
+
+    return ReplaySampler
+
+
+def align_rows(ours_labels: np.ndarray, ref_labels: np.ndarray,
+               ref_rows: torch.Tensor) -> torch.Tensor:
+    """Reference memory rows in the order of our cluster ids (matched by
+    their members)."""
+    order = []
+    for c in range(int(ours_labels.max()) + 1):
+        members = ref_labels[ours_labels == c]
+        vals, counts = np.unique(members, return_counts=True)
+        order.append(int(vals[np.argmax(counts)]))
+    return ref_rows[order]
+
+
+def compare_run(report, ours_rec: Recorder, ref_rec: Recorder, ours_model,
+                ref_model, key_map, ours_map: float, ref_map: float,
+                tol: float, memory_name: str = 'cluster memory',
+                weights_name: str = 'final weights and BN buffers') -> None:
+    """The run-level entries (``weights_name``: the row of the encoder
+    ``key_map`` maps)."""
+    lv = 'run'
+    for e, (a, b) in enumerate(zip(ours_rec.labels, ref_rec.labels)):
+        report.compare_labels(lv, f'labels of clustering {e + 1}', a, b)
+        if e < len(ours_rec.memory) and e < len(ref_rec.memory):
+            try:
+                rows = align_rows(a, b, ref_rec.memory[e])
+                report.compare(lv, f'{memory_name} built by clustering '
+                               f'{e + 1}', ours_rec.memory[e], rows, tol)
+            except (IndexError, ValueError) as err:
+                report.record(lv, f'{memory_name} built by clustering '
+                              f'{e + 1}', float('inf'), float('inf'), tol,
+                              f'not comparable: {err}')
+    if len(ours_rec.labels) != len(ref_rec.labels):
+        report.check(lv, 'number of clusterings', False,
+                     f'{len(ours_rec.labels)} vs {len(ref_rec.labels)}')
+    report.compare(lv, f'loss of every iteration ({len(ref_rec.losses)})',
+                   ours_rec.losses, ref_rec.losses, tol)
+    diffs = state_diff(ours_model, ref_model, key_map)
+    sd_r = ref_model.state_dict()
+    worst_abs = max(float(v.abs().max()) for v in diffs.values())
+    worst_rel = max(
+        float(v.abs().max()) / (float(sd_r[key_map[k]].abs().max()) or 1.0)
+        for k, v in diffs.items())
+    report.record(lv, weights_name, worst_abs, worst_rel, tol,
+                  'worst tensor; relative to its own max |ref|')
+    report.compare(lv, 'final mAP (test subset)', ours_map, ref_map, tol)
+
+
+def our_map(model, cfg, source: str = 'student') -> float:
+    """mAP (fraction) of a model on the test subset."""
+    test = common.build_dataset(cfg, 'test_dataloader')
+    feats = common.extract(model, test, source)
+    is_q = np.arange(len(test)) < test.num_query
+    pids, cams = test.get_pids(), test.get_camids()
+    res = evaluate_rank(feats[is_q], feats[~is_q], pids[is_q], pids[~is_q],
+                        cams[is_q], cams[~is_q])
+    return float(res['mAP'])
+
+
+@contextlib.contextmanager
+def numpy_checkpoint_globals():
+    """The reference scripts store numpy scalars (``best_mAP``) in their
+    checkpoints; ``torch.load`` keeps ``weights_only=True`` with these
+    numpy types allow-listed."""
+    import numpy.core.multiarray as ma
+    allowed = [ma.scalar, np.dtype, type(np.dtype(np.float64))]
+    with torch.serialization.safe_globals(allowed):
+        yield
+
+
+def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
+                               switch_values: Callable, config: str,
+                               script) -> None:
+    """Cluster Contrast: ours (Runner) vs ``main_worker`` of the official
+    training script."""
+    batch, k = args.step_batch, 4
+    cfg = common.load_config(
+        config,
+        switch_values(run_overrides(batch, args.run_iters, args.eps, k)),
+        subset)
+    init = common.build_model(cfg, args.seed)
+    init_ckpt = osp.join(work, 'init.pth')
+    torch.save({'state_dict': init.state_dict()}, init_ckpt)
+    # -- ours
+    model_cls = type(init)
+    with record_ours(model_cls, Recorder()) as ours_rec:
+        ours = train_ours(cfg, osp.join(work, 'ours_run'), init_ckpt)
+    ours_map = our_map(ours, cfg)
+    # -- reference
+    ref_rec = Recorder()
+    data = ReferenceDataset(subset)
+    train_paths = [f for f, _, _ in data.train]
+    created = {}
+    models_mod = script.models
+    create = models_mod.create
+
+    def create_with_our_weights(name, *a, **kw):
+        net = create(name, *a, **kw)
+        copy_weights(init, net, key_map)
+        created['model'] = net
+        return net
+
+    cm_cls = script.ClusterMemory
+
+    class RecordingMemory(cm_cls):
+
+        def forward(self, inputs, targets):
+            if not getattr(self, '_seen', False):
+                ref_rec.memory.append(self.features.detach().clone())
+                self._seen = True
+            loss = super().forward(inputs, targets)
+            ref_rec.losses.append(float(loss))
+            return loss
+
+    class RecordingDBSCAN(script.DBSCAN):
+
+        def fit_predict(self, X, y=None, sample_weight=None):
+            labels = super().fit_predict(X)
+            ref_rec.labels.append(np.asarray(labels).copy())
+            return labels
+
+    maps = []
+    evaluator = script.Evaluator
+
+    class RecordingEvaluator(evaluator):
+
+        def evaluate(self, *a, **kw):
+            out = super().evaluate(*a, **kw)
+            maps.append(float(out[1] if isinstance(out, tuple) else out))
+            return out
+
+    rt.patch(models_mod, 'create', create_with_our_weights,
+             'model factory: our initial weights copied in after creation')
+    rt.patch(script, 'get_data', lambda name, data_dir: data,
+             'dataset factory -> the CUHK03 subset (open-reid style lists)')
+    rt.patch(script, 'compute_jaccard_distance',
+             functools.partial(script.compute_jaccard_distance,
+                               search_option=3),
+             'faiss GPU kNN (search_option=0) -> faiss CPU IndexFlatL2 '
+             '(search_option=3, exact as well)')
+    rt.patch(script, 'RandomMultipleGallerySampler',
+             replay_sampler(ours_rec, train_paths),
+             'training sampler -> replay of our sampler\'s order')
+    rt.patch(script, 'T', transforms_without_augmentation(script.T),
+             'random training transforms -> identity (off on both sides)')
+    rt.patch(script, 'ClusterMemory', RecordingMemory,
+             'recording subclasses of ClusterMemory / DBSCAN / Evaluator '
+             '(values read, nothing changed)')
+    rt.patch(script, 'DBSCAN', RecordingDBSCAN,
+             'recording subclasses of ClusterMemory / DBSCAN / Evaluator '
+             '(values read, nothing changed)')
+    rt.patch(script, 'Evaluator', RecordingEvaluator,
+             'recording subclasses of ClusterMemory / DBSCAN / Evaluator '
+             '(values read, nothing changed)')
+    ref_args = Namespace(
+        dataset='subset',
+        data_dir=work,
+        batch_size=batch,
+        workers=0,
+        height=256,
+        width=128,
+        num_instances=k,
+        eps=args.eps,
+        eps_gap=0.02,
+        k1=30,
+        k2=6,
+        arch='resnet50',
+        features=0,
+        dropout=0,
+        momentum=0.1,
+        lr=0.00035,
+        weight_decay=5e-4,
+        epochs=2,
+        iters=args.run_iters,
+        step_size=20,
+        seed=args.seed,
+        print_freq=10**6,
+        eval_step=10**6,
+        temp=0.05,
+        logs_dir=osp.join(work, 'ref_run'),
+        pooling_type='gem',
+        use_hard=False,
+        no_cam=False)
+    stdout = sys.stdout
+    try:
+        with numpy_checkpoint_globals():
+            script.main_worker(ref_args)
+    finally:
+        sys.stdout = stdout
+    ref_model = created['model']
+    compare_run(report, ours_rec, ref_rec, ours, ref_model, key_map,
+                ours_map, maps[0] if maps else float('nan'), args.step_tol)
+    report.notes.append(
+        f'short run: {len(train_paths)} images, 2 clusterings, '
+        f'{args.run_iters} iterations of {batch} (P x K = {batch // k} x '
+        f'{k}) per epoch, augmentations off, eps {args.eps}')
