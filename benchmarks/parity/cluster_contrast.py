@@ -353,8 +353,16 @@ def _bn_deviation(report, cfg, ours, x) -> None:
 # training steps
 def _steps(args, report, rt, cfg, key_map, subset) -> None:
     """N optimiser steps from the same weights on the same batches."""
-    from .data import ReferenceDataset
+    with rt.scoped():
+        _steps_in(args, report, rt, cfg, key_map, subset)
+
+
+def _steps_in(args, report, rt, cfg, key_map, subset) -> None:
     lv = 'steps'
+    wide = args.step_precision == 'fp64'
+    dtype = torch.float64 if wide else torch.float32
+    if wide:
+        rt.cuda_shims(torch.float64)
     trainers = rt.import_module('clustercontrast.trainers')
     cm = rt.import_module('clustercontrast.models.cm')
     models_mod = rt.import_module('clustercontrast.models')
@@ -363,14 +371,17 @@ def _steps(args, report, rt, cfg, key_map, subset) -> None:
     ref_dp = rt_dp(ref)
     train_set = common.build_dataset(cfg, 'train_dataloader',
                                      'cluster_dataloader')
-    ref_data = ReferenceDataset(subset)
     # labels: a clustering of the initial features (both sides get the
     # same), memories initialised from the same bank
     feats = common.extract(ours, train_set)
     labels = DBSCANClusterer(eps=args.eps, min_samples=4)(
         dist=JaccardDistance(k1=30, k2=6)(feats))
-    result = PseudoLabelResult.from_labels(labels, {'student': feats},
-                                           feat_source='student')
+    ours.to(dtype)
+    ref.to(dtype)
+    ours.data_preprocessor = common.CastInputs(ours.data_preprocessor,
+                                               dtype)
+    result = PseudoLabelResult.from_labels(
+        labels, {'student': feats.to(dtype)}, feat_source='student')
     ours.set_pseudo_labels(result)
     num_ids = args.step_batch // 4
     if result.num_clusters < num_ids:
@@ -383,6 +394,10 @@ def _steps(args, report, rt, cfg, key_map, subset) -> None:
         2048, result.num_clusters, temp=0.05, momentum=0.1, use_hard=False)
     mem_r.features = ours.memory.features.clone()
     before = {k: v.detach().clone() for k, v in ours.state_dict().items()}
+    # the same input tensors on both sides (their equality through the two
+    # pipelines is a component check): our pipeline's, in float32, cast to
+    # the precision of the run
+    inputs = [common.our_inputs(ours, train_set, b) for b in batches]
     # ours: the Runner's train_step with the config's optimiser wrapper
     optim = common.build_optimizer(cfg, ours)
     norms_o: List[float] = []
@@ -404,20 +419,24 @@ def _steps(args, report, rt, cfg, key_map, subset) -> None:
                         grads_r)
     losses_r = _record_loss(mem_r)
     trainer = trainers.ClusterContrastTrainer(ref_dp, mem_r)
-    labelled = [(f, int(lab), c) for (f, _, c), lab in zip(
-        ref_data.train, result.labels.tolist())]
-    loader = _FixedLoader(rt, ref_data, labelled, batches)
+    loader = _FixedLoader(inputs, [result.labels[b] for b in batches])
     trainer.train(0, loader, opt_r, print_freq=10**6,
                   train_iters=len(batches))
     common.compare_steps(report, args, key_map, before, ours, ref,
                          losses_o, losses_r, norms_o, norms_r, grads_o,
                          grads_r, lr=3.5e-4)
+    _, tol_n = common.STEP_TOLS[args.step_precision]
     rows = (ours.memory.features - mem_r.features).norm(dim=1).max()
     report.record(lv, f'cluster memory after {len(batches)} steps',
                   float((ours.memory.features - mem_r.features).abs().max()),
-                  float(rows), args.step_tol * 10,
+                  float(rows), tol_n,
                   'max_rel: largest L2 distance between matching (unit) '
                   'rows')
+    report.notes.append(
+        f'steps level in {args.step_precision}: {len(batches)} steps of '
+        f'{args.step_batch} images (P x K = {num_ids} x 4), both sides cast '
+        'to this precision after the weights were copied; inputs = our '
+        'pipeline\'s tensors on both sides')
 
 
 def _record_loss(mem) -> List[float]:
@@ -434,27 +453,21 @@ def _record_loss(mem) -> List[float]:
 
 
 class _FixedLoader:
-    """The reference's IterLoader interface over fixed batches, loaded by
-    the reference's own Preprocessor with its test transform."""
+    """The reference trainer's IterLoader interface over fixed batches
+    (images, pseudo-labels)."""
 
-    def __init__(self, rt, ref_data, labelled, batches):
-        script = _script(rt)
-        self.batches = batches
-        self.loader = script.get_test_loader(
-            ref_data, 256, 128, 1, 0, testset=labelled)
+    def __init__(self, inputs, labels) -> None:
+        self.inputs, self.labels = inputs, labels
         self.i = 0
 
-    def __len__(self):
-        return len(self.batches)
+    def __len__(self) -> int:
+        return len(self.inputs)
 
     def next(self):
-        ds = self.loader.dataset
-        items = [ds[j] for j in self.batches[self.i]]
+        imgs, pids = self.inputs[self.i], self.labels[self.i]
         self.i += 1
-        imgs = torch.stack([it[0] for it in items])
-        pids = torch.tensor([it[2] for it in items])
-        return imgs, [it[1] for it in items], pids, torch.tensor(
-            [it[3] for it in items]), torch.tensor([it[4] for it in items])
+        n = len(imgs)
+        return imgs, [''] * n, pids, torch.zeros(n), torch.arange(n)
 
 
 # ----------------------------------------------------------------------

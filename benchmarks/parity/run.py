@@ -79,10 +79,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='optimiser steps of the steps level')
     parser.add_argument('--step-batch', type=int, default=32)
     parser.add_argument(
+        '--step-precision',
+        default='fp64',
+        choices=['fp64', 'fp32'],
+        help='precision of both sides in the steps level: fp64 (default) '
+        'checks that the same function is computed (tolerances 1e-10 / '
+        '1e-8); fp32 shows the float32 noise floor')
+    parser.add_argument(
         '--step-tol',
         type=float,
         default=1e-3,
-        help='relative tolerance of quantities accumulated over steps')
+        help='relative tolerance of the short run (float32, quantities '
+        'accumulated over the iterations)')
     parser.add_argument('--run-iters', type=int, default=3,
                         help='iterations per epoch of the short run')
     parser.add_argument('--timing-batch', type=int, default=None,

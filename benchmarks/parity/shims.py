@@ -82,13 +82,18 @@ class ReferenceRuntime(contextlib.AbstractContextManager):
         package (str): Top-level package name of the reference.
         device (str): ``'cpu'`` or ``'cuda'``.
         num_replicas (int): GPUs of the official run (DataParallel).
+        dtype (torch.dtype): ``torch.float64`` makes every ``.cuda()`` of
+            the reference also cast floating tensors and modules to float64
+            (the exactness check of the steps level); float32 leaves the
+            dtypes alone.
     """
 
     def __init__(self,
                  path: str,
                  package: str,
                  device: str = 'cpu',
-                 num_replicas: int = 4) -> None:
+                 num_replicas: int = 4,
+                 dtype: torch.dtype = torch.float32) -> None:
         if not osp.isdir(osp.join(path, package)):
             raise FileNotFoundError(
                 f'{path!r} does not hold the reference package {package!r} '
@@ -98,6 +103,7 @@ class ReferenceRuntime(contextlib.AbstractContextManager):
         self.package = package
         self.device = torch.device(device)
         self.num_replicas = num_replicas
+        self.dtype = dtype
         self.applied: List[str] = []
         self._undo: List[Callable[[], None]] = []
 
@@ -134,6 +140,16 @@ class ReferenceRuntime(contextlib.AbstractContextManager):
             self._undo.pop()()
         return None
 
+    @contextlib.contextmanager
+    def scoped(self):
+        """Patches made inside the block are undone at its end."""
+        mark = len(self._undo)
+        try:
+            yield self
+        finally:
+            while len(self._undo) > mark:
+                self._undo.pop()()
+
     def import_module(self, name: str):
         """Import ``name`` from the reference."""
         return importlib.import_module(name)
@@ -141,14 +157,8 @@ class ReferenceRuntime(contextlib.AbstractContextManager):
     # ------------------------------------------------------------------
     def _torch_shims(self) -> None:
         device = self.device
+        self.cuda_shims()
         if device.type != 'cuda':
-            self.patch(
-                torch.Tensor, 'cuda',
-                lambda t, *a, **k: t.to(device),
-                '`.cuda()` of tensors and modules -> the harness device')
-            self.patch(nn.Module, 'cuda', lambda m, *a, **k: m.to(device),
-                       '`.cuda()` of tensors and modules -> the harness '
-                       'device')
             to = torch.Tensor.to
 
             def tensor_to(t, *args, **kwargs):
@@ -184,6 +194,27 @@ class ReferenceRuntime(contextlib.AbstractContextManager):
         self.patch(torch.Tensor, 'addmm_', addmm_compat,
                    '`Tensor.addmm_(beta, alpha, m1, m2)` (removed '
                    'signature) -> `addmm_(m1, m2, beta=, alpha=)`')
+
+    def cuda_shims(self, dtype: torch.dtype = None) -> None:
+        """``.cuda()`` -> the harness device (and ``dtype`` for floating
+        tensors and modules when it is float64)."""
+        device = self.device
+        dtype = dtype or self.dtype
+        wide = dtype == torch.float64
+
+        def tensor_cuda(t, *a, **k):
+            if wide and t.is_floating_point():
+                return t.to(device, dtype)
+            return t.to(device)
+
+        def module_cuda(m, *a, **k):
+            return m.to(device, dtype) if wide else m.to(device)
+
+        why = '`.cuda()` of tensors and modules -> the harness device'
+        if wide:
+            why += ' (and float64 for the exactness check)'
+        self.patch(torch.Tensor, 'cuda', tensor_cuda, why)
+        self.patch(nn.Module, 'cuda', module_cuda, why)
 
     def torchvision_without_download(self, resnet_module: Any) -> None:
         """``torchvision.models.resnetXX(pretrained=...)`` builds the

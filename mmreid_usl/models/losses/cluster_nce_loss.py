@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from ..utils.precision import at_least_fp32
 
 
 @MODELS.register_module()
@@ -24,7 +25,8 @@ class ClusterNCELoss(nn.Module):
 
     The proxies get no gradient and are snapshotted (cloned) before use, so
     an in-place memory update right after the loss (the official order)
-    leaves the backward pass intact. The maths runs in fp32.
+    leaves the backward pass intact. The maths runs in fp32 (fp64 for a
+    float64 model, :func:`at_least_fp32`).
 
     Args:
         temperature (float): :math:`\tau`. Defaults to 0.05 (official).
@@ -56,7 +58,8 @@ class ClusterNCELoss(nn.Module):
             raise RuntimeError('ClusterNCELoss: no cluster proxies (the '
                                'clustering produced zero clusters?).')
         with torch.autocast(device_type=feats.device.type, enabled=False):
-            snapshot = proxies.detach().clone().float()
-            logits = feats.float().mm(snapshot.t()) / self.temperature
+            q = at_least_fp32(feats)
+            snapshot = proxies.detach().clone().to(q.dtype)
+            logits = q.mm(snapshot.t()) / self.temperature
             loss = F.cross_entropy(logits, targets)
         return self.loss_weight * loss

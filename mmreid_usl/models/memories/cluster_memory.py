@@ -9,6 +9,7 @@ from torch import Tensor
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.dist import all_gather_cat
+from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
 UPDATE_MODES = ('momentum', 'hard', 'mean')
@@ -44,7 +45,7 @@ class ClusterMemory(BaseMemory):
 
     The ClusterNCE loss itself is :class:`ClusterNCELoss`; it reads
     ``memory.features`` as the proxies before this update. All memory maths
-    runs in fp32.
+    runs in fp32 (fp64 for a float64 model).
 
     Args:
         feat_dim (int): Feature dimension D.
@@ -111,7 +112,7 @@ class ClusterMemory(BaseMemory):
             raise ValueError(f'proxies must be (C, {self.feat_dim}), got '
                              f'{tuple(proxies.shape)}')
         self.features = F.normalize(
-            proxies.float(), dim=1).to(self.features.device)
+            at_least_fp32(proxies), dim=1).to(self.features.device)
 
     def _random_members(self, feats: Tensor, labels: Tensor,
                         num_clusters: int) -> Tensor:
@@ -142,7 +143,8 @@ class ClusterMemory(BaseMemory):
                 'ClusterMemory is empty: set_pseudo_labels() has not been '
                 'called or the clustering produced zero clusters.')
         with torch.autocast(device_type=feats.device.type, enabled=False):
-            return feats.float().mm(self.features.detach().clone().t())
+            q = at_least_fp32(feats)
+            return q.mm(self.features.detach().clone().to(q.dtype).t())
 
     @torch.no_grad()
     def update(self, feats: Tensor, targets: Tensor) -> None:
@@ -152,7 +154,7 @@ class ClusterMemory(BaseMemory):
             feats (Tensor): ``(B, D)`` L2-normalised features of this rank.
             targets (Tensor): ``(B, )`` cluster indices of this rank.
         """
-        feats = all_gather_cat(feats.detach().float().contiguous())
+        feats = all_gather_cat(at_least_fp32(feats.detach()).contiguous())
         targets = all_gather_cat(targets.contiguous())
         with torch.autocast(device_type=feats.device.type, enabled=False):
             if self.update_mode == 'momentum':
