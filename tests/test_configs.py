@@ -61,8 +61,13 @@ def test_config_builds(path):
     sampler = cfg.train_dataloader.sampler
     assert DATA_SAMPLERS.get(sampler.type) is not None, sampler.type
     if sampler.type == 'PseudoIdentitySampler':
-        assert sampler.samples_per_epoch % cfg.train_dataloader.batch_size \
-            == 0
+        length = sampler.get('samples_per_epoch')
+        if isinstance(length, int):
+            assert length % cfg.train_dataloader.batch_size == 0
+        else:  # None / 'dataset' / 'clusters': the sampler's own length
+            assert length in (None, 'dataset', 'clusters'), length
+            # incomplete last batches are dropped (Theory's DataLoader)
+            assert cfg.train_dataloader.get('drop_last', False), path
         assert cfg.train_dataloader.batch_size % sampler.num_instances == 0
     # nothing outside the repository
     assert 'shared/' not in cfg.pretty_text

@@ -93,6 +93,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         'accumulated over the iterations)')
     parser.add_argument('--run-iters', type=int, default=3,
                         help='iterations per epoch of the short run')
+    parser.add_argument(
+        '--run-precision',
+        default='fp64',
+        choices=['fp64', 'fp32'],
+        help='precision of the models in the short run (clustering on '
+        'float32 features either way); fp32 shows how far float32 rounding '
+        'amplified by Adam moves the second clustering')
     parser.add_argument('--timing-batch', type=int, default=None,
                         help='batch of the timing row (default: the '
                         "method's paper batch, capped to fit memory)")
@@ -112,7 +119,8 @@ def main(argv=None) -> int:
     import torch
     from parity.report import ParityReport
     from parity.shims import reference_commit
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(
+        int(os.environ.get('OMP_NUM_THREADS', 0)) or os.cpu_count() or 1)
     module_name, _ = METHODS[args.method]
     module = importlib.import_module(module_name)
     report = ParityReport(

@@ -13,7 +13,6 @@ weights, the final mAP.
 """
 import contextlib
 import copy
-import functools
 import os.path as osp
 import sys
 import types
@@ -144,8 +143,10 @@ def record_ours(model_cls,
 
 
 def train_ours(cfg, work_dir: str, init_ckpt: str,
-               train_pipeline: Optional[list] = None):
-    """Train with our Runner; returns the trained model.
+               train_pipeline: Optional[list] = None,
+               dtype: torch.dtype = torch.float32):
+    """Train with our Runner (its model cast to ``dtype``); returns the
+    trained model.
 
     Args:
         cfg (Config): The run's config.
@@ -153,6 +154,7 @@ def train_ours(cfg, work_dir: str, init_ckpt: str,
         init_ckpt (str): Initial weights (``load_from``).
         train_pipeline (list, optional): The training pipeline without
             augmentation; None: the clustering (test) pipeline, one view.
+        dtype (torch.dtype): float64 for the exactness check.
     """
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = work_dir
@@ -166,6 +168,10 @@ def train_ours(cfg, work_dir: str, init_ckpt: str,
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
+    if dtype != torch.float32:
+        runner.model.to(dtype)
+        runner.model.data_preprocessor = common.CastInputs(
+            runner.model.data_preprocessor, dtype)
     runner.train()
     return runner.model
 
@@ -274,10 +280,13 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
     init = common.build_model(cfg, args.seed)
     init_ckpt = osp.join(work, 'init.pth')
     torch.save({'state_dict': init.state_dict()}, init_ckpt)
+    wide = args.run_precision == 'fp64'
+    dtype = torch.float64 if wide else torch.float32
     # -- ours
     model_cls = type(init)
     with record_ours(model_cls, Recorder()) as ours_rec:
-        ours = train_ours(cfg, osp.join(work, 'ours_run'), init_ckpt)
+        ours = train_ours(cfg, osp.join(work, 'ours_run'), init_ckpt,
+                          dtype=dtype)
     ours_map = our_map(ours, cfg)
     # -- reference
     ref_rec = Recorder()
@@ -326,11 +335,18 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
              'model factory: our initial weights copied in after creation')
     rt.patch(script, 'get_data', lambda name, data_dir: data,
              'dataset factory -> the CUHK03 subset (open-reid style lists)')
-    rt.patch(script, 'compute_jaccard_distance',
-             functools.partial(script.compute_jaccard_distance,
-                               search_option=3),
+    jaccard = script.compute_jaccard_distance
+
+    def jaccard_cpu(features, *a, **kw):
+        # faiss is float32-only: the float64 check clusters float32
+        # features, as the official float32 runs do
+        return jaccard(features.float(), *a, search_option=3, **kw)
+
+    rt.patch(script, 'compute_jaccard_distance', jaccard_cpu,
              'faiss GPU kNN (search_option=0) -> faiss CPU IndexFlatL2 '
-             '(search_option=3, exact as well)')
+             '(search_option=3, exact as well), on float32 features')
+    if wide:
+        rt.cuda_shims(torch.float64)
     rt.patch(script, 'RandomMultipleGallerySampler',
              replay_sampler(ours_rec, train_paths),
              'training sampler -> replay of our sampler\'s order')
@@ -382,8 +398,10 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
         sys.stdout = stdout
     ref_model = created['model']
     compare_run(report, ours_rec, ref_rec, ours, ref_model, key_map,
-                ours_map, maps[0] if maps else float('nan'), args.step_tol)
+                ours_map, maps[0] if maps else float('nan'),
+                common.STEP_TOLS['fp64'][1] if wide else args.step_tol)
     report.notes.append(
-        f'short run: {len(train_paths)} images, 2 clusterings, '
+        f'short run in {args.run_precision}: {len(train_paths)} images, '
+        '2 clusterings, '
         f'{args.run_iters} iterations of {batch} (P x K = {batch // k} x '
         f'{k}) per epoch, augmentations off, eps {args.eps}')

@@ -3,7 +3,8 @@
 # theory_mbv2_cuhk03-cam3to10-to-cam1to2.py plus L_GDS (lambda_sigma 1, no
 # hard mining) on the pooled feature; the GDS settings as the ResNet-50
 # configs (gds_r50_duke2market.py). beta = 0.9 averages over ~10
-# iterations, 1/10 of a re-clustering period here.
+# iterations, about 1/6 to 1/9 of a re-clustering period here (3 epochs of
+# #clusters x 4 samples, ~60-90 iterations).
 _base_ = ['./theory_mbv2_cuhk03-cam3to10-to-cam1to2.py']
 
 model = dict(

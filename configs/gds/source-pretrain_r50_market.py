@@ -1,7 +1,9 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # Stage 1 of Theory / GDS: supervised training on the labelled source
-# (Market-1501, 751 train ids). ID loss (label smoothing 0.1) + batch-hard
-# triplet, P x K = 32 x 4, Adam 3e-4 / wd 5e-4, x0.1 every 50 epochs, 150
+# (Market-1501, 751 train ids). ID loss (label smoothing 0.1) on Theory's
+# FC-BN-ReLU embedding after dropout 0.1 (classifier with bias) + batch-hard
+# triplet (margin 0.5, Theory's) on pool5, P x K = 32 x 4, Adam 3e-4 / wd
+# 5e-4 (x3 on the head and classifier, Theory's), x0.1 every 50 epochs, 150
 # epochs (GDS supplement Sec. 3). Evaluated on Market-1501's test split; its
 # direct transfer to a target: configs/gds/README.md. GDS on supervised ReID
 # (supplement Table 4): supervised-gds-h_r50_msmt17.py

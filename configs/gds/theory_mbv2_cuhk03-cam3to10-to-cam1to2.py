@@ -5,11 +5,14 @@
 # / gallery, 842 / 3,226), from the stage-1 checkpoint of
 # source-pretrain_mbv2_cuhk03-cam3to10.py (`load_from`). The evaluation before
 # training (ValBeforeTrainHook, "epoch 0") is the direct transfer.
-# Unchanged from the paper recipe: source-aware Jaccard (lambda 0.1) +
-# DBSCAN (min_samples 4) with the rho = 1.6e-3 eps computed once, triplet
-# losses (margin 0.5) on the pooled feature and the embedding, Adam with a
-# constant lr, P x K with K = 4. Scaled settings (about 20-25 min on 2 CPU
-# cores, one process):
+# Unchanged from the paper recipe and Theory's code (configs/gds/README.md):
+# source-aware Jaccard (lambda 0.1, Theory's raw-feature float16 source
+# term) + DBSCAN (min_samples 4) with the rho = 1.6e-3 eps computed once,
+# Theory's "semi" triplet losses (margin 0.5) on the pooled feature and the
+# FC-BN-ReLU embedding, Adam with a constant lr and no weight decay, P x K
+# with K = 4, an epoch of #clusters x 4 samples (outliers excluded),
+# evaluation on the raw pooled feature. Scaled settings (one process on 2
+# CPU cores):
 # - MobileNetV2 at 192x96, batch 64 = 16 pseudo-ids x 4 (see the stage-1
 #   config);
 # - k1 = 15 instead of 20: ~9.7 images per id here (~17 on Market); the
@@ -17,11 +20,11 @@
 #   k-reciprocal sets within an identity at this density (k2 = 6 kept). rho
 #   is the paper's 1.6e-3 (13.5k of the 8.4M target pairs, ~3.3 per image;
 #   the true same-id fraction here is 2.1e-3);
-# - 5 clusterings x 3 epochs of half a pass (32 iterations) = 480 iterations
-#   instead of 30 x 70 epochs of a full pass (~210k iterations): a
-#   clustering costs ~1 min here (7,076 images extracted), so fewer, with
-#   ~100 iterations each;
-# - lr 1e-4 instead of 6e-5: ~1/400 of the paper's iterations;
+# - 5 clusterings x 3 epochs (an epoch of #clusters x 4 samples: ~20-30
+#   iterations of 64 for 300-500 clusters; 422 true ids) instead of 30 x 70
+#   epochs (~30-45k iterations of 128 on Market): a clustering costs ~1 min
+#   here (7,076 images extracted), so fewer, with ~60-90 iterations each;
+# - lr 1e-4 instead of 6e-5: ~1/100 of the paper's iterations;
 # - evaluated at initialisation, every 2 clusterings and at the end.
 _base_ = [
     '../_base_/models/theory_r50.py',
@@ -43,7 +46,6 @@ model = dict(
 # stage 1: tools/train.py configs/gds/source-pretrain_mbv2_cuhk03-cam3to10.py
 load_from = 'work_dirs/source-pretrain_mbv2_cuhk03-cam3to10/epoch_12.pth'
 
-train_dataloader = dict(sampler=dict(samples_per_epoch=32 * 64))
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
 train_cfg = dict(max_epochs=15, val_interval=6)
 default_hooks = dict(

@@ -468,13 +468,18 @@ class ReIDInferencer(BaseInferencer):
         progress = ProgressBar(len(items)) if show_progress else None
         feats = [None] * len(items)
         unreadable = []
+        # a model evaluated on raw features (test_cfg.normalize=False, e.g.
+        # Theory's configs) is still searched by cosine here
+        raw = not self.model.test_cfg.get('normalize', True)
         try:
             for batch, count, bad in loader:
                 unreadable += bad
                 if batch is not None:
                     for sample in self.forward(batch):
-                        feats[sample.sample_idx] = sample.pred_feature.float(
-                        ).cpu()
+                        feat = sample.pred_feature.float().cpu()
+                        if raw:
+                            feat = torch.nn.functional.normalize(feat, dim=0)
+                        feats[sample.sample_idx] = feat
                 if progress is not None:
                     progress.update(count)
         finally:

@@ -28,7 +28,11 @@ class PseudoLabeler:
     1. computes the distance of the clustered bank ``features[feat_source]``
        (k-reciprocal Jaccard by default; a distance whose ``__call__``
        accepts ``reference_features`` also gets the reference bank, e.g. the
-       labelled source domain of domain adaptation);
+       labelled source domain of domain adaptation; a distance that declares
+       ``needs_raw_features`` also gets the unnormalised clustered and
+       reference banks as ``raw_features`` / ``raw_reference_features``,
+       which the ``PseudoLabelHook`` then extracts
+       (:attr:`needs_raw_features`);
     2. runs the clusterer on it (DBSCAN by default);
     3. checks the result is not degenerate;
     4. returns a :class:`PseudoLabelResult` with the contiguous labels, the
@@ -112,8 +116,16 @@ class PseudoLabeler:
             'reference_features' in inspect.signature(
                 self.distance.__call__).parameters
         self.last_timing: Dict[str, float] = {}
+        #: Diagnostics of the distance of the last call (e.g. the source
+        #: term of :class:`SourceAwareJaccardDistance`), logged by the hook.
+        self.last_stats: Dict[str, float] = {}
         self.needs_true_ids = bool(
             getattr(self.clusterer, 'needs_true_ids', False))
+
+    @property
+    def needs_raw_features(self) -> bool:
+        """bool: The distance also reads the unnormalised banks."""
+        return bool(getattr(self.distance, 'needs_raw_features', False))
 
     def _apply_eps_pruning(self) -> None:
         eps = getattr(self.clusterer, 'eps', None)
@@ -142,7 +154,10 @@ class PseudoLabeler:
                  epoch: int = 0,
                  reference_features: Optional[torch.Tensor] = None,
                  true_ids: Optional[np.ndarray] = None,
-                 label_source: str = 'pseudo') -> PseudoLabelResult:
+                 label_source: str = 'pseudo',
+                 raw_features: Optional[torch.Tensor] = None,
+                 raw_reference_features: Optional[torch.Tensor] = None
+                 ) -> PseudoLabelResult:
         """Label the training set.
 
         Args:
@@ -157,6 +172,10 @@ class PseudoLabeler:
             true_ids (array-like, optional): ``(N,)`` true ids; required for
                 ``label_source='gt'``.
             label_source (str): ``'pseudo'`` or ``'gt'``.
+            raw_features (Tensor, optional): ``(N, D)`` the clustered bank
+                unnormalised (for a distance with ``needs_raw_features``).
+            raw_reference_features (Tensor, optional): ``(M, D)`` the
+                reference bank unnormalised (likewise).
 
         Returns:
             PseudoLabelResult: On the device of the features; centroids are
@@ -169,6 +188,7 @@ class PseudoLabeler:
             feat_source = next(iter(features))
         feats = features[feat_source]
         self.last_timing = {}
+        self.last_stats = {}
         start = time.perf_counter()
         if label_source == 'gt':
             if true_ids is None:
@@ -191,14 +211,30 @@ class PseudoLabeler:
                 sub_labels = self.clusterer(sub_feats, None, true_ids=sub_ids)
             else:
                 self._apply_eps_pruning()
+                kwargs = {}
+                if self.distance is not None and \
+                        self._distance_takes_reference:
+                    if reference_features is not None:
+                        kwargs['reference_features'] = reference_features
+                    if self.needs_raw_features:
+                        if raw_features is None or \
+                                raw_reference_features is None:
+                            raise ValueError(
+                                f'{type(self.distance).__name__} needs the '
+                                'unnormalised banks (raw_features, '
+                                'raw_reference_features).')
+                        kwargs['raw_features'] = raw_features \
+                            if subset is None else raw_features[
+                                torch.from_numpy(subset).to(
+                                    raw_features.device)]
+                        kwargs['raw_reference_features'] = \
+                            raw_reference_features
                 if self.distance is None:
                     dist = None
-                elif reference_features is not None and \
-                        self._distance_takes_reference:
-                    dist = self.distance(
-                        sub_feats, reference_features=reference_features)
                 else:
-                    dist = self.distance(sub_feats)
+                    dist = self.distance(sub_feats, **kwargs)
+                    self.last_stats = dict(
+                        getattr(self.distance, 'last_stats', None) or {})
                 self.last_timing['distance_time'] = \
                     time.perf_counter() - start
                 sub_labels = self.clusterer(sub_feats, dist)

@@ -13,6 +13,9 @@ from .jaccard import JaccardDistance
 from .knn import _faiss_available
 from .unstored_distance import UnstoredDistance
 
+#: Features of the source term of :class:`SourceAwareJaccardDistance`.
+SOURCE_FEATURES = ('raw_fp16', 'normalized')
+
 
 def nearest_sqdist(query: torch.Tensor,
                    base: torch.Tensor,
@@ -86,10 +89,34 @@ class SourceAwareJaccardDistance:
     (:class:`JaccardDistance`, k1 = 20, k2 = 6 in Theory). Pairs far from
     the source get larger distances, so DBSCAN with one eps is stricter
     with them. :math:`d(i, i) = 0` (a point is its own DBSCAN neighbour;
-    the official dense matrix has :math:`2\lambda s_i` on its diagonal). The
-    features are the L2-normalised banks of the ``PseudoLabelHook`` (the
-    official code uses unnormalised ``pool5`` features and a
-    column-max-normalised distance for both terms).
+    the official dense matrix has :math:`2\lambda s_i` on its diagonal).
+
+    Features. The Jaccard term is computed on the L2-normalised banks of
+    the ``PseudoLabelHook`` (Theory's re-ranking uses the unnormalised
+    ``pool5`` with each COLUMN of the squared distance divided by its
+    maximum; ``docs/algorithms/gds.md``). The source term, ``source_feature``:
+
+    - ``'raw_fp16'`` (Theory, ``reid/rerank.py``): the RAW features (the
+      ``PseudoLabelHook`` extracts them unnormalised for this distance,
+      :attr:`needs_raw_features`): :math:`\min_m \|t_i - x_m\|^2` (fp32
+      here, float64 in Theory's ``cdist``) rounded to float16, then
+      :math:`1 - e^{-d^2}` and the division by the maximum over the target
+      samples in float16, as Theory; the pair sum :math:`s_i + s_j` in
+      float64 (Theory sums in float16: at most 5e-5 apart after the factor
+      :math:`\lambda`). From :math:`d^2 \approx 8.32` on, the float16
+      :math:`1 - e^{-d^2}` is exactly 1. On raw ResNet-50 ``pool5`` (norms
+      of tens) the squared distance to the nearest source image is
+      expected to be far above that (an inference from the feature scale,
+      not measured here): then every :math:`s_i = 1` and the term is the
+      constant :math:`2\lambda`, which changes no DBSCAN label (the eps of
+      :class:`RhoDBSCANClusterer` is taken from the same shifted matrix).
+      :attr:`last_stats` (logged by the ``PseudoLabelHook`` at every
+      clustering) gives the minimum, mean and
+      maximum of :math:`s` and the fraction of samples at the maximum (1
+      when the term is constant).
+    - ``'normalized'``: the same formula in float64 on the L2-normalised
+      banks (:math:`d^2 \in [0, 4]`), where the term varies from sample to
+      sample.
 
     The ``PseudoLabelHook`` passes the features of its
     ``reference_dataloader`` (the source training set, extracted with the
@@ -118,6 +145,9 @@ class SourceAwareJaccardDistance:
         max_distance (float): See above. Defaults to 1.0 (every pair with
             overlapping neighbourhoods).
         max_chunk_elems (int): Passed to :class:`JaccardDistance`.
+        source_feature (str): ``'raw_fp16'`` or ``'normalized'``; see
+            above. Defaults to ``'normalized'``; Theory's configs use
+            ``'raw_fp16'``.
     """
 
     def __init__(self,
@@ -127,8 +157,13 @@ class SourceAwareJaccardDistance:
                  knn_backend: str = 'auto',
                  knn_precision: str = 'fp32',
                  max_distance: float = 1.0,
-                 max_chunk_elems: int = 1 << 22) -> None:
+                 max_chunk_elems: int = 1 << 22,
+                 source_feature: str = 'normalized') -> None:
         owner = type(self).__name__
+        if source_feature not in SOURCE_FEATURES:
+            raise ValueError(f'{owner}: source_feature must be one of '
+                             f'{SOURCE_FEATURES}, got {source_feature!r}')
+        self.source_feature = source_feature
         self.lambda_source = check_real(
             owner,
             'lambda_source',
@@ -148,40 +183,94 @@ class SourceAwareJaccardDistance:
         self.max_distance = max_distance
         #: ``s`` of the last call (``(N,)``), for diagnostics.
         self.last_source_term: Optional[np.ndarray] = None
+        #: Summary of ``s`` of the last call (logged by the hook).
+        self.last_stats: dict = {}
+
+    @property
+    def needs_raw_features(self) -> bool:
+        """bool: The source term reads the raw (unnormalised) features."""
+        return self.source_feature == 'raw_fp16' and self.lambda_source > 0
 
     def source_term(self, feats: torch.Tensor,
                     reference_features: torch.Tensor) -> np.ndarray:
-        r"""``s`` ``(N,)``: the max-normalised :math:`1 - e^{-d^2_{min}}`."""
+        r"""``s`` ``(N,)``: the max-normalised :math:`1 - e^{-d^2_{min}}`
+        in float64 (``source_feature='normalized'``)."""
         d2 = nearest_sqdist(feats, reference_features, self.knn_backend)
         raw = -np.expm1(-d2)  # 1 - exp(-d2), accurate for small d2
         top = raw.max() if raw.size else 0.0
         return raw / top if top > 0 else np.zeros_like(raw)
 
+    def source_term_fp16(self, feats: torch.Tensor,
+                         reference_features: torch.Tensor) -> np.ndarray:
+        r"""``s`` ``(N,)`` as Theory computes it (``'raw_fp16'``).
+
+        :math:`d^2_{min}` rounded to float16 (``inf`` beyond 65504, as
+        Theory's cast), :math:`1 - e^{-d^2}` and the division by its
+        maximum in float16 arithmetic, returned as float64. The minimum over
+        the source commutes with the monotone float16 rounding, so taking
+        it first gives Theory's values. All zeros when the maximum is 0
+        (Theory would divide by zero).
+        """
+        d2 = nearest_sqdist(feats, reference_features, self.knn_backend)
+        with np.errstate(over='ignore'):
+            d2 = d2.astype(np.float16)
+        raw = (np.float16(1) - np.exp(-d2)).astype(np.float16)
+        top = raw.max() if raw.size else np.float16(0)
+        if not top > 0:
+            return np.zeros(raw.shape, dtype=np.float64)
+        return (raw / top).astype(np.float16).astype(np.float64)
+
     def __call__(self,
                  feats: torch.Tensor,
-                 reference_features: Optional[torch.Tensor] = None
+                 reference_features: Optional[torch.Tensor] = None,
+                 raw_features: Optional[torch.Tensor] = None,
+                 raw_reference_features: Optional[torch.Tensor] = None
                  ) -> sp.csr_matrix:
         """Mixed distance of all pairs of rows of ``feats`` ``(N, D)``.
 
         Args:
-            feats (Tensor): ``(N, D)`` target features.
-            reference_features (Tensor, optional): ``(M, D)`` source
-                features; required when ``lambda_source > 0``.
+            feats (Tensor): ``(N, D)`` L2-normalised target features.
+            reference_features (Tensor, optional): ``(M, D)`` L2-normalised
+                source features; required when ``lambda_source > 0`` with
+                ``source_feature='normalized'``.
+            raw_features (Tensor, optional): ``(N, D)`` the same target
+                features unnormalised; required with ``'raw_fp16'``.
+            raw_reference_features (Tensor, optional): ``(M, D)`` the
+                source features unnormalised; required with ``'raw_fp16'``.
 
         Returns:
             scipy.sparse.csr_matrix: N x N float32 (diagonal stored as 0,
             columns sorted) with the attribute ``unstored_distance``.
         """
         lam = self.lambda_source
-        if lam > 0 and reference_features is None:
+        raw_mode = self.needs_raw_features
+        if lam > 0 and (reference_features if not raw_mode else
+                        raw_reference_features) is None:
             raise ValueError(
                 f'{type(self).__name__} (lambda_source={lam}) needs the '
                 'source features: give the PseudoLabelHook a '
                 'reference_dataloader over the source training set.')
+        if raw_mode and raw_features is None:
+            raise ValueError(
+                f"{type(self).__name__}(source_feature='raw_fp16') needs "
+                'the raw (unnormalised) target features as raw_features '
+                '(the PseudoLabelHook passes them).')
         n = feats.shape[0]
-        s = np.zeros(n) if lam == 0 else self.source_term(
-            feats, reference_features)
+        if lam == 0:
+            s = np.zeros(n)
+        elif raw_mode:
+            if raw_features.shape[0] != n:
+                raise ValueError(f'raw_features has {raw_features.shape[0]} '
+                                 f'rows, feats {n}')
+            s = self.source_term_fp16(raw_features, raw_reference_features)
+        else:
+            s = self.source_term(feats, reference_features)
         self.last_source_term = s
+        self.last_stats = {} if lam == 0 or not n else dict(
+            source_term_min=float(s.min()),
+            source_term_mean=float(s.mean()),
+            source_term_max=float(s.max()),
+            source_term_at_max=float((s >= 1.0).mean()))
         pruned = self.max_distance < 1
         inner = min(1.0, self.max_distance / (1 - lam)) if pruned else 1.0
         self.jaccard.max_distance = inner

@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""L2-normalised features of a dataloader through one encoder of a model."""
+"""L2-normalised (or raw) features of a dataloader through one encoder."""
 from typing import Tuple
 
 import torch
@@ -17,12 +17,14 @@ def extract_features(
         model: nn.Module,
         dataloader: DataLoader,
         source: str = 'student',
-        show_progress: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+        show_progress: bool = True,
+        normalize: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features of this process's shard of a dataloader.
 
     For every batch the model's data preprocessor prepares the inputs and
-    ``model.extract_feat(inputs, source)`` gives the raw post-BN features
-    ``f``; the returned features are ``f / ||f||_2`` (float32). The model is
+    ``model.extract_feat(inputs, source)`` gives the raw features ``f``;
+    the returned features are ``f / ||f||_2`` (float32), or ``f`` itself in
+    float32 with ``normalize=False``. The model is
     put in eval mode for the extraction and its training mode restored
     afterwards. Nothing is gathered across processes: in a distributed run
     each rank gets its own shard, in the order its sampler visits it, and the
@@ -37,6 +39,7 @@ def extract_features(
             ``'student'``.
         show_progress (bool): Show an :class:`mmengine.utils.ProgressBar`
             over this shard (main process only). Defaults to True.
+        normalize (bool): L2-normalise the features. Defaults to True.
 
     Returns:
         tuple[Tensor, Tensor]: ``(n, D)`` features and the ``(n, )``
@@ -56,7 +59,9 @@ def extract_features(
         for data in dataloader:
             data = model.data_preprocessor(data, False)
             feat = model.extract_feat(data['inputs'], source)
-            feats.append(F.normalize(feat.float(), dim=1))
+            # float32 (float64 models, the parity check, stay float64)
+            feat = feat if feat.dtype == torch.float64 else feat.float()
+            feats.append(F.normalize(feat, dim=1) if normalize else feat)
             indices.append(
                 torch.tensor([s.sample_idx for s in data['data_samples']],
                              dtype=torch.long,

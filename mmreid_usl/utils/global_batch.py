@@ -16,7 +16,9 @@ def resolve_global_batch(dataloader_cfg: dict,
     ``global_batch_size // world_size`` images, and the sampler's
     ``samples_per_epoch`` is rescaled so that the number of iterations per
     epoch stays the one the config states
-    (``samples_per_epoch / batch_size`` of the config). Together with the
+    (``samples_per_epoch / batch_size`` of the config; a named length such
+    as ``'clusters'`` is left to the sampler, which divides it by the
+    number of processes). Together with the
     model's ``bn_group_size`` (images per BatchNorm group), 1, 2, 4 or 8
     processes train the same global batch with the same BN statistics.
 
@@ -57,7 +59,9 @@ def resolve_global_batch(dataloader_cfg: dict,
             f'{per_process} images per process is not a multiple of the '
             f'model\'s bn_group_size={bn_group_size}.')
     iters = None
-    if sampler.get('samples_per_epoch') and batch_size:
+    # a named length ('dataset', 'clusters') is split over the processes by
+    # the sampler itself (PseudoIdentitySampler)
+    if isinstance(sampler.get('samples_per_epoch'), int) and batch_size:
         if sampler['samples_per_epoch'] % batch_size:
             raise ValueError(
                 f'samples_per_epoch={sampler["samples_per_epoch"]} is not a '

@@ -184,6 +184,18 @@ def test_features_are_the_evaluation_features(inferencer, synthetic,
     torch.testing.assert_close(mine, ordered.cpu(), atol=1e-5, rtol=0)
 
 
+def test_raw_test_features_are_searched_by_cosine(synthetic):
+    """A model evaluated on raw features (test_cfg.normalize=False, as the
+    Theory configs) still gives unit features for the cosine search."""
+    from tiny_config import theory_test_cfg
+    cfg = Config(theory_test_cfg(synthetic['root']))
+    cfg.model.test_cfg = dict(normalize=False)
+    inf = ReIDInferencer(cfg, device='cpu', batch_size=16)
+    assert inf.model.test_cfg['normalize'] is False
+    feats, _, _ = inf.embed(synthetic['gallery'][:4], show_progress=False)
+    torch.testing.assert_close(feats.norm(dim=1), torch.ones(4))
+
+
 def test_search_is_evaluation_ranking(inferencer, synthetic, gallery_index):
     inferencer.set_gallery(gallery_index)
     results = inferencer(synthetic['queries'], topk=10)

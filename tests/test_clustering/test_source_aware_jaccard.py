@@ -151,3 +151,86 @@ def test_missing_reference_is_a_clear_error():
     assert dist.unstored_distance.lower_bound() == 1.0
     with pytest.raises(ValueError, match='lambda_source'):
         SourceAwareJaccardDistance(lambda_source=1.0)
+
+
+# ----------------------------------------------------------------------
+# source_feature='raw_fp16': Theory's reid/rerank.py on raw features
+def test_raw_fp16_source_term_by_hand():
+    # nearest-source squared distances 0.25, 4, 9 and 100 (1-d offsets in
+    # the first coordinate; the source points sit on the axis)
+    source = torch.tensor([[0., 0.], [50., 0.]])
+    target = torch.tensor([[0.5, 0.], [2., 0.], [50., 3.], [0., 10.]])
+    d = SourceAwareJaccardDistance(source_feature='raw_fp16',
+                                   knn_backend='torch')
+    assert d.needs_raw_features
+    s = d.source_term_fp16(target, source)
+    # float16: 1 - e^-0.25 = 0.2212 -> 0.2212 (spacing 2^-13 there);
+    # 1 - e^-4 = 0.98168 -> 0.98145 (spacing 2^-11 = 0.000488 below 1);
+    # 1 - e^-9 = 0.99988 and 1 - e^-100 round to exactly 1.0 (the max)
+    assert s[0] == pytest.approx(1 - np.exp(-0.25), abs=2e-4)
+    assert s[1] == pytest.approx(1 - np.exp(-4), abs=5e-4)
+    assert s[2] == 1.0 and s[3] == 1.0
+    assert s[1] != pytest.approx(1 - np.exp(-4), abs=1e-5)  # fp16, not fp64
+    # the float64 formula keeps 1 - e^-9 below 1
+    s64 = d.source_term(target, source)
+    assert s64[2] < 1.0 and s64[3] == 1.0
+
+
+def test_raw_fp16_saturates_to_a_constant_on_raw_scale_features():
+    # raw pool5-like features (norms ~30): every nearest-source d^2 >> 8,
+    # so every s_i = 1 and the source term is the constant 2 lambda
+    target, source = domain_feats(n=120, m=60, seed=3)
+    raw_t = torch.from_numpy(target) * 30
+    raw_s = torch.from_numpy(source) * 30
+    lam = 0.1
+    d = SourceAwareJaccardDistance(k1=8, k2=3, lambda_source=lam,
+                                   knn_backend='torch',
+                                   source_feature='raw_fp16')
+    norm_t = torch.nn.functional.normalize(raw_t, dim=1)
+    norm_s = torch.nn.functional.normalize(raw_s, dim=1)
+    dist = d(norm_t, reference_features=norm_s, raw_features=raw_t,
+             raw_reference_features=raw_s)
+    assert np.all(d.last_source_term == 1.0)
+    assert d.last_stats['source_term_at_max'] == 1.0
+    assert d.last_stats['source_term_min'] == 1.0
+    dj = d.jaccard(norm_t).tocsr()
+    coo, ref = dist.tocoo(), dj.tocoo()
+    got = {(i, j): v for i, j, v in zip(coo.row, coo.col, coo.data)}
+    for i, j, v in zip(ref.row, ref.col, ref.data):
+        expect = 0.0 if i == j else (1 - lam) * v + 2 * lam
+        assert got[(i, j)] == pytest.approx(expect, abs=1e-6)
+    # the L2-normalised variant varies from sample to sample
+    d_norm = SourceAwareJaccardDistance(k1=8, k2=3, lambda_source=lam,
+                                        knn_backend='torch')
+    assert not d_norm.needs_raw_features
+    d_norm(norm_t, reference_features=norm_s)
+    assert d_norm.last_source_term.min() < 0.9
+    assert d_norm.last_stats['source_term_at_max'] < 0.1
+
+
+def test_raw_fp16_needs_the_raw_banks():
+    target, source = domain_feats(n=40, m=10)
+    t, s = torch.from_numpy(target), torch.from_numpy(source)
+    d = SourceAwareJaccardDistance(k1=5, k2=2, knn_backend='torch',
+                                   source_feature='raw_fp16')
+    with pytest.raises(ValueError, match='raw_features'):
+        d(t, reference_features=s, raw_reference_features=s)
+    with pytest.raises(ValueError, match='source features'):
+        d(t, reference_features=s, raw_features=t)
+    with pytest.raises(ValueError, match='source_feature'):
+        SourceAwareJaccardDistance(source_feature='raw')
+    # the labeler forwards the raw banks (a subset with fraction < 1)
+    labeler = PseudoLabeler(
+        distance=d,
+        clusterer=dict(type='DBSCANClusterer', eps=0.5, min_samples=2),
+        min_clusters=0)
+    assert labeler.needs_raw_features
+    with pytest.raises(ValueError, match='unnormalised'):
+        labeler(t, reference_features=s)
+    labeler(t, reference_features=s, raw_features=t * 30,
+            raw_reference_features=s * 30)
+    assert labeler.last_stats['source_term_at_max'] == 1.0
+    labeler.fraction = 0.5
+    labeler(t, reference_features=s, raw_features=t * 30,
+            raw_reference_features=s * 30)
+    assert len(d.last_source_term) == 20

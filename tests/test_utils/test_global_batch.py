@@ -29,6 +29,17 @@ def test_same_global_batch_and_iterations_on_any_world_size(world):
     assert f'({max(1, 256 // world // 64)} per process)' in msg
 
 
+@pytest.mark.parametrize('length', ['clusters', 'dataset', None])
+def test_a_named_epoch_length_is_left_to_the_sampler(length):
+    # the sampler divides #clusters x K (or the dataset) by the processes
+    loader = _loader()
+    loader['sampler']['samples_per_epoch'] = length
+    cfg, msg = resolve_global_batch(loader, 4)
+    assert cfg['batch_size'] == 64
+    assert cfg['sampler']['samples_per_epoch'] == length
+    assert 'iterations per epoch' not in msg
+
+
 def test_without_global_batch_nothing_changes():
     loader = dict(batch_size=32, sampler=dict(samples_per_epoch=320))
     cfg, msg = resolve_global_batch(loader, 4)

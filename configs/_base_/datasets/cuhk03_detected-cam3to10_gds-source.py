@@ -17,7 +17,11 @@ __data = dict(
     cameras=[3, 4, 5, 6, 7, 8, 9, 10])
 __train_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(96, 192), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(96, 192),
+        interpolation='bilinear',
+        backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomCrop', crop_size=(192, 96), padding=10),
     dict(type='ReIDRandomErasing', erase_prob=0.5, max_area_ratio=0.2),
@@ -25,7 +29,11 @@ __train_pipeline = [
 ]
 __test_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(96, 192), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(96, 192),
+        interpolation='bilinear',
+        backend='pillow'),
     dict(type='PackReIDInputs'),
 ]
 train_dataloader = dict(

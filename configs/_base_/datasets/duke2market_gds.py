@@ -1,11 +1,19 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # Domain adaptation DukeMTMC-reID (source) -> Market-1501 (target), stages
 # 2 + 3 of Theory / GDS (docs/algorithms/gds.md):
-# - train: the unlabelled target training images, P x K = 32 pseudo-ids x 4
-#   (cameras ignored, as Theory's RandomIdentitySampler), one epoch = one
-#   pass over the target images (12,936 -> 101 batches of 128, "traverse all
-#   the target training samples", GDS supplement Sec. 3), the stage-1
-#   augmentation (crop, flip, erasing with maximum area 0.2);
+# - train: the clustered target training images, P x K = 32 pseudo-ids x 4
+#   (cameras ignored, as Theory's RandomIdentitySampler); one epoch = every
+#   cluster once with K images, outliers excluded: #clusters x 4 samples,
+#   floor(#clusters x 4 / 128) batches with drop_last (Theory's
+#   RandomIdentitySampler + DataLoader(drop_last=True); ~15-22 batches for
+#   500-700 clusters on Market), recomputed at every re-clustering
+#   (samples_per_epoch='clusters'). The GDS supplement's wording ("traverse
+#   all the target training samples", Sec. 3) is the switch
+#   train_dataloader.sampler.samples_per_epoch='dataset': one pass over all
+#   12,936 target images, outliers included (101 batches, ~5x the steps);
+#   the stage-1 augmentation of the GDS supplement (crop, flip, erasing with
+#   maximum area 0.2; Theory's adaptation code has no crop), every image
+#   resized with PIL bilinear as Theory's torchvision Resize;
 # - clustering: the target training images without augmentation
 #   (cluster_dataloader) and, as the reference bank of the source-aware
 #   distance, the source training images (reference_dataloader of the
@@ -22,7 +30,11 @@ __tgt = dict(type='Market1501', data_root='data/market1501/')
 
 __train_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(128, 256), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(128, 256),
+        interpolation='bilinear',
+        backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomCrop', crop_size=(256, 128), padding=10),
     dict(type='ReIDRandomErasing', erase_prob=0.5, max_area_ratio=0.2),
@@ -30,7 +42,11 @@ __train_pipeline = [
 ]
 __test_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(128, 256), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(128, 256),
+        interpolation='bilinear',
+        backend='pillow'),
     dict(type='PackReIDInputs'),
 ]
 
@@ -42,7 +58,7 @@ train_dataloader = dict(
     sampler=dict(
         type='PseudoIdentitySampler',
         num_instances=4,
-        samples_per_epoch=101 * 128,
+        samples_per_epoch='clusters',
         camera_mode='ignore'),
     collate_fn=dict(type='default_collate'),
     dataset=dict(__tgt, split='train', pipeline=__train_pipeline))

@@ -3,16 +3,22 @@
 # GDS, docs/algorithms/gds.md): the training images with their true ids,
 # P x K = 32 ids x 4 images (RandomIdentitySampler: cameras ignored, an id's
 # images drawn with replacement only if it has fewer than 4), one epoch = one
-# pass over the images (12,936 -> 101 batches of 128). Augmentation (GDS
-# supplement Sec. 3): random crop (pad 10), flip, random erasing with
-# Theory's maximum area 0.2. Validation and test on the source test split;
+# pass over the images (12,936 -> 101 batches of 128; Theory's stage-1 epoch,
+# #ids x K: train_dataloader.sampler.samples_per_epoch='clusters').
+# Augmentation (GDS supplement Sec. 3): random crop (pad 10), flip, random
+# erasing with Theory's maximum area 0.2; PIL bilinear resize (Theory's
+# torchvision Resize). Validation and test on the source test split;
 # the direct transfer to a target is `tools/test.py` with the target pair's
 # stage-2 config (configs/gds/README.md).
 __data = dict(type='Market1501', data_root='data/market1501/')
 
 __train_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(128, 256), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(128, 256),
+        interpolation='bilinear',
+        backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomCrop', crop_size=(256, 128), padding=10),
     dict(type='ReIDRandomErasing', erase_prob=0.5, max_area_ratio=0.2),
@@ -20,7 +26,11 @@ __train_pipeline = [
 ]
 __test_pipeline = [
     dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(128, 256), interpolation='bicubic'),
+    dict(
+        type='Resize',
+        scale=(128, 256),
+        interpolation='bilinear',
+        backend='pillow'),
     dict(type='PackReIDInputs'),
 ]
 

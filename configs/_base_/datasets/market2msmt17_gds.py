@@ -1,12 +1,12 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Market-1501 (source) -> MSMT17 (target, train + val: 32,621 images -> 254
-# batches of 128 per epoch); everything else as duke2market_gds.py.
+# Market-1501 (source) -> MSMT17 (target, train + val: 32,621 images; an
+# epoch is #clusters x 4 samples, or 254 batches of 128 with
+# samples_per_epoch='dataset'); everything else as duke2market_gds.py.
 _base_ = ['./duke2market_gds.py']
 
 __src = dict(type='Market1501', data_root='data/market1501/')
 __tgt = dict(type='MSMT17', data_root='data/msmt17/')
-train_dataloader = dict(
-    dataset=__tgt, sampler=dict(samples_per_epoch=254 * 128))
+train_dataloader = dict(dataset=__tgt)
 cluster_dataloader = dict(dataset=__tgt)
 default_hooks = dict(
     pseudo_label=dict(reference_dataloader=dict(dataset=__src)))

@@ -1,9 +1,14 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # The encoder of the "Theory" / GDS domain-adaptation models
 # (docs/algorithms/gds.md): the standard ImageNet ResNet-50 (last stride 2),
-# average pooling ("pool5", 2048-d), BNNeck ("embedding") whose width is
-# derived from the backbone, ImageNet mean/std with BGR->RGB. The supervised
-# (stage 1) and Theory (stage 2) model bases inherit it.
+# average pooling ("pool5", 2048-d) and Theory's embedding head
+# (lsongx/DomainAdaptiveReID, reid/models/resnet.py): FC 2048 -> 2048
+# without bias (weight N(0, 0.001^2)) -> BN (trainable bias) -> ReLU, whose
+# width is derived from the backbone; ImageNet mean/std with BGR->RGB. The
+# supervised (stage 1) and Theory (stages 2-3) model bases inherit it, so
+# the stage-3 model loads the stage-1 encoder AND head (only the
+# classifier is dropped). The BNNeck of the other methods:
+# neck=dict(_delete_=True, type='BNNeck').
 model = dict(
     data_preprocessor=dict(
         type='ReIDDataPreprocessor',
@@ -19,4 +24,4 @@ model = dict(
             init_cfg=dict(
                 type='Pretrained', checkpoint='torchvision://resnet50')),
         pooling=dict(type='mmpretrain.GlobalAveragePooling'),
-        neck=dict(type='BNNeck')))
+        neck=dict(type='FCBNNeck')))

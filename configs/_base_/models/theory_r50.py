@@ -1,11 +1,19 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # The adaptation stage of "Theory" (Song et al., Pattern Recognition 2020),
-# the baseline of GDS (docs/algorithms/gds.md): the stage-1 network (same
-# encoder as supervised_r50.py, loaded with `load_from`, its classifier
-# dropped) fine-tuned on the clustered target images with batch-hard triplet
-# losses (margin 0.5) on the pooled feature AND on the embedding. GDS / GDS-H
-# add `loss_gds` (see configs/gds/gds*_*.py). Inference (test, clustering and
-# the source reference bank) uses the pooled feature, Theory's pool5.
+# the baseline of GDS (docs/algorithms/gds.md, configs/gds/README.md), as
+# Theory's code (lsongx/DomainAdaptiveReID, selftraining.py) builds it: the
+# stage-1 network (same encoder and FC-BN-ReLU embedding head as
+# supervised_r50.py, loaded with `load_from`, its classifier dropped)
+# fine-tuned on the clustered target images with two triplet losses
+# (margin 0.5), on pool5 AND on the embedding, in Theory's "semi" mining
+# (reid/loss/triplet.py, use_semi=True): every anchor with every LATER
+# positive of its P x K block against the anchor's hardest negative, the
+# mean over the P*K*(K-1)/2 terms; K is read from the batch (the sampler's
+# num_instances). Batch-hard instead: loss_triplet.mining='batch_hard'.
+# GDS / GDS-H add `loss_gds` (see configs/gds/gds*_*.py). Inference (test,
+# clustering and the source reference bank) uses the pooled feature,
+# Theory's pool5; the test ranks the raw pool5 by the squared Euclidean
+# distance as Theory's evaluator (test_cfg.normalize=True: L2-normalised).
 #
 # Only the model: the pseudo-labelling of a UDA pair needs the source domain's
 # features, so the pair's dataset base (_base_/datasets/*2*_gds.py) brings
@@ -15,11 +23,11 @@ _base_ = ['./reid_r50_avgpool.py']
 
 model = dict(
     type='Theory',
-    loss_triplet=dict(type='TripletLoss', margin=0.5),
+    loss_triplet=dict(type='TripletLoss', margin=0.5, mining='semi'),
     triplet_feats=('pooled', 'embedding'),
     loss_gds=None,
     gds_feat='pooled',
     eval_feat='pooled',
     label_source='pseudo',
     cluster_feat_source='student',
-    test_cfg=dict(feat_source='student'))
+    test_cfg=dict(feat_source='student', normalize=False))

@@ -8,6 +8,14 @@
 # clustering, as the mean of the smallest rho=1.6e-3 fraction of all pairwise
 # distances, kept afterwards and saved in the checkpoint. The source features
 # come from `reference_dataloader` (set by the UDA pair's dataset base).
+# The source term is Theory's (reid/rerank.py): on the RAW pool5 of the
+# target and source images, min over the source of 1 - exp(-d^2) in float16,
+# divided by its maximum (source_feature='raw_fp16'; the hook extracts the
+# raw features for it and logs the term's spread, source_term_*). On raw
+# ResNet-50 pool5 it is expected to saturate to the constant 0.2; the
+# L2-normalised variant, which varies per sample:
+# labeler.distance.source_feature='normalized'. The Jaccard term is computed
+# on the L2-normalised features (docs/algorithms/gds.md).
 _base_ = ['./dbscan_jaccard.py']
 
 default_hooks = dict(
@@ -19,7 +27,8 @@ default_hooks = dict(
                 type='SourceAwareJaccardDistance',
                 k1=20,
                 k2=6,
-                lambda_source=0.1),
+                lambda_source=0.1,
+                source_feature='raw_fp16'),
             clusterer=dict(
                 _delete_=True,
                 type='RhoDBSCANClusterer',

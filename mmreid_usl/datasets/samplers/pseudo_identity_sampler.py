@@ -1,6 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """P x K sampling over the current pseudo-labels, distributed-safe."""
 import math
+import numbers
 import warnings
 from typing import Iterator, List, Optional, Sequence, Union
 
@@ -12,6 +13,9 @@ from torch.utils.data import Sampler
 from mmreid_usl.registry import DATA_SAMPLERS
 
 CAMERA_MODES = ('prefer_other', 'more_camera', 'ignore')
+#: Named epoch lengths of :class:`PseudoIdentitySampler`
+#: (``samples_per_epoch``); an int is a fixed length.
+EPOCH_LENGTHS = ('dataset', 'clusters')
 
 
 @DATA_SAMPLERS.register_module()
@@ -47,23 +51,54 @@ class PseudoIdentitySampler(Sampler):
     from the same labels; block ``j`` goes to rank ``j % world_size`` (whole
     identities per rank, fast-reid's idea), so every GPU sees K instances of
     each of its identities. Blocks are generated until every rank has
-    ``samples_per_epoch`` indices, then each rank's list is truncated, so
-    ``len(sampler)`` never changes and ``len(dataloader)`` (hence
-    ``EpochBasedTrainLoop._max_iters``) is fixed before any label exists.
+    ``samples_per_epoch`` indices, then each rank's list is truncated.
+
+    **Epoch length** (``samples_per_epoch``, indices per rank):
+
+    - an int: fixed, so ``len(sampler)`` never changes and
+      ``len(dataloader)`` (hence ``EpochBasedTrainLoop.max_iters``) is
+      known before any label exists;
+    - ``None`` or ``'dataset'``: one pass over the whole dataset, outliers
+      included, ``ceil(len(dataset) / world_size)`` rounded down to a
+      multiple of K (at least K); fixed as well;
+    - ``'clusters'``: the epoch of Theory's ``RandomIdentitySampler``
+      (lsongx/DomainAdaptiveReID, ``reid/utils/data/sampler.py``: its
+      length is ``#ids x K``): **every cluster once, K images each,
+      outliers excluded**, i.e. ``floor(C / world_size) * K`` indices per
+      rank for ``C`` clusters, recomputed at every :meth:`set_labels` (0
+      before the first). Every rank holds the same labels, so every rank
+      has the same length and, with the same ``batch_size``, the same
+      number of iterations. With ``drop_last=True`` (Theory's DataLoader)
+      and ``batch_size`` a multiple of K, an epoch is ``floor(C * K / (
+      world_size * batch_size))`` iterations, exactly Theory's
+      ``floor(C * K / batch_size)`` when ``world_size * batch_size`` is its
+      batch; no cluster is drawn twice in an epoch (blocks of K images:
+      ``'ignore'`` and ``'more_camera'``; ``'prefer_other'`` singleton
+      blocks are shorter, so more blocks fill the length). ``len(dataloader)``
+      then changes after every re-clustering: MMEngine's
+      ``EpochBasedTrainLoop`` iterates the dataloader afresh every epoch
+      (the ``PseudoLabelHook`` sets the labels in ``before_train_epoch``,
+      before that), by-epoch parameter schedulers are unaffected, and the
+      hook re-estimates ``max_iters`` (ETA, the last-iteration checks)
+      from the new length; a by-epoch scheduler converted to iterations
+      (``convert_to_iter_based=True``) would use the length at build time
+      (0) and must not be used with it.
 
     Use ``batch_size`` = P x K with ``batch_size % num_instances == 0`` and
-    ``samples_per_epoch % batch_size == 0`` so that batches hold whole
-    identities (``samples_per_epoch`` must itself be a multiple of K).
+    (for a fixed length) ``samples_per_epoch % batch_size == 0`` so that
+    batches hold whole identities (a fixed ``samples_per_epoch`` must itself
+    be a multiple of K).
 
     Args:
         dataset (Sized): The training dataset. For the camera-aware modes it
             must provide ``get_camids()`` (as :class:`BaseReIDDataset` does)
             or ``get_data_info(i)['camid']``.
         num_instances (int): K, instances per identity. Defaults to 4.
-        samples_per_epoch (int, optional): Indices this rank yields per
-            epoch (typically ``iters_per_epoch * batch_size``). A multiple of
-            ``num_instances``. None means ``ceil(len(dataset) / world_size)``
-            rounded down to a multiple of K (at least K). Defaults to None.
+        samples_per_epoch (int | str, optional): Indices this rank yields
+            per epoch: an int (typically ``iters_per_epoch * batch_size``, a
+            multiple of ``num_instances``), ``None`` / ``'dataset'`` (one
+            pass over the dataset) or ``'clusters'`` (every cluster once,
+            Theory's epoch); see above. Defaults to None.
         camera_mode (str): ``'prefer_other'``, ``'more_camera'`` or
             ``'ignore'``. Defaults to ``'prefer_other'``.
         seed (int, optional): Base seed; None draws one and synchronises it
@@ -78,7 +113,7 @@ class PseudoIdentitySampler(Sampler):
     def __init__(self,
                  dataset,
                  num_instances: int = 4,
-                 samples_per_epoch: Optional[int] = None,
+                 samples_per_epoch: Optional[Union[int, str]] = None,
                  camera_mode: str = 'prefer_other',
                  seed: Optional[int] = None,
                  label_source: str = 'pseudo') -> None:
@@ -98,15 +133,32 @@ class PseudoIdentitySampler(Sampler):
         self.epoch = 0
         self.dataset_len = len(dataset)
         if samples_per_epoch is None:
+            samples_per_epoch = 'dataset'
+        if isinstance(samples_per_epoch, str):
+            if samples_per_epoch not in EPOCH_LENGTHS:
+                raise ValueError(
+                    f'samples_per_epoch must be an int, None or one of '
+                    f'{EPOCH_LENGTHS}, got {samples_per_epoch!r}.')
+            #: ``'dataset'``, ``'clusters'`` or ``'fixed'`` (an int).
+            self.epoch_length = samples_per_epoch
+        elif (not isinstance(samples_per_epoch, numbers.Integral)
+              or isinstance(samples_per_epoch, bool)
+              or samples_per_epoch <= 0
+              or samples_per_epoch % num_instances != 0):
+            raise ValueError(
+                f'samples_per_epoch ({samples_per_epoch!r}) must be a '
+                f'positive multiple of num_instances ({num_instances}) so '
+                'that batches hold whole identities, None, or one of '
+                f'{EPOCH_LENGTHS}.')
+        else:
+            self.epoch_length = 'fixed'
+        if self.epoch_length == 'dataset':
             per_rank = math.ceil(self.dataset_len / world_size)
             samples_per_epoch = max(per_rank // num_instances,
                                     1) * num_instances
-        elif (samples_per_epoch <= 0
-              or samples_per_epoch % num_instances != 0):
-            raise ValueError(
-                f'samples_per_epoch ({samples_per_epoch}) must be a positive '
-                f'multiple of num_instances ({num_instances}) so that '
-                'batches hold whole identities.')
+        elif self.epoch_length == 'clusters':
+            samples_per_epoch = 0  # set by set_labels
+        #: Indices this rank yields in the current epoch (``len(self)``).
         self.samples_per_epoch = int(samples_per_epoch)
         self.camids: Optional[np.ndarray] = None
         if camera_mode != 'ignore':
@@ -168,12 +220,20 @@ class PseudoIdentitySampler(Sampler):
                 'loosen the clusterer (e.g. a larger DBSCAN eps).')
             self._members = []
             self.labels = labels
+            self._update_length()
             return
         # Group the sample indices by cluster (ascending index in a cluster).
         order = valid[np.argsort(labels[valid], kind='stable')]
         _, starts = np.unique(labels[order], return_index=True)
         self._members = np.split(order, starts[1:])
         self.labels = labels
+        self._update_length()
+
+    def _update_length(self) -> None:
+        """``'clusters'``: ``floor(C / world_size) * K`` for C clusters."""
+        if self.epoch_length == 'clusters':
+            self.samples_per_epoch = (self.num_clusters //
+                                      self.world_size) * self.num_instances
 
     @property
     def num_clusters(self) -> int:
@@ -240,5 +300,6 @@ class PseudoIdentitySampler(Sampler):
         return iter(self._indices_of_rank())
 
     def __len__(self) -> int:
-        """int: Indices this rank yields per epoch (constant)."""
+        """int: Indices this rank yields per epoch (constant unless
+        ``samples_per_epoch='clusters'``, which follows the labels)."""
         return self.samples_per_epoch

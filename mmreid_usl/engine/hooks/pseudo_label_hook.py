@@ -5,9 +5,11 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
 from mmreid_usl.clustering import camera_stats, cluster_stats
@@ -33,14 +35,21 @@ class PseudoLabelHook(Hook):
        test pipeline), with a progress bar, and the shards are all-gathered
        into ``(N, D)`` banks in dataset order; likewise the reference bank of
        an optional ``reference_dataloader`` (e.g. the labelled source domain
-       of domain adaptation);
+       of domain adaptation). When the labeler's distance reads raw features
+       (``labeler.needs_raw_features``, e.g. Theory's source term) the
+       clustered and reference banks are extracted unnormalised, handed over
+       as such too, and normalised for everything else;
     2. rank 0 alone runs the :class:`PseudoLabeler` (distance -> clusterer,
        or the true ids when ``model.label_source == 'gt'``) and broadcasts
        the labels and centroids, so every rank holds an identical
        :class:`PseudoLabelResult`;
     3. ``model.set_pseudo_labels(result)`` resets the memories and
        ``sampler.set_labels(labels)`` the P x K sampler (the dataset is
-       never mutated);
+       never mutated). If the sampler's length follows the labels
+       (``PseudoIdentitySampler(samples_per_epoch='clusters')``) the epoch-
+       based loop's ``max_iters`` is re-estimated as the iterations done so
+       far plus the remaining epochs at the new ``len(train_dataloader)``
+       (ETA, last-iteration checks; exact in the last epoch);
     4. the cluster counts, timings, the fraction of clusters that never
        cross a camera and, when the dataset has true ids, NMI/ARI, pair
        precision / recall and the cross-camera pair recall against them are
@@ -121,6 +130,22 @@ class PseudoLabelHook(Hook):
             sampler.set_labels(result.labels.cpu())
         elif getattr(sampler, 'labels', None) is None:
             sampler.set_labels(model.pseudo_labels.cpu())
+        self._update_max_iters(runner)
+
+    @staticmethod
+    def _update_max_iters(runner) -> None:
+        """Re-estimate an epoch-based loop's ``max_iters`` from the current
+        ``len(train_dataloader)`` (a sampler whose length follows the
+        labels); a no-op when the length did not change."""
+        loop = runner.train_loop
+        if not isinstance(loop, EpochBasedTrainLoop) or not hasattr(
+                loop, '_max_iters'):
+            return
+        estimate = loop.iter + (loop.max_epochs - loop.epoch) * len(
+            runner.train_dataloader)
+        if estimate != loop.max_iters:
+            loop._max_iters = estimate
+            runner.message_hub.update_info('max_iters', estimate)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Save the labeler's state (if any)."""
@@ -137,13 +162,13 @@ class PseudoLabelHook(Hook):
     # ------------------------------------------------------------------
     @torch.no_grad()
     def _extract(self, runner, dataloader: DataLoader,
-                 source: str) -> torch.Tensor:
+                 source: str, normalize: bool = True) -> torch.Tensor:
         """All-gathered ``(N, D)`` features of ``dataloader`` in dataset
-        order (identical on every rank)."""
+        order (identical on every rank); raw with ``normalize=False``."""
         num_samples = len(dataloader.dataset)
         # rank 0 shows the progress of its own shard
         feats, indices = extract_features(
-            runner.model, dataloader, source=source)
+            runner.model, dataloader, source=source, normalize=normalize)
         feats = all_gather_cat(feats)
         indices = all_gather_cat(indices)
         if indices.numel() != num_samples or not torch.equal(
@@ -166,6 +191,9 @@ class PseudoLabelHook(Hook):
             for source in model.pseudo_label_banks
         }
 
+    def _needs_raw(self) -> bool:
+        return bool(getattr(self.labeler, 'needs_raw_features', False))
+
     def label(self, runner) -> PseudoLabelResult:
         """Extract, label on rank 0, broadcast; returns the result."""
         model = get_ori_model(runner.model)
@@ -177,11 +205,30 @@ class PseudoLabelHook(Hook):
                 f'train_dataloader has {len(train_set)}; both must be the '
                 'same training split.')
         start = time.perf_counter()
-        banks = self.extract_banks(runner)
+        raw = {}
+        if self._needs_raw():
+            # the clustered bank once, unnormalised; normalised from it
+            # (row-wise, the same values as a normalised extraction)
+            raw['raw_features'] = self._extract(
+                runner, self._dataloader, model.cluster_feat_source,
+                normalize=False)
+            banks = {model.cluster_feat_source: F.normalize(
+                raw['raw_features'], dim=1)}
+            banks.update({
+                source: self._extract(runner, self._dataloader, source)
+                for source in model.pseudo_label_banks if source not in banks
+            })
+            banks = {s: banks[s] for s in model.pseudo_label_banks}
+        else:
+            banks = self.extract_banks(runner)
         reference = None
         if self._reference_dataloader is not None:
             reference = self._extract(runner, self._reference_dataloader,
-                                      model.cluster_feat_source)
+                                      model.cluster_feat_source,
+                                      normalize=not raw)
+            if raw:
+                raw['raw_reference_features'] = reference
+                reference = F.normalize(reference, dim=1)
         extract_s = time.perf_counter() - start
         camids = torch.as_tensor(
             np.asarray(dataset.get_camids()), dtype=torch.long)
@@ -200,11 +247,14 @@ class PseudoLabelHook(Hook):
                 epoch=runner.epoch,
                 reference_features=reference,
                 true_ids=true_ids,
-                label_source=model.label_source)
+                label_source=model.label_source,
+                **raw)
             payload = [(result.labels.cpu(), result.centroids.cpu(),
-                        dict(self.labeler.last_timing), result.label_source)]
+                        dict(self.labeler.last_timing), result.label_source,
+                        dict(getattr(self.labeler, 'last_stats', None)
+                             or {}))]
         dist.broadcast_object_list(payload, src=0)
-        labels, centroids, timing, label_source = payload[0]
+        labels, centroids, timing, label_source, extra = payload[0]
         device = banks[model.cluster_feat_source].device
         valid = labels >= 0
         result = PseudoLabelResult(
@@ -218,7 +268,7 @@ class PseudoLabelHook(Hook):
             epoch=runner.epoch,
             label_source=label_source,
             reference_features=reference)
-        self._log(runner, result, true_ids, extract_s, timing)
+        self._log(runner, result, true_ids, extract_s, timing, extra)
         return result
 
     def _true_ids(self, dataset) -> Optional[np.ndarray]:
@@ -227,8 +277,11 @@ class PseudoLabelHook(Hook):
 
     def _log(self, runner, result: PseudoLabelResult,
              true_ids: Optional[np.ndarray], extract_s: float,
-             timing: Dict[str, float]) -> None:
-        """Log label statistics to the logger, message hub and visualizer."""
+             timing: Dict[str, float],
+             extra: Optional[Dict[str, float]] = None) -> None:
+        """Log label statistics to the logger, message hub and visualizer
+        (``extra``: the labeler's distance diagnostics, e.g. the spread of
+        Theory's source term)."""
         n = result.num_samples
         stats: Dict[str, float] = dict(
             num_clusters=result.num_clusters,
@@ -251,6 +304,7 @@ class PseudoLabelHook(Hook):
                 and result.camids is not None:
             # needs no true ids: clusters that never cross a camera
             stats.update(camera_stats(result.labels, result.camids))
+        stats.update(extra or {})
         msg = ', '.join(f'{k}: {v:.4f}' if isinstance(v, float) else
                         f'{k}: {v}' for k, v in stats.items())
         what = {

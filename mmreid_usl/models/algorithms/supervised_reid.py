@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Supervised ReID: ID loss + batch-hard triplet (+ GDS)."""
+"""Supervised ReID: ID loss + triplet (+ GDS)."""
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -11,7 +11,8 @@ from ..utils.batch_shuffle import grouped_forward
 from .base import BaseUSLReID, num_bn_groups
 
 #: The two features of one encoder forward: the global pooling output
-#: (``pool5``) and the neck output (the BNNeck feature, "embedding").
+#: (``pool5``) and the neck output ("embedding": the BNNeck feature, or
+#: Theory's FC-BN-ReLU of :class:`FCBNNeck`).
 FEAT_LEVELS = ('pooled', 'embedding')
 
 
@@ -28,7 +29,7 @@ def _check_level(name: str, level: str) -> str:
 
 @MODELS.register_module()
 class SupervisedReID(BaseUSLReID):
-    r"""ReID training with an identity classifier and batch-hard triplets.
+    r"""ReID training with an identity classifier and triplet losses.
 
     The strong supervised baseline that "Theory" (Song et al.,
     "Unsupervised domain adaptive re-identification: Theory and practice",
@@ -46,17 +47,23 @@ class SupervisedReID(BaseUSLReID):
           \;[+\; \mathcal{L}_{GDS} + \lambda_h \mathcal{L}_H]
 
     with :math:`\mathrm{CE}_\epsilon` the cross-entropy with label smoothing
-    :math:`\epsilon = 0.1` (Szegedy et al., CVPR 2016) over a bias-free
-    linear classifier of ``num_classes`` outputs on the ``id_feat``
-    feature, :math:`\mathcal{L}_{tri}` the batch-hard triplet loss
-    (:class:`TripletLoss`) on each feature of ``triplet_feats``, and the
-    optional :class:`GDSLoss` on ``gds_feat`` (GDS on supervised ReID,
-    GDS supplement Table 4).
+    :math:`\epsilon = 0.1` (Szegedy et al., CVPR 2016) over a linear
+    classifier of ``num_classes`` outputs (bias-free by default; with a
+    bias, ``classifier_bias=True``, as Theory's) on the ``id_feat`` feature,
+    after an optional dropout (``id_dropout``; Theory's stage 1: 0.1),
+    :math:`\mathcal{L}_{tri}` the :class:`TripletLoss` (batch-hard by
+    default) on each feature of ``triplet_feats``, and the optional
+    :class:`GDSLoss` on ``gds_feat`` (GDS on supervised ReID, GDS
+    supplement Table 4).
 
     One encoder forward gives two features: ``'pooled'`` (the global pooling
-    output, Theory's ``pool5``) and ``'embedding'`` (the neck output, the
-    BNNeck feature). Inference (test, the features clustered by the
-    ``PseudoLabelHook`` and its reference bank) uses ``eval_feat``.
+    output, Theory's ``pool5``) and ``'embedding'`` (the neck output: the
+    BNNeck feature, or Theory's ``ReLU(BN(FC(pool5)))`` with
+    :class:`FCBNNeck`). Inference (test, the features clustered by the
+    ``PseudoLabelHook`` and its reference bank) uses ``eval_feat``; the test
+    features are L2-normalised unless ``test_cfg.normalize=False`` (Theory's
+    evaluation: the raw feature, ranked by the squared Euclidean distance of
+    ``ReIDMetric``).
 
     The labels: with ``label_source='gt'`` (default) and no labelling hook
     they are the samples' train-split ids (``gt_label``); the sampler draws
@@ -79,8 +86,15 @@ class SupervisedReID(BaseUSLReID):
             ``label_smoothing=0.1``). None: no classifier.
         id_feat (str): Feature the classifier reads. Defaults to
             ``'embedding'``.
+        id_dropout (float): Dropout probability on the classifier's input
+            (training only). Defaults to 0 (none); Theory's stage 1 uses
+            0.1.
+        classifier_bias (bool): Give the classifier a bias (initialised to
+            0; the weight is N(0, 0.001²) either way). Defaults to False;
+            Theory's classifier has one.
         loss_triplet (dict, optional): The :class:`TripletLoss`. Defaults to
-            margin 0.3 on the Euclidean distance. None: no triplet loss.
+            batch-hard, margin 0.3 on the Euclidean distance. None: no
+            triplet loss.
         triplet_feats (Sequence[str]): Features with a triplet loss (one
             ``loss_triplet_<feat>`` each). Defaults to ``('pooled', )``.
         loss_gds (dict, optional): A :class:`GDSLoss`; None (default) turns
@@ -90,7 +104,8 @@ class SupervisedReID(BaseUSLReID):
         label_source (str): ``'gt'`` (default) or ``'pseudo'``.
         **kwargs: ``cluster_feat_source``, ``bn_group_size``,
             ``data_preprocessor``, ``test_cfg``, ``init_cfg`` of
-            :class:`BaseUSLReID`.
+            :class:`BaseUSLReID`. ``test_cfg`` also takes ``normalize``
+            (bool, default True): L2-normalise the test features.
     """
 
     def __init__(self,
@@ -101,6 +116,8 @@ class SupervisedReID(BaseUSLReID):
                      label_smooth_val=0.1,
                      mode='original'),
                  id_feat: str = 'embedding',
+                 id_dropout: float = 0.0,
+                 classifier_bias: bool = False,
                  loss_triplet: Optional[dict] = dict(
                      type='TripletLoss', margin=0.3),
                  triplet_feats: Sequence[str] = ('pooled', ),
@@ -130,6 +147,9 @@ class SupervisedReID(BaseUSLReID):
             raise ValueError(f'{type(self).__name__} needs at least one of '
                              'loss_id, loss_triplet, loss_gds.')
         self.num_classes = num_classes
+        if not 0.0 <= id_dropout < 1.0:
+            raise ValueError(f'id_dropout must be in [0, 1), got {id_dropout}')
+        self.id_dropout = nn.Dropout(id_dropout) if id_dropout > 0 else None
         self.classifier: Optional[nn.Linear] = None
         if self.loss_id is not None:
             if label_source != 'gt':
@@ -146,9 +166,14 @@ class SupervisedReID(BaseUSLReID):
                     f'set, got {num_classes!r}. It cannot be read from the '
                     'dataset at build time: set model.num_classes to the '
                     "train split's number of ids (dataset.num_pids).")
+            in_dim = self.encoder.feat_dim if self.id_feat == 'embedding' \
+                else getattr(self.encoder, 'pooled_dim',
+                             self.encoder.feat_dim)
             self.classifier = nn.Linear(
-                self.encoder.feat_dim, num_classes, bias=False)
+                in_dim, num_classes, bias=classifier_bias)
             nn.init.normal_(self.classifier.weight, std=0.001)
+            if classifier_bias:
+                nn.init.zeros_(self.classifier.bias)
 
     # ------------------------------------------------------------------
     def _pooled(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -186,6 +211,28 @@ class SupervisedReID(BaseUSLReID):
             return self.encoder(inputs)
         return self._pooled(inputs)
 
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor,
+                data_samples: Optional[List[ReIDDataSample]] = None
+                ) -> List[ReIDDataSample]:
+        """Attach the test features (``test_cfg.feat_source``).
+
+        L2-normalised (the project's evaluation) unless
+        ``test_cfg.normalize`` is False: then the raw ``eval_feat`` in
+        float32, so that ``ReIDMetric`` ranks by the squared Euclidean
+        distance of the unnormalised features, Theory's evaluation
+        (``reid/evaluators.py``: raw ``pool5``, ``||q||² + ||g||² - 2q·g``).
+        """
+        if self.test_cfg.get('normalize', True):
+            return super().predict(inputs, data_samples)
+        feats = self.extract_feat(inputs,
+                                  self.test_cfg['feat_source']).float()
+        if data_samples is None:
+            data_samples = [ReIDDataSample() for _ in range(len(feats))]
+        for sample, feat in zip(data_samples, feats):
+            sample.set_pred_feature(feat)
+        return data_samples
+
     # ------------------------------------------------------------------
     def _check_targets(self, targets: torch.Tensor) -> None:
         if self.classifier is None or targets.numel() == 0:
@@ -213,7 +260,10 @@ class SupervisedReID(BaseUSLReID):
         feats = dict(pooled=pooled, embedding=embedding)
         losses: Dict[str, torch.Tensor] = {}
         if self.classifier is not None:
-            logits = self.classifier(feats[self.id_feat])
+            id_in = feats[self.id_feat]
+            if self.id_dropout is not None:
+                id_in = self.id_dropout(id_in)
+            logits = self.classifier(id_in)
             losses['loss_id'] = self.loss_id(logits, targets)
             losses['acc_id'] = (logits.detach().argmax(1) == targets).float(
             ).mean() * 100

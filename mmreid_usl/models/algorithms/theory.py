@@ -10,7 +10,7 @@ from .supervised_reid import SupervisedReID
 
 @MODELS.register_module()
 class Theory(SupervisedReID):
-    r"""Fine-tuning on clustered target images with batch-hard triplets.
+    r"""Fine-tuning on clustered target images with Theory's triplets.
 
     Song et al., "Unsupervised domain adaptive re-identification: Theory and
     practice", Pattern Recognition 2020 (https://arxiv.org/abs/1807.11334;
@@ -32,17 +32,24 @@ class Theory(SupervisedReID):
             + \mathcal{L}_{tri}(f^{emb}, \hat y)
             \;[+\; \mathcal{L}_{GDS} + \lambda_h\mathcal{L}_H],
 
-    batch-hard triplet losses with margin 0.5 on the pooled feature and on
-    the embedding. Features of inference (test, clustering, the source
-    reference bank) are the pooled ones (``eval_feat='pooled'``, Theory's
-    ``pool5``).
+    triplet losses with margin 0.5 on the pooled feature and on the
+    embedding, in Theory's ``use_semi=True`` mining
+    (``TripletLoss(mining='semi')``: every anchor with every LATER positive
+    of its P x K block, against the anchor's hardest negative; the mean over
+    the P·K(K-1)/2 terms) — not batch-hard, which is Theory's stage-1 loss.
+    The embedding is the encoder's neck (Theory's ``ReLU(BN(FC(pool5)))``
+    is :class:`FCBNNeck`, set by ``configs/_base_/models/theory_r50.py``).
+    Features of inference (test, clustering, the source reference bank) are
+    the pooled ones (``eval_feat='pooled'``, Theory's ``pool5``).
 
     This is :class:`SupervisedReID` with ``label_source='pseudo'``, no
     identity loss and these defaults.
 
     Args:
         encoder (dict | nn.Module): The :class:`ReIDEncoder`.
-        loss_triplet (dict): Defaults to ``TripletLoss(margin=0.5)``.
+        loss_triplet (dict): Defaults to
+            ``TripletLoss(margin=0.5, mining='semi')`` (K read from the
+            batch's label runs; see :class:`TripletLoss`).
         triplet_feats (Sequence[str]): Defaults to
             ``('pooled', 'embedding')``.
         loss_gds (dict, optional): :class:`GDSLoss` (GDS / GDS-H); None is
@@ -57,7 +64,7 @@ class Theory(SupervisedReID):
     def __init__(self,
                  encoder: Union[dict, nn.Module],
                  loss_triplet: Optional[dict] = dict(
-                     type='TripletLoss', margin=0.5),
+                     type='TripletLoss', margin=0.5, mining='semi'),
                  triplet_feats: Sequence[str] = ('pooled', 'embedding'),
                  loss_gds: Optional[dict] = None,
                  gds_feat: str = 'pooled',

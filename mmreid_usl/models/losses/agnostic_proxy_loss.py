@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from ..utils.precision import at_least_fp32
 
 
 @MODELS.register_module()
@@ -27,7 +28,7 @@ class AgnosticProxyLoss(nn.Module):
     the un-renormalised mean momentum feature of cluster ``a``, exactly as in
     the official code (so the effective logit scale is large).
     ``label_smoothing=0`` gives the paper's plain softmax log loss. The
-    maths runs in fp32.
+    maths runs in fp32 (fp64 for a float64 model, :func:`at_least_fp32`).
 
     Args:
         temperature (float): :math:`\tau_a`. Defaults to 0.5.
@@ -61,11 +62,12 @@ class AgnosticProxyLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
-        feats = feats.float()
+        feats = at_least_fp32(feats)
         if self.normalize_features:
             feats = F.normalize(feats, dim=1)
         with torch.autocast(device_type=feats.device.type, enabled=False):
-            logits = feats @ centroids.detach().float().t() / self.temperature
+            logits = feats @ centroids.detach().to(
+                feats.dtype).t() / self.temperature
             loss = F.cross_entropy(
                 logits, targets, label_smoothing=self.label_smoothing)
         return self.loss_weight * loss

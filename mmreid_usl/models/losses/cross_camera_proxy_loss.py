@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from ..utils.precision import at_least_fp32
 
 
 @MODELS.register_module()
@@ -60,7 +61,20 @@ class CrossCameraProxyLoss(nn.Module):
             \log\frac{e^{s_{ij}}}{e^{s_{ij}} + \sum_{k\in\mathcal{N}_i}
             e^{s_{ik}}}, \qquad \mathcal{L} = w\,\mathrm{mean}_i\,\ell_i .
 
-    The proxies are frozen (no gradient). Maths in fp32.
+    Banks with few proxies. The official code picks the negatives as the
+    top ``num_negatives`` of ALL the similarities after masking the
+    positives to a constant (-10000) below every similarity; when fewer than
+    ``num_negatives`` proxies of other clusters exist (a bank of fewer than
+    ``num_negatives + |P_i|`` proxies: small datasets, never Market-size
+    runs) the selection reaches into the masked positives, which then enter
+    the softmax denominator a second time.
+    ``pad_negatives_with_positives=True`` reproduces that (the positives
+    taken are those a stable ascending sort puts last: the highest proxy
+    indices; with a bank of at most ``num_negatives`` proxies, every
+    positive); False (default) only takes proxies of other clusters.
+
+    The proxies are frozen (no gradient). Maths in fp32 (fp64 for a
+    float64 model, :func:`at_least_fp32`).
 
     Args:
         temperature (float): :math:`\tau_c`. Defaults to 0.07.
@@ -71,6 +85,10 @@ class CrossCameraProxyLoss(nn.Module):
         proxy_norm (str): ``'official'`` (normalise each feature dimension
             of the bank across all proxies, as the official code) or
             ``'cosine'`` (normalise each proxy). Defaults to ``'official'``.
+        pad_negatives_with_positives (bool): On banks with fewer than
+            ``num_negatives`` proxies of other clusters, fill the negatives
+            with positives as the official code does (see above). Defaults
+            to False.
     """
 
     def __init__(self,
@@ -78,7 +96,8 @@ class CrossCameraProxyLoss(nn.Module):
                  num_negatives: int = 50,
                  variant: str = 'code',
                  loss_weight: float = 0.5,
-                 proxy_norm: str = 'official') -> None:
+                 proxy_norm: str = 'official',
+                 pad_negatives_with_positives: bool = False) -> None:
         super().__init__()
         if variant not in ('code', 'paper'):
             raise ValueError(f"variant must be 'code' or 'paper', got "
@@ -87,6 +106,7 @@ class CrossCameraProxyLoss(nn.Module):
             raise ValueError("proxy_norm must be 'official' or 'cosine', "
                              f'got {proxy_norm!r}')
         self.proxy_norm = proxy_norm
+        self.pad_negatives_with_positives = pad_negatives_with_positives
         self.temperature = temperature
         self.num_negatives = num_negatives
         self.variant = variant
@@ -126,8 +146,8 @@ class CrossCameraProxyLoss(nn.Module):
             Tensor: Scalar loss.
         """
         with torch.autocast(device_type=feats.device.type, enabled=False):
-            feats = F.normalize(feats.float(), dim=1)
-            proxies = proxies.detach().float()
+            feats = F.normalize(at_least_fp32(feats), dim=1)
+            proxies = proxies.detach().to(feats.dtype)
             if proxies.dim() != 2 or proxies.shape[1] != feats.shape[1]:
                 raise ValueError(
                     f'proxies must be (M, {feats.shape[1]}), got '
@@ -149,14 +169,38 @@ class CrossCameraProxyLoss(nn.Module):
             # Hard negatives: the most similar proxies of other clusters,
             # chosen on the detached similarity.
             num_neg = min(self.num_negatives, sims.shape[1])
-            neg_scores = sims.detach().masked_fill(pos, float('-inf'))
-            top_val, top_idx = neg_scores.topk(num_neg, dim=1)
-            neg = torch.zeros_like(pos).scatter_(1, top_idx,
-                                                 torch.isfinite(top_val))
+            if self.pad_negatives_with_positives:
+                # the official ranking: positives at a floor below every
+                # similarity, ordered by index as a stable sort leaves them,
+                # so a short bank yields positives as "negatives" too
+                num_proxies = sims.shape[1]
+                order = torch.arange(
+                    num_proxies, device=sims.device, dtype=sims.dtype)
+                floor = sims.detach().min() - num_proxies - 1.
+                neg_scores = torch.where(pos, floor + order, sims.detach())
+                _, top_idx = neg_scores.topk(num_neg, dim=1)
+                neg = torch.zeros_like(pos).scatter_(
+                    1, top_idx, torch.ones_like(top_idx, dtype=torch.bool))
+            else:
+                neg_scores = sims.detach().masked_fill(pos, float('-inf'))
+                top_val, top_idx = neg_scores.topk(num_neg, dim=1)
+                neg = torch.zeros_like(pos).scatter_(1, top_idx,
+                                                     torch.isfinite(top_val))
 
             num_pos = pos_used.sum(1)
             valid = num_pos > 0
-            if self.variant == 'code':
+            if self.variant == 'code' and self.pad_negatives_with_positives:
+                # denominator: the positives, then the negatives (a positive
+                # taken as a negative counts twice, as in the official code)
+                lse = torch.logsumexp(
+                    torch.cat([
+                        sims.masked_fill(~pos_used, float('-inf')),
+                        sims.masked_fill(~neg, float('-inf'))
+                    ], dim=1),
+                    dim=1,
+                    keepdim=True)
+                log_prob = (sims - lse).masked_fill(~pos_used, 0.)
+            elif self.variant == 'code':
                 logits = sims.masked_fill(~(pos_used | neg), float('-inf'))
                 log_prob = F.log_softmax(logits, dim=1)
                 log_prob = log_prob.masked_fill(~pos_used, 0.)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from ..utils.precision import at_least_fp32
 
 
 @MODELS.register_module()
@@ -68,8 +69,9 @@ class HardInstanceContrastiveLoss(nn.Module):
             Tensor: Scalar loss.
         """
         with torch.autocast(device_type=query.device.type, enabled=False):
-            q = F.normalize(query.float(), dim=1)
-            k = F.normalize(keys.detach().float(), dim=1)
+            # fp32 (fp64 for a float64 model)
+            q = F.normalize(at_least_fp32(query), dim=1)
+            k = F.normalize(keys.detach().to(q.dtype), dim=1)
             sim = q @ k.t()  # (B, B')
             if key_targets is None:
                 key_targets = targets

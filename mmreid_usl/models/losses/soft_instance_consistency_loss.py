@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from ..utils.precision import at_least_fp32
 
 
 @MODELS.register_module()
@@ -72,11 +73,12 @@ class SoftInstanceConsistencyLoss(nn.Module):
             Tensor: Scalar loss.
         """
         with torch.autocast(device_type=query.device.type, enabled=False):
-            q = F.normalize(query.float(), dim=1)
-            k = F.normalize(keys.detach().float(), dim=1)
-            w = F.normalize(weak.detach().float(), dim=1)
+            # fp32 (fp64 for a float64 model)
+            q = F.normalize(at_least_fp32(query), dim=1)
+            k = F.normalize(keys.detach().to(q.dtype), dim=1)
+            w = F.normalize(weak.detach().to(q.dtype), dim=1)
             wk = w if weak_keys is None else F.normalize(
-                weak_keys.detach().float(), dim=1)
+                weak_keys.detach().to(q.dtype), dim=1)
             log_p = F.log_softmax(q @ k.t() / self.temperature, dim=1)
             log_q = F.log_softmax(w @ wk.t() / self.temperature, dim=1)
             if self.direction == 'q_p':

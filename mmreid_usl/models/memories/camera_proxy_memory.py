@@ -8,6 +8,7 @@ from torch import Tensor
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult
+from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
 
@@ -84,8 +85,8 @@ class CameraProxyMemory(BaseMemory):
         if result.camids is None:
             raise ValueError('CameraProxyMemory needs result.camids.')
         self.build(
-            F.normalize(self.bank(result).float(), dim=1), result.labels,
-            result.camids, result.num_clusters)
+            F.normalize(at_least_fp32(self.bank(result)), dim=1),
+            result.labels, result.camids, result.num_clusters)
 
     @torch.no_grad()
     def build(self,
@@ -96,14 +97,17 @@ class CameraProxyMemory(BaseMemory):
         """Rebuild all proxies from one clustering.
 
         Args:
-            features (Tensor): ``(N, D)`` L2-normalised momentum features.
+            features (Tensor): ``(N, D)`` L2-normalised momentum features
+                (the proxies are float32, float64 for float64 features).
             labels (Tensor): ``(N,)`` pseudo-labels in ``0..C-1``, -1 for
                 outliers (ignored).
             camids (Tensor): ``(N,)`` raw camera ids.
             num_clusters (int, optional): C; defaults to ``labels.max() + 1``.
         """
         device = self.centroids.device
-        features = torch.as_tensor(features).to(device, torch.float32)
+        features = torch.as_tensor(features)
+        features = at_least_fp32(features).to(device)
+        dtype = features.dtype
         labels = torch.as_tensor(labels).to(device, torch.long)
         camids = torch.as_tensor(camids).to(device, torch.long)
         if not (features.shape[0] == labels.shape[0] == camids.shape[0]):
@@ -118,10 +122,10 @@ class CameraProxyMemory(BaseMemory):
 
         # Cluster proxies: mean of the members (scatter-add, then divide).
         counts = torch.zeros(
-            num_clusters, device=device).index_add_(
-                0, labels, torch.ones_like(labels, dtype=torch.float32))
+            num_clusters, device=device, dtype=dtype).index_add_(
+                0, labels, torch.ones_like(labels, dtype=dtype))
         centroids = torch.zeros(
-            num_clusters, dim, device=device).index_add_(
+            num_clusters, dim, device=device, dtype=dtype).index_add_(
                 0, labels, feats) / counts.clamp(min=1).unsqueeze(1)
         if self.normalize_centroids:
             centroids = F.normalize(centroids, dim=1)
@@ -132,10 +136,10 @@ class CameraProxyMemory(BaseMemory):
         key = cam_index * max(num_clusters, 1) + labels
         pair_keys, inverse = torch.unique(key, return_inverse=True)
         pair_counts = torch.zeros(
-            len(pair_keys), device=device).index_add_(
-                0, inverse, torch.ones_like(inverse, dtype=torch.float32))
+            len(pair_keys), device=device, dtype=dtype).index_add_(
+                0, inverse, torch.ones_like(inverse, dtype=dtype))
         proxies = torch.zeros(
-            len(pair_keys), dim, device=device).index_add_(
+            len(pair_keys), dim, device=device, dtype=dtype).index_add_(
                 0, inverse, feats) / pair_counts.unsqueeze(1)
 
         self.centroids = centroids

@@ -31,8 +31,9 @@ class ReIDEncoder(BaseModule):
         pooling (dict | nn.Module): Global pooling, e.g.
             ``dict(type='mmpretrain.GeneralizedMeanPooling', p=3.)`` or
             ``dict(type='mmpretrain.GlobalAveragePooling')``.
-        neck (dict | nn.Module): ``dict(type='BNNeck')``; ``in_channels``
-            defaults to the backbone's output width.
+        neck (dict | nn.Module): ``dict(type='BNNeck')`` or
+            ``dict(type='FCBNNeck')``; ``in_channels`` defaults to the
+            backbone's output width.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -65,9 +66,15 @@ class ReIDEncoder(BaseModule):
         return int(out.shape[1])
 
     @property
-    def feat_dim(self) -> int:
-        """int: Dimension of the output feature."""
+    def pooled_dim(self) -> int:
+        """int: Dimension of the pooled feature (the neck's input)."""
         return self.neck.in_channels
+
+    @property
+    def feat_dim(self) -> int:
+        """int: Dimension of the output feature (the neck's output:
+        ``out_channels`` when the neck has one, e.g. :class:`FCBNNeck`)."""
+        return getattr(self.neck, 'out_channels', self.neck.in_channels)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Encode images.
@@ -76,6 +83,7 @@ class ReIDEncoder(BaseModule):
             inputs (Tensor): ``(B, 3, H, W)`` normalised images.
 
         Returns:
-            Tensor: ``(B, D)`` post-BN features, NOT L2-normalised.
+            Tensor: ``(B, D)`` neck output (post-BN, or post-ReLU for
+            :class:`FCBNNeck`), NOT L2-normalised.
         """
         return self.neck(self.pooling(self.backbone(inputs)))

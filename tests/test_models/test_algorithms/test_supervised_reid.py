@@ -240,3 +240,105 @@ def test_stage1_to_stage2_hand_over(tiny_reid_root, tmp_path):
     assert hook3.labeler.clusterer.eps == eps
     assert [h['epoch'] for h in hook3.history] == [2]
     assert int(run3.model.loss_gds.num_updates) == 8
+
+
+# ----------------------------------------------------------------------
+# Theory's head and the stage-1 -> stage-3 hand-over of the shipped configs
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+
+def _config_model(path, depth=18):
+    """The model of a shipped config, with a small ResNet of the same
+    structure (depth 18) and no ImageNet download."""
+    from mmreid_usl.registry import MODELS
+    cfg = Config.fromfile(osp.join(REPO, path))
+    cfg.model.encoder.backbone.init_cfg = None
+    cfg.model.encoder.backbone.depth = depth
+    return MODELS.build(cfg.model)
+
+
+def test_stage1_config_has_theorys_head_and_classifier():
+    model = _config_model('configs/gds/source-pretrain_r50_duke.py')
+    head = model.encoder.neck
+    # pool5 (512-d at depth 18, 2048 at 50) -> FC without bias -> BN -> ReLU
+    assert type(head).__name__ == 'FCBNNeck'
+    assert tuple(head.fc.weight.shape) == (512, 512) and head.fc.bias is None
+    assert head.bn.bias.requires_grad
+    assert isinstance(head.relu, torch.nn.ReLU)
+    # dropout 0.1, then a classifier WITH bias over the 702 Duke ids
+    assert isinstance(model.id_dropout, torch.nn.Dropout)
+    assert model.id_dropout.p == 0.1
+    assert tuple(model.classifier.weight.shape) == (702, 512)
+    assert model.classifier.bias is not None
+    assert torch.equal(model.classifier.bias, torch.zeros(702))
+    assert (model.loss_triplet.margin, model.loss_triplet.mining) == (
+        0.5, 'batch_hard')
+    inputs, samples = _batch([0, 0, 0, 0, 1, 1, 1, 1], h=64, w=32)
+    losses = model(inputs, samples, mode='loss')
+    assert set(losses) == {'loss_id', 'acc_id', 'loss_triplet_pooled'}
+    pooled, emb = model.forward_two(inputs)
+    assert pooled.shape == emb.shape == (8, 512)
+    assert (emb >= 0).all()
+    # the stage-3 model: the same head, no classifier, Theory's semi loss
+    theory = _config_model('configs/gds/theory_r50_duke2market.py')
+    assert type(theory.encoder.neck).__name__ == 'FCBNNeck'
+    assert theory.classifier is None and theory.id_dropout is None
+    assert (theory.loss_triplet.margin, theory.loss_triplet.mining) == (
+        0.5, 'semi')
+    assert theory.triplet_feats == ('pooled', 'embedding')
+
+
+@pytest.mark.parametrize('stage3', [
+    'configs/gds/theory_r50_duke2market.py',
+    'configs/gds/gds-h_r50_duke2market.py',
+    'configs/gds/theory-sgd_r50_duke2market.py'
+])
+def test_stage1_checkpoint_loads_into_stage3(tmp_path, stage3):
+    from mmengine.runner.checkpoint import load_checkpoint
+    stage1 = _config_model('configs/gds/source-pretrain_r50_duke.py')
+    # move every stage-1 tensor away from its initial value
+    with torch.no_grad():
+        for tensor in stage1.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(torch.rand_like(tensor))
+    state1 = stage1.state_dict()
+    ckpt = str(tmp_path / 'epoch_150.pth')
+    torch.save({'state_dict': state1}, ckpt)
+    model = _config_model(stage3)
+    state3 = model.state_dict()
+    # the encoder (backbone + FC-BN-ReLU head) loads STRICTLY
+    enc1 = {k[len('encoder.'):]: v for k, v in state1.items()
+            if k.startswith('encoder.')}
+    assert any(k.startswith('neck.fc.') for k in enc1)
+    result = model.encoder.load_state_dict(enc1, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    # what `load_from` does (non-strict): only the classifier is left out
+    model = _config_model(stage3)
+    load_checkpoint(model, ckpt, map_location='cpu', strict=False)
+    assert set(state1) - set(state3) == {'classifier.weight',
+                                         'classifier.bias'}
+    only3 = set(state3) - set(state1)
+    assert all(k.startswith('loss_gds.') for k in only3), only3
+    for key, value in model.encoder.state_dict().items():
+        torch.testing.assert_close(value, state1[f'encoder.{key}'])
+
+
+def test_test_features_raw_or_normalised():
+    inputs, samples = _batch([0, 1, 2])
+    raw_model = Theory(encoder=ENCODER,
+                       test_cfg=dict(normalize=False)).eval()
+    norm_model = Theory(encoder=ENCODER).eval()
+    norm_model.load_state_dict(raw_model.state_dict())
+    raw = torch.stack([s.pred_feature for s in raw_model.predict(
+        inputs, copy.deepcopy(samples))])
+    norm = torch.stack([s.pred_feature for s in norm_model.predict(
+        inputs, copy.deepcopy(samples))])
+    with torch.no_grad():
+        pool5 = raw_model.extract_feat(inputs)
+    # Theory's evaluation feature: raw pool5 (ReIDMetric then ranks by the
+    # squared Euclidean distance); the default: L2-normalised
+    torch.testing.assert_close(raw, pool5)
+    torch.testing.assert_close(norm,
+                               torch.nn.functional.normalize(pool5, dim=1))
+    assert not torch.allclose(raw.norm(dim=1), torch.ones(3))

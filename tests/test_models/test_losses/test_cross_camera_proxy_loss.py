@@ -195,3 +195,54 @@ def test_gathered_camera_sizes_reproduce_full_batch():
                 scale=2.) for s in (slice(0, 4), slice(4, 8))
     ]
     assert torch.allclose(full, sum(halves) / 2, atol=1e-5)
+
+
+def _official_loop_short_bank(feats, proxies, plabels, targets, cams, tau, k):
+    """The official selection as written (ICE ``camera_loss``): top-k of the
+    masked similarities, positives NOT removed from the negatives."""
+    f = F.normalize(feats, dim=1)
+    proxies = F.normalize(proxies.t()).t()
+    total = 0.
+    for c in torch.unique(cams):
+        idx = torch.nonzero(cams == c).flatten()
+        acc = 0.
+        for i in idx.tolist():
+            s = f[i] @ proxies.t() / tau
+            pos = torch.nonzero(plabels == targets[i]).flatten()
+            tmp = s.clone()
+            tmp[pos] = -1e4
+            neg = torch.sort(tmp, stable=True)[1][-k:]
+            cat = torch.cat([s[pos], s[neg]])
+            target = torch.zeros(len(cat))
+            target[:len(pos)] = 1. / len(pos)
+            acc += -(F.log_softmax(cat, 0) * target).sum()
+        total += acc / len(idx)
+    return total
+
+
+@pytest.mark.parametrize('num_proxies', [12, 52, 70])
+def test_pad_negatives_with_positives_reproduces_official_short_bank(
+        num_proxies):
+    # 12 proxies <= 50: every proxy is a negative, positives counted twice;
+    # 52: 50 < M < 50 + |P|: some positives (highest index) are taken;
+    # 70: enough other proxies, both settings agree.
+    torch.manual_seed(1)
+    feats = torch.randn(8, 16)
+    proxies = F.normalize(torch.randn(num_proxies, 16), dim=1)
+    plabels = torch.arange(num_proxies) % (num_proxies // 3)
+    targets = plabels[torch.randint(0, num_proxies, (8, ))]
+    cams = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0])
+    ref = 0.5 * _official_loop_short_bank(feats, proxies, plabels, targets,
+                                          cams, 0.07, 50)
+    feats_p = feats.clone().requires_grad_(True)
+    padded = CrossCameraProxyLoss(pad_negatives_with_positives=True)(
+        feats_p, proxies, plabels, targets, cams)
+    default = CrossCameraProxyLoss()(feats, proxies, plabels, targets, cams)
+    assert torch.allclose(padded, ref, rtol=1e-5)
+    padded.backward()
+    assert torch.isfinite(feats_p.grad).all()
+    num_pos = max(int((plabels == t).sum()) for t in targets)
+    if num_proxies - num_pos >= 50:
+        assert torch.allclose(default, padded, rtol=1e-6)
+    else:
+        assert not torch.allclose(default, padded, rtol=1e-3)

@@ -34,3 +34,38 @@ def test_cluster_memory_and_loss_keep_float64():
     assert mem.features.dtype == torch.float64
     # float32 features against the float64 memory: float32 maths
     assert mem(feats.float()).dtype == torch.float32
+
+
+def test_ice_memory_and_losses_keep_float64():
+    from mmreid_usl.models.losses import (AgnosticProxyLoss,
+                                          CrossCameraProxyLoss,
+                                          HardInstanceContrastiveLoss,
+                                          SoftInstanceConsistencyLoss)
+    from mmreid_usl.models.memories import CameraProxyMemory
+    g = torch.Generator().manual_seed(0)
+    feats = F.normalize(torch.randn(8, 4, generator=g, dtype=torch.float64),
+                        dim=1)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    cams = torch.tensor([0, 1, 0, 1, 0, 1, 0, 0])
+    mem = CameraProxyMemory(feat_dim=4)
+    mem.reset(PseudoLabelResult.from_labels(
+        labels.numpy(), {'student': feats}, camids=cams))
+    assert mem.centroids.dtype == mem.proxies.dtype == torch.float64
+    q = feats.clone().requires_grad_(True)
+    keys = feats.flip(0)
+    losses = [
+        AgnosticProxyLoss()(q, mem.centroids, labels),
+        CrossCameraProxyLoss()(q, mem.proxies, mem.proxy_labels, labels,
+                               mem.camera_index(cams), mem.proxy_cams),
+        HardInstanceContrastiveLoss()(q, keys, labels),
+        SoftInstanceConsistencyLoss()(q, keys, feats),
+    ]
+    assert all(loss.dtype == torch.float64 for loss in losses)
+    sum(losses).backward()
+    assert q.grad.dtype == torch.float64
+    # float32 features: float32 proxies and maths, as before
+    mem.reset(PseudoLabelResult.from_labels(
+        labels.numpy(), {'student': feats.float()}, camids=cams))
+    assert mem.proxies.dtype == torch.float32
+    assert AgnosticProxyLoss()(feats.float(), mem.centroids,
+                               labels).dtype == torch.float32
