@@ -474,8 +474,9 @@ class _FixedLoader:
 # short run
 def _short_run(args, report, rt, key_map, subset, work) -> None:
     from .short_run import short_run_cluster_contrast
-    short_run_cluster_contrast(args, report, rt, key_map, subset, work,
-                               _switch_values, CONFIG, _script(rt))
+    with rt.scoped():
+        short_run_cluster_contrast(args, report, rt, key_map, subset, work,
+                                   _switch_values, CONFIG, _script(rt))
 
 
 # ----------------------------------------------------------------------
