@@ -93,6 +93,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         'accumulated over the iterations)')
     parser.add_argument('--run-iters', type=int, default=3,
                         help='iterations per epoch of the short run')
+    parser.add_argument('--run-images', type=int, default=300,
+                        help='training images of the short run')
+    parser.add_argument('--run-batch', type=int, default=16,
+                        help='batch (P x 4) of the short run')
     parser.add_argument(
         '--run-precision',
         default='fp64',

@@ -27,7 +27,7 @@ from mmengine.runner import Runner
 from mmreid_usl.datasets.samplers import PseudoIdentitySampler
 from mmreid_usl.evaluation.functional import evaluate_rank
 from . import common
-from .data import ReferenceDataset
+from .data import ReferenceDataset, make_subset
 from .keymap import copy_weights, state_diff
 
 #: The random transforms of the reference training pipelines, replaced by
@@ -272,7 +272,11 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
                                script) -> None:
     """Cluster Contrast: ours (Runner) vs ``main_worker`` of the official
     training script."""
-    batch, k = args.step_batch, 4
+    batch, k = args.run_batch, 4
+    # the run's own (smaller) subset: float64 feature extraction runs at a
+    # few images per second on a CPU
+    subset = osp.join(work, 'subset_run')
+    make_subset(args.data, subset, args.run_images, args.num_test)
     cfg = common.load_config(
         config,
         switch_values(run_overrides(batch, args.run_iters, args.eps, k)),
