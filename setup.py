@@ -61,4 +61,11 @@ setup(
         'all': parse_requirements('requirements/runtime.txt') +
         parse_requirements('requirements/tests.txt'),
     },
-    zip_safe=False)
+    zip_safe=False,
+    # `pip install -e .` puts the repository root on sys.path (a .pth path
+    # entry) instead of setuptools' default import hook, which runs after
+    # Python's own path search: with the hook, a script saved in the folder
+    # that contains a clone named `mmreid_usl` imported the clone's folder as
+    # an empty namespace package (`module 'mmreid_usl' has no attribute
+    # '__version__'`). A regular package on sys.path wins over such a folder.
+    options={'editable_wheel': {'mode': 'compat'}})

@@ -113,6 +113,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
                                 backend=args.backend,
                                 name_pattern=args.name_pattern,
                                 cfg_options=args.cfg_options)
+    # the queries are read first: a bad one is named at once, not after the
+    # whole gallery has been embedded
+    inferencer.check_inputs(args.query)
     if len(args.gallery) == 1 and args.gallery[0].endswith('.npz'):
         gallery = inferencer.set_gallery(args.gallery[0])
     else:

@@ -7,25 +7,46 @@ exits with an error when there is none; ``--resume PATH`` continues from a
 given checkpoint. A resume at an epoch boundary is bit-exact. A learning rate
 given in the config / ``--cfg-options`` replaces the one stored in the
 checkpoint (e.g. to restart after a NaN loss with a lower one).
+
+``load_from`` (a new run from another stage's checkpoint) must hold every
+weight of the student encoder, as in ``tools/test.py``; ``--partial-load``
+allows a deliberate partial load.
+
+One run per work dir: a run holds a lock on its work dir (released when the
+process ends, however it ends), so a second run into it is refused naming
+the first; a new run (without ``--resume``) into a work dir that holds the
+checkpoints of an earlier run is refused unless ``--overwrite`` is given.
 """
 import argparse
 import logging
 import os
 import os.path as osp
 import sys
+from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from mmreid_usl.engine.load_from import (check_load_from,
+                                         skip_replaced_pretrained_inits)
+from mmreid_usl.engine.work_dir_lock import (WorkDirBusyError, launcher_rank,
+                                             lock_work_dir)
+from mmreid_usl.engine.work_dir_reuse import (WorkDirNotEmptyError,
+                                              check_new_run)
 from mmreid_usl.registry import RUNNERS
 from mmreid_usl.utils import (register_all_modules, setup_cpu_distributed,
                               setup_runtime)
 from mmreid_usl.utils.cfg_options import (ConfigOptionError,
                                           check_cfg_options,
                                           unconsumed_top_level_keys)
-from mmreid_usl.utils.resume import (ResumeError, find_resume_checkpoint,
+from mmreid_usl.utils.checkpoint_fit import CheckpointMismatchError
+from mmreid_usl.utils.global_batch import check_batch_size_overrides
+from mmreid_usl.utils.nan_advice import set_restart_command
+from mmreid_usl.utils.resume import (ResumeError, check_run_not_finished,
+                                     find_resume_checkpoint,
                                      resolve_resume_path)
+from mmreid_usl.utils.safe_url_loader import WeightsUnavailableError
 
 #: Checkpoint hooks upgraded to the work-dir-confined subclass.
 PLAIN_CHECKPOINT_HOOKS = ('CheckpointHook', 'mmengine.CheckpointHook')
@@ -49,6 +70,19 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='when the checkpoint to resume from cannot be read, resume from '
         'the previous readable one (default: stop and name it)')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='start a new run in a work dir that holds the checkpoints of an '
+        'earlier run, deleting those checkpoints (without it, such a run is '
+        'refused: use --resume to continue the earlier run or another '
+        '--work-dir)')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='let load_from (a new run, not --resume) load a checkpoint whose '
+        'encoder weights do not all fit the config (default: an error naming '
+        'the missing / unexpected keys)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -125,6 +159,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.cfg_options is not None:
         check_cfg_options(cfg, args.cfg_options)
+        check_batch_size_overrides(cfg, args.cfg_options)
 
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
@@ -160,7 +195,77 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = resolve_resume_path(
             args.resume, fallback=args.resume_fallback)
+    if args.resume is not None:
+        check_run_not_finished(cfg.load_from, cfg.get('train_cfg'))
     return cfg
+
+
+#: Flags repeated by the restart command of the NaN advice.
+RESTART_FLAGS = ('amp', 'no_validate', 'auto_scale_lr', 'no_pin_memory',
+                 'no_persistent_workers')
+
+
+def cfg_option_tokens(argv: List[str]) -> List[str]:
+    """The ``--cfg-options`` tokens of a command line, as typed."""
+    tokens, inside = [], False
+    for arg in argv:
+        if arg.startswith('--cfg-options='):
+            tokens.append(arg.split('=', 1)[1])
+            inside = False
+        elif arg == '--cfg-options':
+            inside = True
+        elif arg.startswith('--'):
+            inside = False
+        elif inside:
+            tokens.append(arg)
+    return tokens
+
+
+def record_restart_command(cfg: Config, args: argparse.Namespace,
+                           config_lr: Optional[float]) -> None:
+    """Let the NaN advice repeat this command line (see
+    :func:`mmreid_usl.utils.nan_advice.set_restart_command`)."""
+    flags = [
+        '--' + name.replace('_', '-') for name in RESTART_FLAGS
+        if getattr(args, name, False)
+    ]
+    set_restart_command(
+        args.config,
+        cfg.work_dir,
+        flags=flags,
+        cfg_options=cfg_option_tokens(sys.argv[1:]),
+        config_lr=config_lr)
+
+
+def config_file_lr(cfg: Config) -> Optional[float]:
+    """``optim_wrapper.optimizer.lr`` of a config, if it is a number."""
+    try:
+        lr = cfg.optim_wrapper.optimizer.lr
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        return None
+    return float(lr)
+
+
+def claim_work_dir(cfg: Config, args: argparse.Namespace) -> None:
+    """Hold the work dir for this run and keep earlier runs' files apart.
+
+    On the main process (rank 0 of the launcher): locks the work dir (see
+    :mod:`mmreid_usl.engine.work_dir_lock`) and, for a run that does not
+    resume, refuses a work dir holding another run's checkpoints, or with
+    ``--overwrite`` deletes them (:func:`check_new_run`).
+
+    Raises:
+        WorkDirBusyError: Another training runs in the work dir.
+        WorkDirNotEmptyError: A new run into an earlier run's work dir.
+    """
+    if launcher_rank(args.launcher) != 0:
+        return
+    lock_work_dir(cfg.work_dir)
+    if not cfg.get('resume', False):
+        check_new_run([cfg.work_dir, checkpoint_dir(cfg)],
+                      overwrite=args.overwrite)
 
 
 def checkpoint_dir(cfg: Config) -> str:
@@ -206,18 +311,32 @@ def main() -> None:
             'effect; override the keys that use them.',
             logger='current',
             level=logging.WARNING)
+    config_lr = config_file_lr(cfg)
     try:
         cfg = merge_args(cfg, args)
-    except (ConfigOptionError, ResumeError) as err:
+        claim_work_dir(cfg, args)
+    except (ConfigOptionError, ResumeError, WorkDirBusyError,
+            WorkDirNotEmptyError) as err:
         sys.exit(f'tools/train.py: error: {err}')
+    record_restart_command(cfg, args, config_lr)
     setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
+    if cfg.get('load_from') and not cfg.get('resume', False):
+        # a stage hand-off: the encoder must fit, as in tools/test.py
+        try:
+            if check_load_from(runner.model, cfg.load_from,
+                               args.partial_load):
+                skip_replaced_pretrained_inits(runner.model, cfg.load_from)
+        except (CheckpointMismatchError, FileNotFoundError) as err:
+            sys.exit(f'tools/train.py: error: {err}')
     try:
         runner.train()
-    except ResumeError as err:  # resume=True set in the config itself
+    except (ResumeError, WorkDirBusyError, WeightsUnavailableError) as err:
+        # resume=True set in the config itself; a Runner-level lock;
+        # ImageNet weights offline
         sys.exit(f'tools/train.py: error: {err}')
 
 

@@ -236,6 +236,37 @@ class CastInputs(torch.nn.Module):
         return out
 
 
+class Float64Inputs(torch.nn.Module):
+    """Our data preprocessor's arithmetic (BGR -> RGB, ``(x - mean) /
+    std`` on 0-255 pixels) in float64, for the float64 short run: both
+    pipelines then normalise in float64, which the float32 preprocessors do
+    not (they differ by float32 rounding, ~2e-7, which Adam amplifies).
+    Single-view ``(B, 3, H, W)`` and multi-view (a list of V such) batches.
+    """
+
+    def __init__(self, preprocessor: torch.nn.Module) -> None:
+        super().__init__()
+        self.preprocessor = preprocessor
+
+    def _one(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.preprocessor
+        x = x.double()
+        if getattr(pre, '_channel_conversion', False):
+            x = x.flip(1)
+        return (x - pre.mean.double()) / pre.std.double()
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        inputs = data['inputs']
+        if isinstance(inputs, (list, tuple)):
+            if isinstance(inputs[0], torch.Tensor) and inputs[0].dim() == 3:
+                x = self._one(torch.stack(list(inputs)))
+            else:
+                x = torch.stack([self._one(v) for v in inputs])
+        else:
+            x = self._one(inputs)
+        return dict(inputs=x, data_samples=data['data_samples'])
+
+
 #: Tolerances of the steps level per precision: (one operation / step 1,
 #: accumulated over the steps). float32: train-mode BN over groups of 8
 #: amplifies rounding to ~1e-6 and Adam turns any gradient sign at the

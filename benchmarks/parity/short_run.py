@@ -15,6 +15,7 @@ import contextlib
 import copy
 import os.path as osp
 import sys
+import traceback
 import types
 from argparse import Namespace
 from typing import Any, Callable, Dict, List, Optional
@@ -56,11 +57,16 @@ def transforms_without_augmentation(T: types.ModuleType) -> types.ModuleType:
     return ns
 
 
-def run_overrides(batch: int, iters: int, eps: float,
-                  num_instances: int) -> Dict[str, object]:
-    """Our config for the short run: the subset, the batch, two epochs,
-    no validation loop (evaluated by the harness at the end)."""
+def run_overrides(batch: int,
+                  iters: int,
+                  eps: float,
+                  num_instances: int,
+                  num_replicas: int = 4) -> Dict[str, object]:
+    """Our config for the short run: the subset, the batch in BN groups of
+    ``batch / num_replicas`` (the reference's emulated DataParallel), two
+    epochs, no validation loop (evaluated by the harness at the end)."""
     return {
+        'model.bn_group_size': batch // num_replicas,
         'train_dataloader.global_batch_size': batch,
         'train_dataloader.batch_size': batch,
         'train_dataloader.num_workers': 0,
@@ -168,10 +174,10 @@ def train_ours(cfg, work_dir: str, init_ckpt: str,
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
-    if dtype != torch.float32:
+    if dtype == torch.float64:
         runner.model.to(dtype)
-        runner.model.data_preprocessor = common.CastInputs(
-            runner.model.data_preprocessor, dtype)
+        runner.model.data_preprocessor = common.Float64Inputs(
+            runner.model.data_preprocessor)
     runner.train()
     return runner.model
 
@@ -187,6 +193,14 @@ def replay_sampler(recorder: Recorder, train_paths: List[str]):
         def __init__(self, data_source, num_instances=4):
             pos = {f: i for i, (f, _, _) in enumerate(data_source)}
             order = recorder.batches[state['epoch']]
+            missing = [train_paths[i] for i in order
+                       if train_paths[i] not in pos]
+            if missing:
+                raise RuntimeError(
+                    f'clustering {state["epoch"] + 1} differs: {len(missing)} '
+                    'samples of our batches are outliers of the reference\'s '
+                    f'clustering (e.g. {missing[0]}); our order cannot be '
+                    'replayed')
             self.order = [pos[train_paths[i]] for i in order]
             state['epoch'] += 1
 
@@ -265,6 +279,51 @@ def numpy_checkpoint_globals():
     allowed = [ma.scalar, np.dtype, type(np.dtype(np.float64))]
     with torch.serialization.safe_globals(allowed):
         yield
+
+
+class _KeepOpen:
+    """``sys.stdout`` for a reference script: the open-reid ``Logger``
+    closes the stream it wraps when it is garbage-collected."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, msg: str) -> int:
+        return self.stream.write(msg)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def call_reference_main(main: Callable,
+                        args,
+                        dtype: torch.dtype = torch.float32
+                        ) -> Optional[BaseException]:
+    """Run a reference training entry point; returns its exception (after
+    printing it) instead of raising, so that the harness can still compare
+    what was recorded. With ``dtype=torch.float64`` the default dtype is
+    float64 during the run, so the reference's ``ToTensor`` / ``Normalize``
+    work in float64 like :class:`common.Float64Inputs` on our side."""
+    stdout = sys.stdout
+    sys.stdout = _KeepOpen(stdout)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with numpy_checkpoint_globals():
+            main(args)
+    except Exception as e:  # noqa: B902 (reported, not hidden)
+        traceback.print_exc()
+        return e
+    finally:
+        sys.stdout = stdout
+        torch.set_default_dtype(default)
+    return None
 
 
 def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
@@ -394,12 +453,11 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
         pooling_type='gem',
         use_hard=False,
         no_cam=False)
-    stdout = sys.stdout
-    try:
-        with numpy_checkpoint_globals():
-            script.main_worker(ref_args)
-    finally:
-        sys.stdout = stdout
+    error = call_reference_main(script.main_worker, ref_args, dtype)
+    if error is not None:
+        report.check('run', 'reference training script completed', False,
+                     f'{type(error).__name__}: {error}'[:300] +
+                     ' (what was recorded until then is compared below)')
     ref_model = created['model']
     compare_run(report, ours_rec, ref_rec, ours, ref_model, key_map,
                 ours_map, maps[0] if maps else float('nan'),

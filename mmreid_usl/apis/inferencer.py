@@ -397,6 +397,27 @@ class ReIDInferencer(BaseInferencer):
                     f'{path!r} is neither an image file nor a folder.')
         return items
 
+    def check_inputs(self, inputs: InputType) -> int:
+        """Read every input through the test pipeline without embedding.
+
+        For queries, before a (long) gallery embedding: a missing,
+        unreadable or undecodable query is then reported at once instead of
+        after the whole gallery has been embedded.
+
+        Returns:
+            int: The number of images.
+
+        Raises:
+            FileNotFoundError: A path is neither a file nor a folder.
+            ValueError: A folder holds no image file, or an image cannot be
+                read or decoded (named).
+        """
+        items = self._inputs_to_list(inputs)
+        for index, (item, name) in enumerate(zip(items,
+                                                 self._names(items))):
+            self.pipeline(item, index, name)
+        return len(items)
+
     @staticmethod
     def _names(items: list) -> List[str]:
         return [

@@ -9,7 +9,7 @@ everything else is listed as ignored.
 """
 import logging
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -88,7 +88,8 @@ def _group(keys: Iterable[str]) -> str:
 def check_checkpoint_fits(model: nn.Module,
                           checkpoint: Union[str, dict],
                           sources: Sequence[str] = ('student', ),
-                          name: str = 'checkpoint') -> Dict[str, List[str]]:
+                          name: str = 'checkpoint',
+                          hint: Optional[str] = None) -> Dict[str, List[str]]:
     """Compare the feature encoders of ``model`` with a checkpoint.
 
     Every parameter and buffer under :func:`feature_prefixes` must be in the
@@ -107,6 +108,9 @@ def check_checkpoint_fits(model: nn.Module,
         sources (Sequence[str]): Feature sources that will be used, e.g.
             ``['momentum']`` or ``['student', 'momentum']``.
         name (str): How the checkpoint is called in messages (its path).
+        hint (str, optional): The last line of the error (what to do).
+            Defaults to pointing at the checkpoint's own config and
+            ``--feat-source`` (testing).
 
     Returns:
         dict: ``checked`` (the keys compared), ``ignored_checkpoint_keys``
@@ -133,11 +137,13 @@ def check_checkpoint_fits(model: nn.Module,
         and tuple(state[k].shape) != tuple(model_state[k].shape)
     ]
     if missing or unexpected or shapes:
+        consequence = ('the features would come from a partly random '
+                       'encoder' if hint is None else
+                       'the encoder would be only partly loaded from it')
         lines = [
             f'{name} does not fit the {type(ori).__name__} of the config '
             f'for the feature source(s) {list(sources)} (weights under '
-            f'{", ".join(p + "*" for p in prefixes)}); the features would '
-            'come from a partly random encoder.'
+            f'{", ".join(p + "*" for p in prefixes)}); {consequence}.'
         ]
         if missing:
             lines.append(f'missing keys ({len(missing)}): '
@@ -148,8 +154,9 @@ def check_checkpoint_fits(model: nn.Module,
         if shapes:
             lines.append(f'shape mismatch ({len(shapes)}): '
                          f'{_listing(shapes)}')
-        lines.append('Use the config the checkpoint was trained with (its '
-                     "meta['cfg'] holds it), or the right --feat-source.")
+        lines.append(hint or (
+            'Use the config the checkpoint was trained with (its '
+            "meta['cfg'] holds it), or the right --feat-source."))
         raise CheckpointMismatchError('\n  '.join(lines))
     ignored_ckpt = [k for k in state if not k.startswith(prefixes)]
     ignored_model = [

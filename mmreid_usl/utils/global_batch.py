@@ -1,7 +1,9 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """A training batch defined over all processes (the same run on 1 or N)."""
 import copy
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
+
+from .cfg_options import ConfigOptionError
 
 
 def resolve_global_batch(dataloader_cfg: dict,
@@ -76,3 +78,51 @@ def resolve_global_batch(dataloader_cfg: dict,
     iters_msg = f', {iters} iterations per epoch' if iters else ''
     return cfg, (f'global batch {total} over {world_size} process(es): '
                  f'{per_process} images per process{iters_msg}{groups}')
+
+
+def check_batch_size_overrides(cfg: Dict,
+                               options: Optional[Dict[str, Any]]) -> None:
+    """Refuse a ``batch_size`` override that a ``global_batch_size`` voids.
+
+    In a dataloader with ``global_batch_size`` (the paper configs), the
+    batch of each process is ``global_batch_size / processes``;
+    ``batch_size`` only states the layout the sampler's
+    ``samples_per_epoch`` refers to (iterations per epoch =
+    ``samples_per_epoch / batch_size``). ``--cfg-options
+    train_dataloader.batch_size=16`` alone therefore kept the global batch
+    of 256 and made the epoch 16 times longer. Overriding ``batch_size``
+    together with ``global_batch_size`` (a number, or None for a batch per
+    process) is accepted.
+
+    Args:
+        cfg (dict | Config): The config before the options are merged.
+        options (dict, optional): ``{dotted key: value}`` of
+            ``--cfg-options``.
+
+    Raises:
+        ConfigOptionError: ``<loader>.batch_size`` is overridden alone while
+            the config's ``<loader>.global_batch_size`` is set.
+    """
+    for key, value in (options or {}).items():
+        loader_key, _, field = key.partition('.')
+        if field != 'batch_size' or \
+                f'{loader_key}.global_batch_size' in options:
+            continue
+        loader = cfg.get(loader_key) if hasattr(cfg, 'get') else None
+        total = loader.get('global_batch_size') if isinstance(
+            loader, dict) else None
+        if total is None:
+            continue
+        instances = (loader.get('sampler') or {}).get('num_instances')
+        multiple = (f' (a multiple of num_instances={instances} and of the '
+                    'number of processes)' if instances else '')
+        raise ConfigOptionError(
+            f'--cfg-options {key}={value!r} would not change the batch: the '
+            f'config sets {loader_key}.global_batch_size={total}, the batch '
+            'of one step over all processes, which gives each process '
+            f'{total} / processes images; {loader_key}.batch_size only '
+            'sets the epoch length (samples_per_epoch / batch_size '
+            'iterations). For a batch of '
+            f'{value} over all processes use {loader_key}.global_batch_size='
+            f'{value}{multiple}; for {value} per process add '
+            f'{loader_key}.global_batch_size=None.')

@@ -118,6 +118,45 @@ def resolve_resume_path(path: str, fallback: bool = False) -> str:
     return _first_readable([path] + older, fallback)
 
 
+def check_run_not_finished(path: str, train_cfg: Optional[dict]) -> None:
+    """Refuse to resume a run that has already reached its end.
+
+    Resuming ``epoch_12.pth`` of a 12-epoch config trains nothing and ends
+    with rc 0 and the old final metrics, which looks like a successful
+    restart (e.g. after following the NaN advice in the wrong work dir).
+
+    Args:
+        path (str): The checkpoint to resume from (readable).
+        train_cfg (dict, optional): The config's ``train_cfg``
+            (``max_epochs``, or ``max_iters`` with ``by_epoch=False``).
+
+    Raises:
+        ResumeError: The checkpoint's epoch (iteration) is at or past the
+            end of training; the message says how to train longer or test.
+    """
+    train_cfg = dict(train_cfg or {})
+    by_epoch = train_cfg.get('by_epoch', 'max_epochs' in train_cfg)
+    key, meta_key = (('max_epochs', 'epoch') if by_epoch else
+                     ('max_iters', 'iter'))
+    end = train_cfg.get(key)
+    if not isinstance(end, int):
+        return
+    import torch
+    try:
+        meta = torch.load(path, map_location='cpu').get('meta', {})
+    except Exception:  # noqa: BLE001 (readability is checked elsewhere)
+        return
+    done = meta.get(meta_key)
+    if isinstance(done, int) and done >= end:
+        raise ResumeError(
+            f'--resume: {path} is at {meta_key} {done} and the config\'s '
+            f'train_cfg.{key} is {end}: that run has finished, there is '
+            'nothing left to train. To train it longer, add --cfg-options '
+            f'train_cfg.{key}=N with N > {done}; to evaluate it, run '
+            f'tools/test.py CONFIG {path}; to start a new run, use another '
+            '--work-dir.')
+
+
 def _first_readable(ckpts: List[str], fallback: bool) -> str:
     newest = ckpts[0]
     problem = checkpoint_problem(newest)

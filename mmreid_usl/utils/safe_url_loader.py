@@ -12,8 +12,16 @@ torch hub cache (``torch.hub.get_dir()/checkpoints``), the rank-0-first
 download under DDP and the torchvision name table are MMEngine's. The
 ``openmmlab://`` / ``mmcls://`` schemes (unused here) keep MMEngine's
 loader.
+
+Offline, a file that is not in the cache is one error
+(:class:`WeightsUnavailableError`) that names the file, the folder the cache
+expects it in (``TORCH_HOME`` honoured) and the ``init_cfg.checkpoint=PATH``
+alternative, instead of urllib's traceback; ``tools/train.py`` prints it as
+one line.
 """
+import os.path as osp
 from typing import Dict, Optional
+from urllib.parse import urlparse
 
 import torch
 from mmengine.dist import barrier, get_dist_info
@@ -21,6 +29,29 @@ from mmengine.runner.checkpoint import CheckpointLoader, get_torchvision_models
 
 HTTP_PREFIXES = ('http://', 'https://')
 TORCHVISION_PREFIXES = ('modelzoo://', 'torchvision://')
+
+
+class WeightsUnavailableError(OSError):
+    """URL weights that are neither cached nor downloadable (offline)."""
+
+
+def _cache_location(url: str, model_dir: Optional[str]) -> str:
+    """Where :func:`torch.hub.load_state_dict_from_url` caches ``url``."""
+    folder = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    return osp.join(folder, osp.basename(urlparse(url).path))
+
+
+def _unavailable(url: str, model_dir: Optional[str],
+                 err: BaseException) -> WeightsUnavailableError:
+    path = _cache_location(url, model_dir)
+    reason = getattr(err, 'reason', None) or err
+    return WeightsUnavailableError(
+        f'cannot download {url} ({type(err).__name__}: {reason}) and it is '
+        f'not in the torch hub cache: put the file {osp.basename(path)} '
+        f'into {osp.dirname(path)}/ (torch.hub.get_dir()/checkpoints; set '
+        'TORCH_HOME to move the cache), or load a local copy with '
+        '--cfg-options model.encoder.backbone.init_cfg.checkpoint=PATH (the '
+        'init_cfg of the module that names this URL).')
 
 
 def load_url_weights_only(url: str,
@@ -34,16 +65,24 @@ def load_url_weights_only(url: str,
     Raises:
         pickle.UnpicklingError: The file holds objects that are not tensors,
             containers or allow-listed globals.
+        WeightsUnavailableError: The file is not cached and cannot be
+            downloaded; the message says where to put it.
     """
     rank, world_size = get_dist_info()
 
     def _load() -> Dict:
-        return torch.hub.load_state_dict_from_url(
-            url,
-            model_dir=model_dir,
-            map_location=map_location,
-            progress=False,
-            weights_only=True)
+        cached = osp.isfile(_cache_location(url, model_dir))
+        try:
+            return torch.hub.load_state_dict_from_url(
+                url,
+                model_dir=model_dir,
+                map_location=map_location,
+                progress=False,
+                weights_only=True)
+        except OSError as err:  # URLError, socket errors, HTTP errors
+            if cached or isinstance(err, WeightsUnavailableError):
+                raise
+            raise _unavailable(url, model_dir, err) from None
 
     checkpoint = _load() if rank == 0 else None
     if world_size > 1:

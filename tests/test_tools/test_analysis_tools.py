@@ -93,6 +93,12 @@ def test_rank_gallery_market_protocol():
         topk=5)
     np.testing.assert_array_equal(ranks[0]['index'], [1, 2, 3])
     np.testing.assert_array_equal(ranks[0]['match'], [True, False, True])
+    # how many correct matches exist (issue 24, case 12: "2/3 correct" did
+    # not say whether the gallery had 2 or 20)
+    assert ranks[0]['num_matches'] == 2
+    assert tool.rank_gallery(q, g, np.array([7]), np.array([7, 7, 3, 7]),
+                             np.array([0]), np.array([0, 1, 0, 2]),
+                             topk=1)[0]['num_matches'] == 2
     np.testing.assert_allclose(
         ranks[0]['dist'], ((q - g[[1, 2, 3]])**2).sum(1).numpy(), atol=1e-6)
 

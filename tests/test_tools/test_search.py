@@ -147,3 +147,25 @@ def test_search_cli(data, tmp_path):
         res = json.load(f)[0]
     assert res['query'] == data['queries'][0] and len(res['paths']) == 3
     assert len(res['pids']) == 3  # Market names carry ids
+
+
+def test_a_bad_query_is_named_before_the_gallery_is_embedded(
+        data, tmp_path, monkeypatch):
+    """Issue 24, case 12: a bad query was reported only after the whole
+    gallery had been embedded."""
+    tool = _load_tool('tools/search.py')
+    bad = tmp_path / 'person.jpg'
+    bad.write_text('not an image')
+
+    def embed_gallery(self, *args, **kwargs):
+        raise AssertionError('the gallery was embedded first')
+
+    monkeypatch.setattr(ReIDInferencer, 'set_gallery', embed_gallery)
+    argv = [
+        CONFIG, data['ckpt'], '--gallery', data['market_gallery'],
+        '--device', 'cpu', '--query'
+    ]
+    with pytest.raises(ValueError, match='person.jpg'):
+        tool.main(argv + [data['queries'][0], str(bad)])
+    with pytest.raises(FileNotFoundError, match='missing.jpg'):
+        tool.main(argv + [str(tmp_path / 'missing.jpg')])

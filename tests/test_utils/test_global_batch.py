@@ -77,3 +77,27 @@ def test_paper_configs_give_a_global_batch_and_bn_groups(path, total, group):
         for c in (one, four)
     ]
     assert iters[0] == iters[1]
+
+
+def test_a_batch_size_override_voided_by_the_global_batch_is_an_error():
+    """Issue 24, case 6: train_dataloader.batch_size=16 on a paper config
+    kept the global batch of 256 and made the epoch 16x longer."""
+    from mmreid_usl.utils.cfg_options import ConfigOptionError
+    from mmreid_usl.utils.global_batch import check_batch_size_overrides
+    cfg = Config(dict(train_dataloader=_loader(), val_dataloader=dict(
+        batch_size=64)))
+    with pytest.raises(ConfigOptionError) as err:
+        check_batch_size_overrides(cfg, {'train_dataloader.batch_size': 16})
+    msg = str(err.value)
+    assert 'train_dataloader.global_batch_size=256' in msg
+    assert 'use train_dataloader.global_batch_size=16' in msg
+    assert 'num_instances=16' in msg
+    assert 'train_dataloader.global_batch_size=None' in msg
+    # accepted: together with the global batch, or where there is none
+    check_batch_size_overrides(cfg, {
+        'train_dataloader.batch_size': 16,
+        'train_dataloader.global_batch_size': None
+    })
+    check_batch_size_overrides(cfg, {'val_dataloader.batch_size': 16})
+    check_batch_size_overrides(cfg, {'train_dataloader.num_workers': 1})
+    check_batch_size_overrides(cfg, None)

@@ -95,3 +95,33 @@ def test_pretrained_init_cfg_goes_through_it(hub_dir):
     _serve(hub_dir, URL, {'fc.weight': NotAWeight()})
     with pytest.raises(pickle.UnpicklingError):
         Tiny().init_weights()
+
+
+def _offline(monkeypatch):
+    from urllib.error import URLError
+
+    def no_network(url, dst, *args, **kwargs):
+        raise URLError('[Errno -3] Temporary failure in name resolution')
+
+    monkeypatch.setattr('torch.hub.download_url_to_file', no_network)
+
+
+def test_offline_missing_file_is_one_clear_error(hub_dir, monkeypatch):
+    """Issue 24, case 8: ~90 lines of URLError traceback said neither which
+    file was missing nor where the cache expects it."""
+    from mmreid_usl.utils.safe_url_loader import WeightsUnavailableError
+    _offline(monkeypatch)
+    url = get_torchvision_models()['mobilenet_v2']
+    with pytest.raises(WeightsUnavailableError) as err:
+        CheckpointLoader.load_checkpoint('torchvision://mobilenet_v2')
+    msg = str(err.value)
+    assert f'cannot download {url}' in msg
+    assert 'Temporary failure in name resolution' in msg
+    # the exact file name, in the cache of TORCH_HOME
+    assert f'put the file {osp.basename(url)} into {hub_dir}/' in msg
+    assert 'init_cfg.checkpoint=PATH' in msg
+    assert '\n' not in msg
+    # once the file is there, it loads offline
+    _serve(hub_dir, url, {'w': torch.ones(1)})
+    assert CheckpointLoader.load_checkpoint('torchvision://mobilenet_v2')[
+        'w'].item() == 1

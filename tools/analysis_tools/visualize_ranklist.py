@@ -98,6 +98,8 @@ def rank_gallery(q_feats: torch.Tensor, g_feats: torch.Tensor,
         list[dict]: Per query ``index`` (gallery positions, nearest first),
         ``dist`` (squared Euclidean distances) and ``match`` (bool, same
         person); fewer than ``topk`` entries if the valid gallery is smaller.
+        ``num_matches`` counts the correct matches in the whole valid
+        gallery (what the top-k could find at best).
     """
     # ||q - g||² computed as in evaluation (squared Euclidean, float32)
     dist = torch.cdist(q_feats.float(), g_feats.float()).pow(2).cpu().numpy()
@@ -110,7 +112,8 @@ def rank_gallery(q_feats: torch.Tensor, g_feats: torch.Tensor,
             dict(
                 index=order,
                 dist=dist[i, order],
-                match=g_pids[order] == q_pids[i]))
+                match=g_pids[order] == q_pids[i],
+                num_matches=int((g_pids[cand] == q_pids[i]).sum())))
     return ranks
 
 
@@ -171,9 +174,11 @@ def draw_ranklist(queries: List[dict],
         _frame(ax, QUERY_COLOR, 5.0)
         ax.set_title('query', fontsize=9, fontweight='bold', pad=3)
         hits = sum(bool(g['match']) for g in query['gallery'])
+        total = query.get('num_matches')
+        of_total = '' if total is None else f' ({total} in gallery)'
         ax.set_xlabel(
             f"id {query['pid']}  cam {query['camid'] + 1}\n"
-            f"{hits}/{len(query['gallery'])} correct",
+            f"{hits}/{len(query['gallery'])} correct{of_total}",
             fontsize=8)
         for k, item in enumerate(query['gallery']):
             ax = fig.add_subplot(grid[r, k + 2])
@@ -185,9 +190,11 @@ def draw_ranklist(queries: List[dict],
                 f"id {item['pid']}",
                 fontsize=7.5)
         fig.add_subplot(grid[r, 1]).axis('off')  # gap after the query
+        of_total = '' if total is None else \
+            f' ({total} correct matches in the gallery)'
         print_log(
             f"query {query['img_path']}: {hits}/{len(query['gallery'])} "
-            'correct in the top-k',
+            f'correct in the top-k{of_total}',
             logger='current')
     if lines:
         fig.suptitle(
@@ -253,6 +260,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 img_path=dataset.get_data_info(int(qi))['img_path'],
                 pid=int(pids[qi]),
                 camid=int(cams[qi]),
+                num_matches=int(rank['num_matches']),
                 gallery=gallery))
     title = (f'{osp.basename(args.checkpoint)} ({source} features): '
              f"mAP {100 * metrics['mAP']:.1f}%, "

@@ -3,7 +3,8 @@
 # bounding_box_train/, query/ and bounding_box_test/ (Market-1501-v15.09.15).
 # Names starting with `__` are helpers of this file only (mmengine leaves them
 # out of the merged config); override the fields of the dataloaders instead,
-# e.g. `train_dataloader.batch_size`, `train_dataloader.dataset.data_root`.
+# e.g. `train_dataloader.global_batch_size` (the batch over all processes),
+# `train_dataloader.dataset.data_root`.
 __data = dict(type='Market1501', data_root='data/market1501/')
 
 # Cluster Contrast / DCMIP augmentation (docs/algorithms/common.md): resize

@@ -1,19 +1,25 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """MMEngine's CheckpointHook confined to the run's own work dir."""
+import contextlib
 import logging
 import math
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
+from mmreid_usl.engine.runner.reid_runner import (
+    PARTIAL_SUFFIX, without_file_client_notices)
+from mmreid_usl.engine.work_dir_lock import (holds_work_dir, lock_work_dir,
+                                             release_work_dir)
 from mmreid_usl.registry import HOOKS
 from mmreid_usl.utils.nan_advice import INFO_CONFIG, INFO_LR, INFO_WORK_DIR
-from mmreid_usl.utils.resume import find_resume_checkpoint
+from mmreid_usl.utils.resume import (check_run_not_finished,
+                                     find_resume_checkpoint)
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -24,12 +30,22 @@ def _inside(path: str, folder: str) -> bool:
 class _ConfinedBackend:
     """A file backend whose ``remove`` / ``rmtree`` only act inside a folder.
 
+    Deletions can also be deferred (:meth:`deferred_removals`): MMEngine's
+    ``CheckpointHook`` deletes the previous best checkpoint and the oldest
+    kept one *before* it writes the new file, so a run killed during the
+    write lost them with nothing complete in their place. Inside the block
+    the deletions are only recorded, and they are carried out after the
+    block has completed (that is, after the new file is complete).
+
     Everything else is delegated to the wrapped backend.
     """
 
     def __init__(self, backend, folder: str) -> None:
         self._backend = backend
         self._folder = folder
+        #: ``(method name, path)`` of the deletions deferred so far, or
+        #: None when deletions are carried out at once.
+        self._pending: Optional[List[Tuple[str, str]]] = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
@@ -46,11 +62,44 @@ class _ConfinedBackend:
 
     def remove(self, path: str) -> None:
         if self._allowed(path):
-            self._backend.remove(path)
+            self._delete('remove', path)
 
     def rmtree(self, path: str) -> None:
         if self._allowed(path):
-            self._backend.rmtree(path)
+            self._delete('rmtree', path)
+
+    def _delete(self, method: str, path: str) -> None:
+        if self._pending is not None:
+            self._pending.append((method, path))
+        else:
+            getattr(self._backend, method)(path)
+
+    @contextlib.contextmanager
+    def deferred_removals(self, keep=lambda: ()) -> Iterator[None]:
+        """Carry out the deletions requested in the block after it.
+
+        Re-entrant: only the outermost block deletes. When the block raises
+        (the run is being killed or the write failed), nothing is deleted.
+
+        Args:
+            keep (Callable[[], Iterable[str]]): Called after the block; the
+                paths it returns are not deleted (e.g. a new best checkpoint
+                that has the name of the one it replaces).
+        """
+        if self._pending is not None:  # an outer block deletes
+            yield
+            return
+        self._pending = []
+        try:
+            yield
+            pending = self._pending
+        finally:
+            self._pending = None
+        kept = {osp.realpath(str(p)) for p in keep() if p}
+        for method, path in pending:
+            if osp.realpath(path) in kept or not osp.exists(path):
+                continue
+            getattr(self._backend, method)(path)
 
 
 @HOOKS.register_module()
@@ -74,14 +123,23 @@ class WorkDirCheckpointHook(CheckpointHook):
     - the best checkpoint and the kept checkpoints recorded in a resumed
       message hub are looked up by file name in this folder (a best
       checkpoint of another folder is forgotten, never deleted);
-    - files are only ever deleted inside this folder.
+    - files are only ever deleted inside this folder, and a replaced best
+      checkpoint or the oldest kept one only once its successor is
+      complete (MMEngine deletes first), so a run killed while saving keeps
+      every earlier checkpoint; the ``*.partial`` files such a run leaves
+      are removed, with a warning, when the next run starts;
+    - the work dir is locked for the run
+      (:mod:`mmreid_usl.engine.work_dir_lock`), unless ``tools/train.py``
+      already holds it.
 
     It also lets the config's learning rate win over the checkpoint's when
-    they differ on resume (``lr_from_config``): the optimizer's and the
-    schedulers' learning-rate state is rescaled by ``config lr / checkpoint
-    lr`` with a warning, so restarting after a NaN with a lower ``lr``
-    works. Finally it records the config file, work dir and base learning
-    rate for the NaN advice (:func:`mmreid_usl.utils.nan_loss_message`).
+    they differ on resume (``lr_from_config``; not for a plain
+    ``load_from``, which restores no optimizer state): the optimizer's and
+    the schedulers' learning-rate state is rescaled by ``config lr /
+    checkpoint lr`` with a warning, so restarting after a NaN with a lower
+    ``lr`` works. Finally it records the config file, work dir and base
+    learning rate for the NaN advice
+    (:func:`mmreid_usl.utils.nan_loss_message`).
 
     Args:
         resume_fallback (bool): Resume from the previous readable checkpoint
@@ -111,16 +169,35 @@ class WorkDirCheckpointHook(CheckpointHook):
                         osp.basename(runner.work_dir.rstrip(osp.sep)))
 
     def before_run(self, runner) -> None:
-        """Pick the checkpoint of an auto-resume inside this folder."""
-        if getattr(runner, '_resume', False) and \
-                getattr(runner, '_load_from', None) is None:
+        """Hold the work dir; pick the checkpoint of an auto-resume in it.
+
+        The work dir is locked for this run (one run per work dir, see
+        :mod:`mmreid_usl.engine.work_dir_lock`); ``tools/train.py`` takes
+        the lock before the Runner is built, and a run through the Runner
+        API takes it here.
+
+        Raises:
+            WorkDirBusyError: Another running training holds the work dir.
+        """
+        self._locked_here = False
+        if is_main_process() and not holds_work_dir(runner.work_dir):
+            lock_work_dir(runner.work_dir)
+            self._locked_here = True
+        if _is_resuming(runner) and _load_from(runner) is None:
             path = find_resume_checkpoint(
                 self._ckpt_dir(runner), fallback=self.resume_fallback)
             print_log(
                 f'Auto-resume: the newest checkpoint of this work dir is '
                 f'{path}.',
                 logger='current')
-            runner._load_from = path
+            check_run_not_finished(path, runner.cfg.get('train_cfg'))
+            _set_load_from(runner, path)
+
+    def after_run(self, runner) -> None:
+        """Release the work dir if this hook locked it."""
+        if getattr(self, '_locked_here', False):
+            release_work_dir(runner.work_dir)
+            self._locked_here = False
 
     def _own(self, path: Optional[str]) -> Optional[str]:
         """``path``'s file name in this run's folder, if it exists there."""
@@ -130,9 +207,17 @@ class WorkDirCheckpointHook(CheckpointHook):
         return own if osp.exists(own) else None
 
     def before_train(self, runner) -> None:
-        """Confine deletions and re-anchor resumed paths to this folder."""
-        super().before_train(runner)
+        """Confine deletions and re-anchor resumed paths to this folder.
+
+        Also removes the ``*.partial`` files a run killed while saving left
+        behind (see :func:`remove_stale_partials`).
+        """
+        with without_file_client_notices():
+            super().before_train(runner)
         self.file_backend = _ConfinedBackend(self.file_backend, self.out_dir)
+        if is_main_process():
+            for folder in dict.fromkeys([self.out_dir, runner.work_dir]):
+                remove_stale_partials(folder)
         hub = runner.message_hub
         if self.save_best is not None:
             if len(self.key_indicators) == 1:
@@ -156,14 +241,21 @@ class WorkDirCheckpointHook(CheckpointHook):
 
     def _report_reanchor(self, what: str, old: Optional[str],
                          new: Optional[str]) -> None:
-        if old and (new is None or osp.realpath(old) != osp.realpath(new)):
-            tail = (f'using {new}' if new else
-                    'it is not in this folder, so it is forgotten (and never '
-                    'deleted)')
-            print_log(
-                f'The resumed {what} {old} belongs to another folder: '
-                f'{tail}.',
-                logger='current')
+        if not old or (new is not None
+                       and osp.realpath(old) == osp.realpath(new)):
+            return
+        if new is not None:
+            msg = f'The resumed {what} {old} belongs to another folder: ' \
+                f'using {new}.'
+        elif osp.realpath(osp.dirname(str(old))) == \
+                osp.realpath(self.out_dir):
+            msg = (f'The resumed {what} {old} no longer exists (deleted by '
+                   'hand, or its write was interrupted): it is forgotten, and '
+                   'the next best checkpoint is written afresh.')
+        else:
+            msg = (f'The resumed {what} {old} belongs to another folder and '
+                   'is not in this one: it is forgotten (and never deleted).')
+        print_log(msg, logger='current', level=logging.WARNING)
 
     def _record_restart_info(self, runner) -> None:
         hub = runner.message_hub
@@ -178,24 +270,120 @@ class WorkDirCheckpointHook(CheckpointHook):
         if isinstance(lr, (int, float)) and not isinstance(lr, bool):
             hub.update_info(INFO_LR, float(lr))
 
-    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
-        """Save, then write ``last_checkpoint`` relative to the work dir."""
-        super()._save_checkpoint_with_step(runner, step, meta)
-        if not is_main_process() or self.last_ckpt is None:
+    def _current_checkpoints(self) -> List[str]:
+        """The best and last checkpoints this run refers to now."""
+        paths = [getattr(self, 'best_ckpt_path', None), self.last_ckpt]
+        paths += list(getattr(self, 'best_ckpt_path_dict', {}).values())
+        return [str(p) for p in paths if p]
+
+    @contextlib.contextmanager
+    def _deletions_after_writes(self) -> Iterator[None]:
+        """Delete replaced checkpoints only once the new ones are complete.
+
+        MMEngine 0.10's ``CheckpointHook`` removes the previous best
+        checkpoint (``_save_best_checkpoint``) and the oldest kept one
+        (``_save_checkpoint_with_step``) before writing the new one; a run
+        killed during the write kept neither. The deletions are deferred to
+        the end of the save (and skipped if the save fails).
+        """
+        backend = getattr(self, 'file_backend', None)
+        if not isinstance(backend, _ConfinedBackend):
+            yield
             return
-        last = str(self.last_ckpt)
-        if _inside(last, runner.work_dir):
-            last = osp.relpath(last, runner.work_dir)
-        path = osp.join(runner.work_dir, 'last_checkpoint')
-        with open(path + '.partial', 'w') as f:  # atomic, like the ckpt
-            f.write(last)
-        os.replace(path + '.partial', path)
+        with backend.deferred_removals(keep=self._current_checkpoints):
+            yield
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """MMEngine's, deleting the previous best only after the new one."""
+        with self._deletions_after_writes():
+            super()._save_best_checkpoint(runner, metrics)
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        """Save, then write ``last_checkpoint`` relative to the work dir.
+
+        The oldest kept checkpoint (``max_keep_ckpts``) is deleted after the
+        new one is complete.
+        """
+        with self._deletions_after_writes():
+            super()._save_checkpoint_with_step(runner, step, meta)
+            if not is_main_process() or self.last_ckpt is None:
+                return
+            last = str(self.last_ckpt)
+            if _inside(last, runner.work_dir):
+                last = osp.relpath(last, runner.work_dir)
+            path = osp.join(runner.work_dir, 'last_checkpoint')
+            with open(path + PARTIAL_SUFFIX, 'w') as f:  # atomic, like ckpts
+                f.write(last)
+            os.replace(path + PARTIAL_SUFFIX, path)
 
     # ------------------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Let the config's learning rate win over the checkpoint's."""
-        if self.lr_from_config:
+        """On resume, let the config's learning rate win over the
+        checkpoint's.
+
+        ``load_from`` without resume restores no optimizer or scheduler
+        state (training runs at the config's learning rate anyway), so
+        nothing is rescaled or logged then.
+        """
+        if self.lr_from_config and _is_resuming(runner):
             apply_config_lr(runner, checkpoint)
+
+
+# ----------------------------------------------------------------------
+# MMEngine 0.10's Runner keeps ``resume`` and ``load_from`` in the private
+# attributes ``_resume`` / ``_load_from`` and has no public accessor; every
+# use here goes through these three functions.
+def _is_resuming(runner) -> bool:
+    """Whether the runner resumes (``resume=True``), not just loads."""
+    return bool(getattr(runner, '_resume', False))
+
+
+def _load_from(runner) -> Optional[str]:
+    """The checkpoint the runner will load or resume from, if any."""
+    return getattr(runner, '_load_from', None)
+
+
+def _set_load_from(runner, path: str) -> None:
+    """Make the runner resume from ``path`` (read in ``load_or_resume``)."""
+    runner._load_from = path
+
+
+def remove_stale_partials(folder: str) -> List[str]:
+    """Remove the checkpoint files a killed run left half-written.
+
+    Checkpoints (:meth:`ReIDRunner.save_checkpoint`) and ``last_checkpoint``
+    are written to ``NAME.partial`` and renamed when complete, so a
+    ``*.pth.partial`` or ``last_checkpoint.partial`` is what a run killed
+    while saving left behind: never a resume point, and never complete.
+    Only call this while holding the work dir (one run per work dir, see
+    :mod:`mmreid_usl.engine.work_dir_lock`), since a running save also has
+    such a file.
+
+    Args:
+        folder (str): A checkpoint folder; nothing happens if it is absent.
+
+    Returns:
+        list[str]: The removed files.
+    """
+    if not osp.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(PARTIAL_SUFFIX):
+            continue
+        stem = name[:-len(PARTIAL_SUFFIX)]
+        path = osp.join(folder, name)
+        if not (stem.endswith('.pth') or stem == 'last_checkpoint') or \
+                not osp.isfile(path):
+            continue
+        os.remove(path)
+        removed.append(path)
+        print_log(
+            f'Removed {path}: an incomplete file left by a run killed while '
+            f'it was saving {stem} (the complete checkpoints are untouched).',
+            logger='current',
+            level=logging.WARNING)
+    return removed
 
 
 def _group_lr(group: Dict) -> float:

@@ -1,19 +1,52 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """The Runner of mmreid_usl: MMEngine's, with a global training batch and
 checkpoints that are never left half-written."""
+import contextlib
+import logging
 import os
 import os.path as osp
-from typing import Dict, Optional, Union
+from typing import Dict, Iterator, Optional, Union
 
 from mmengine.dist import get_world_size, master_only
 from mmengine.fileio import LocalBackend, get_file_backend
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from mmreid_usl.registry import RUNNERS
 from mmreid_usl.utils.global_batch import resolve_global_batch
 from mmreid_usl.utils.misc import get_ori_model
+
+#: Suffix of the file a local checkpoint is written to before it is renamed
+#: to its final name: never a resume point; one left behind by a killed run
+#: is removed by ``WorkDirCheckpointHook`` when the next run starts.
+PARTIAL_SUFFIX = '.partial'
+
+#: Starts of the deprecation notices MMEngine 0.10 logs on every run: its
+#: ``CheckpointHook.before_train`` and ``save_checkpoint`` build a
+#: ``FileClient`` for backward compatibility, unused without
+#: ``file_client_args``.
+_FILE_CLIENT_NOTICES = ('"FileClient" will be deprecated',
+                        '"HardDiskBackend" is the alias of "LocalBackend"')
+
+
+class _DropFileClientNotices(logging.Filter):
+    """Drops the records of :data:`_FILE_CLIENT_NOTICES`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_FILE_CLIENT_NOTICES)
+
+
+@contextlib.contextmanager
+def without_file_client_notices() -> Iterator[None]:
+    """Hide the notices of :data:`_FILE_CLIENT_NOTICES` in the block."""
+    logger = MMLogger.get_current_instance()
+    drop = _DropFileClientNotices()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 @RUNNERS.register_module()
@@ -36,9 +69,8 @@ class ReIDRunner(Runner):
     ``runner_type = 'ReIDRunner'`` (``default_runtime.py``).
     """
 
-    #: Suffix of the file a local checkpoint is written to before it is
-    #: renamed to its final name (not a name ``--resume`` considers).
-    PARTIAL_SUFFIX = '.partial'
+    #: See the module-level :data:`PARTIAL_SUFFIX`.
+    PARTIAL_SUFFIX = PARTIAL_SUFFIX
 
     @master_only
     def save_checkpoint(self,
@@ -77,7 +109,8 @@ class ReIDRunner(Runner):
             return
         partial = filename + self.PARTIAL_SUFFIX
         try:
-            Runner.save_checkpoint(self, out_dir, partial, **kwargs)
+            with without_file_client_notices():
+                Runner.save_checkpoint(self, out_dir, partial, **kwargs)
         except BaseException:
             if osp.exists(osp.join(out_dir, partial)):
                 os.remove(osp.join(out_dir, partial))

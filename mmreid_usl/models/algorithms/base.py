@@ -13,6 +13,7 @@ from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 from mmreid_usl.utils.nan_advice import nan_loss_message
 from ..memories.base_memory import BaseMemory
 from ..utils.batch_shuffle import RUNNING_STATS, grouped_forward
+from ..utils.dict_args import build_checked, check_dict_keys
 from ..utils.resizable_buffers import resize_buffers_for_loading
 
 #: Where the training labels come from.
@@ -79,6 +80,9 @@ class BaseUSLReID(BaseModel):
         init_cfg (dict, optional): Initialisation config.
     """
 
+    #: Keys ``test_cfg`` may hold (unknown ones are errors).
+    TEST_CFG_KEYS: Tuple[str, ...] = ('feat_source', )
+
     def __init__(self,
                  encoder: Union[dict, nn.Module],
                  label_source: str = 'pseudo',
@@ -114,19 +118,36 @@ class BaseUSLReID(BaseModel):
         self.bn_group_size = bn_group_size
         self.bn_running_stats = bn_running_stats
         self.cluster_feat_source = cluster_feat_source
+        check_dict_keys(type(self).__name__, 'test_cfg', test_cfg,
+                        self.TEST_CFG_KEYS)
         self.test_cfg = dict(feat_source='student')
         self.test_cfg.update(test_cfg or {})
         self.register_buffer('pseudo_labels', torch.zeros(0,
                                                           dtype=torch.long))
 
-    def _build_memory(self, cfg: Optional[Union[dict, nn.Module]]
-                      ) -> Optional[nn.Module]:
-        """Build a memory config, its ``feat_dim`` derived from the encoder."""
+    def _build_memory(self,
+                      cfg: Optional[Union[dict, nn.Module]],
+                      name: str = 'memory') -> Optional[nn.Module]:
+        """Build a memory config, its ``feat_dim`` derived from the encoder.
+
+        Args:
+            cfg (dict | nn.Module, optional): The memory (config).
+            name (str): The argument it was given as (for errors).
+
+        Raises:
+            ValueError: ``cfg`` has keys the memory does not take.
+        """
         if isinstance(cfg, dict):
             cfg = dict(cfg)
             cfg.setdefault('feat_dim', self.encoder.feat_dim)
-            return MODELS.build(cfg)
-        return cfg
+        return self._build_component(name, cfg)
+
+    def _build_component(self, name: str,
+                         cfg: Optional[Union[dict, nn.Module]]
+                         ) -> Optional[nn.Module]:
+        """Build a loss / memory config, rejecting keys its class does not
+        take (:func:`build_checked`); modules and None are returned as is."""
+        return build_checked(type(self).__name__, name, cfg)
 
     # ------------------------------------------------------------------
     # the contract

@@ -50,8 +50,8 @@ class ClusterContrast(BaseUSLReID):
                  **kwargs):
         super().__init__(encoder=encoder, **kwargs)
         self.memory = self._build_memory(memory)
-        self.loss_cluster = MODELS.build(loss_cluster) if isinstance(
-            loss_cluster, dict) else loss_cluster
+        self.loss_cluster = self._build_component('loss_cluster',
+                                                  loss_cluster)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[ReIDDataSample]) -> Dict[str, torch.Tensor]:

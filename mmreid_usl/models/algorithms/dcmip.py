@@ -19,10 +19,6 @@ REINIT_MODES = ('every', 'until_mip', 'never')
 MIP_UPDATE_SOURCES = ('momentum', 'student')
 
 
-def _build(cfg: OptCfg) -> Optional[nn.Module]:
-    return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
-
-
 @MODELS.register_module()
 class DCMIP(BaseMomentumUSLReID):
     r"""DCMIP for unsupervised person re-identification.
@@ -143,10 +139,11 @@ class DCMIP(BaseMomentumUSLReID):
         if (instance_memory is None) != (loss_mip is None):
             raise ValueError('instance_memory and loss_mip are switched off '
                              'together (both None) or both given.')
-        self.dcp_memory = self._build_memory(dcp_memory)
-        self.instance_memory = self._build_memory(instance_memory)
-        self.loss_dcp = _build(loss_dcp)
-        self.loss_mip = _build(loss_mip)
+        self.dcp_memory = self._build_memory(dcp_memory, 'dcp_memory')
+        self.instance_memory = self._build_memory(instance_memory,
+                                                  'instance_memory')
+        self.loss_dcp = self._build_component('loss_dcp', loss_dcp)
+        self.loss_mip = self._build_component('loss_mip', loss_mip)
         self.ins_start_epoch = ins_start_epoch
         self.dcp_weight = dcp_weight
         self.mip_weight = 1.0 - dcp_weight if mip_weight is None \

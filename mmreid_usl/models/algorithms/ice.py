@@ -14,10 +14,6 @@ from .base_momentum import BaseMomentumUSLReID
 OptCfg = Optional[Union[dict, nn.Module]]
 
 
-def _build(cfg: OptCfg) -> Optional[nn.Module]:
-    return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
-
-
 @MODELS.register_module()
 class ICE(BaseMomentumUSLReID):
     r"""ICE for unsupervised person re-identification.
@@ -94,11 +90,12 @@ class ICE(BaseMomentumUSLReID):
                  **kwargs) -> None:
         super().__init__(encoder=encoder, **kwargs)
         self.gather_keys = gather_keys
-        self.proxy_memory = self._build_memory(proxy_memory)
-        self.loss_agnostic = _build(loss_agnostic)
-        self.loss_cross = _build(loss_cross)
-        self.loss_h_ins = _build(loss_h_ins)
-        self.loss_s_ins = _build(loss_s_ins)
+        self.proxy_memory = self._build_memory(proxy_memory, 'proxy_memory')
+        self.loss_agnostic = self._build_component('loss_agnostic',
+                                                   loss_agnostic)
+        self.loss_cross = self._build_component('loss_cross', loss_cross)
+        self.loss_h_ins = self._build_component('loss_h_ins', loss_h_ins)
+        self.loss_s_ins = self._build_component('loss_s_ins', loss_s_ins)
         if len(view_order) != 3:
             raise ValueError('view_order must give (strong1, weak, strong2)')
         self.view_order = tuple(view_order)

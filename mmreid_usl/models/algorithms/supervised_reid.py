@@ -16,10 +16,6 @@ from .base import BaseUSLReID, num_bn_groups
 FEAT_LEVELS = ('pooled', 'embedding')
 
 
-def _build(cfg: Optional[Union[dict, nn.Module]]) -> Optional[nn.Module]:
-    return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
-
-
 def _check_level(name: str, level: str) -> str:
     if level not in FEAT_LEVELS:
         raise ValueError(f'{name} must be one of {FEAT_LEVELS}, got '
@@ -108,6 +104,9 @@ class SupervisedReID(BaseUSLReID):
             (bool, default True): L2-normalise the test features.
     """
 
+    #: ``test_cfg`` also takes ``normalize``.
+    TEST_CFG_KEYS = ('feat_source', 'normalize')
+
     def __init__(self,
                  encoder: Union[dict, nn.Module],
                  num_classes: Optional[int] = None,
@@ -137,9 +136,10 @@ class SupervisedReID(BaseUSLReID):
         if len(set(self.triplet_feats)) != len(self.triplet_feats):
             raise ValueError(f'triplet_feats {self.triplet_feats} repeats a '
                              'feature.')
-        self.loss_id = _build(loss_id)
-        self.loss_triplet = _build(loss_triplet)
-        self.loss_gds = _build(loss_gds)
+        self.loss_id = self._build_component('loss_id', loss_id)
+        self.loss_triplet = self._build_component('loss_triplet',
+                                                  loss_triplet)
+        self.loss_gds = self._build_component('loss_gds', loss_gds)
         if self.loss_triplet is None:
             self.triplet_feats = ()
         if self.loss_id is None and not self.triplet_feats \

@@ -1,5 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 import copy
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -115,3 +116,150 @@ def test_runner_auto_resume_with_empty_work_dir_is_an_error(
     runner = Runner.from_cfg(cfg)
     with pytest.raises(ResumeError, match='holds no epoch_N.pth'):
         runner.train()
+
+
+# ---------------------------------------------------------------------------
+# A run killed while saving keeps every earlier checkpoint (issue 24, case 1)
+class _Killed(Exception):
+    """Stands for the run being killed in the middle of a write."""
+
+
+def _half_then_die(self, obj, filepath):
+    with open(filepath, 'wb') as f:
+        f.write(obj[:len(obj) // 2])
+    raise _Killed
+
+
+@pytest.fixture
+def trained_best(tiny_reid_root, make_tiny_cfg, tmp_path):
+    """A 1-epoch ReIDRunner run with a best checkpoint and max_keep 1."""
+    from mmreid_usl.engine.runner import ReIDRunner
+    work = tmp_path / 'work'
+    cfg = make_tiny_cfg(
+        tiny_reid_root, str(work), max_epochs=1, iters=1, with_val=True)
+    cfg.default_hooks.checkpoint = dict(
+        type='WorkDirCheckpointHook',
+        interval=1,
+        max_keep_ckpts=1,
+        save_best='auto',
+        rule='greater')
+    runner = ReIDRunner.from_cfg(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks
+                if isinstance(h, WorkDirCheckpointHook))
+    assert (work / 'best_reid_mAP_epoch_1.pth').is_file()
+    # the next save is at epoch 2
+    runner.train_loop._epoch = 2
+    return runner, hook, work
+
+
+def _loads(path):
+    return torch.load(str(path), map_location='cpu')['meta']['epoch'] == 1
+
+
+def test_a_killed_best_save_keeps_the_previous_best(trained_best,
+                                                    monkeypatch):
+    from mmengine.fileio import LocalBackend
+    runner, hook, work = trained_best
+    old_best = work / 'best_reid_mAP_epoch_1.pth'
+    monkeypatch.setattr(LocalBackend, 'put', _half_then_die)
+    with pytest.raises(_Killed):
+        hook._save_best_checkpoint(runner, {'reid/mAP': 1e9})
+    # MMEngine alone deletes the old best before writing the new one
+    assert old_best.is_file() and _loads(old_best)
+    assert not (work / 'best_reid_mAP_epoch_2.pth').exists()
+
+
+def test_a_killed_epoch_save_keeps_the_oldest_kept_checkpoint(
+        trained_best, monkeypatch):
+    from mmengine.fileio import LocalBackend
+    runner, hook, work = trained_best
+    monkeypatch.setattr(LocalBackend, 'put', _half_then_die)
+    with pytest.raises(_Killed):  # max_keep_ckpts=1 would drop epoch_1
+        hook._save_checkpoint(runner)
+    assert (work / 'epoch_1.pth').is_file() and _loads(work / 'epoch_1.pth')
+
+
+def test_a_complete_save_replaces_the_old_checkpoints(trained_best):
+    runner, hook, work = trained_best
+    hook._save_checkpoint(runner)  # epoch_2; max_keep_ckpts=1
+    hook._save_best_checkpoint(runner, {'reid/mAP': 1e9})
+    names = sorted(p.name for p in work.glob('*.pth'))
+    assert names == ['best_reid_mAP_epoch_2.pth', 'epoch_2.pth']
+    # a new best under the name of the previous one is kept
+    hook._save_best_checkpoint(runner, {'reid/mAP': 2e9})
+    assert (work / 'best_reid_mAP_epoch_2.pth').is_file()
+    assert not list(work.glob('*.partial'))
+
+
+def test_stale_partial_files_are_removed_with_a_log_line(tmp_path, capsys):
+    from mmengine.logging import MMLogger
+
+    from mmreid_usl.engine.hooks.work_dir_checkpoint_hook import \
+        remove_stale_partials
+    MMLogger.get_instance('test_stale_partials')
+    for name in ('best_reid_mAP_epoch_2.pth.partial', 'epoch_3.pth.partial',
+                 'last_checkpoint.partial', 'notes.txt.partial',
+                 'epoch_2.pth'):
+        (tmp_path / name).write_bytes(b'x')
+    removed = remove_stale_partials(str(tmp_path))
+    assert sorted(map(os.path.basename, removed)) == [
+        'best_reid_mAP_epoch_2.pth.partial', 'epoch_3.pth.partial',
+        'last_checkpoint.partial'
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'epoch_2.pth', 'notes.txt.partial'
+    ]
+    out = capsys.readouterr()
+    assert 'epoch_3.pth.partial: an incomplete file left by a run killed' \
+        in out.out + out.err
+
+
+def test_a_missing_best_of_this_folder_is_not_called_another_folders(
+        tmp_path, capsys):
+    hook = WorkDirCheckpointHook(interval=1)
+    hook.out_dir = str(tmp_path)
+    hook._report_reanchor('best checkpoint',
+                          str(tmp_path / 'best_reid_mAP_epoch_1.pth'), None)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert 'no longer exists' in text and 'another folder' not in text
+
+
+def test_load_from_without_resume_leaves_the_lr_alone(capsys):
+    """Issue 24, case 9: load_from logged 'the config wins ... (current lr
+    3e-05 -> 1e-05)' although no optimizer state is loaded."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('test_lr_only_on_resume')
+    old_optim, _ = _setup(1e-3)
+    ckpt = dict(optimizer=old_optim.state_dict())
+    before = copy.deepcopy(ckpt)
+    hook = WorkDirCheckpointHook(interval=1)
+    optim = OptimWrapper(_setup(1e-4)[0])
+    # load_from (a stage hand-off): nothing rescaled, nothing logged
+    hook.after_load_checkpoint(
+        SimpleNamespace(optim_wrapper=optim, _resume=False), ckpt)
+    assert ckpt == before
+    assert 'the config wins' not in ''.join(capsys.readouterr())
+    # resume: the config's lr wins, with the warning
+    hook.after_load_checkpoint(
+        SimpleNamespace(optim_wrapper=optim, _resume=True), ckpt)
+    assert ckpt['optimizer']['param_groups'][0]['initial_lr'] == \
+        pytest.approx(1e-4)
+    assert 'the config wins' in ''.join(capsys.readouterr())
+
+
+def test_no_file_client_deprecation_notices(tiny_reid_root, make_tiny_cfg,
+                                            tmp_path, capsys):
+    """Issue 24, case 12 (log noise): every run logged MMEngine's
+    '"FileClient" will be deprecated' and '"HardDiskBackend" ...' notices,
+    which the checkpoint hook triggers without using a FileClient."""
+    from mmreid_usl.engine.runner import ReIDRunner
+    cfg = make_tiny_cfg(
+        tiny_reid_root, str(tmp_path / 'work'), max_epochs=1, iters=1)
+    cfg.default_hooks.checkpoint = dict(
+        type='WorkDirCheckpointHook', interval=1)
+    ReIDRunner.from_cfg(cfg).train()
+    out = ''.join(capsys.readouterr())
+    assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
+    assert 'FileClient' not in out and 'HardDiskBackend' not in out
