@@ -55,6 +55,9 @@ def test_adaptation_defaults_are_theorys_code(path):
     distance = cfg.default_hooks.pseudo_label.labeler.distance
     assert distance.source_feature == 'raw_fp16'
     assert TASK_UTILS.build(distance).needs_raw_features
+    # Theory's dense float16 re-ranking, except for MSMT17 targets (memory)
+    assert distance.jaccard == ('sparse' if path.endswith('2msmt17.py')
+                                else 'theory_fp16')
     # Theory's evaluation: raw pool5, squared Euclidean
     assert model.eval_feat == 'pooled'
     assert model.test_cfg.normalize is False
@@ -120,7 +123,8 @@ def test_one_pass_switch_and_batch_hard_switch():
         'model.loss_triplet.mining': 'batch_hard',
         'model.test_cfg.normalize': True,
         'default_hooks.pseudo_label.labeler.distance.source_feature':
-        'normalized'
+        'normalized',
+        'default_hooks.pseudo_label.labeler.distance.jaccard': 'sparse'
     })
     cfg.model.encoder.backbone.init_cfg = None
     cfg.model.encoder.backbone.depth = 18

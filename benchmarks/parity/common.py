@@ -244,16 +244,20 @@ class Float64Inputs(torch.nn.Module):
     Single-view ``(B, 3, H, W)`` and multi-view (a list of V such) batches.
     """
 
-    def __init__(self, preprocessor: torch.nn.Module) -> None:
+    def __init__(self, preprocessor: torch.nn.Module, mean: Sequence[float],
+                 std: Sequence[float]) -> None:
         super().__init__()
         self.preprocessor = preprocessor
+        # the config's values: the preprocessor's buffers are float32, and
+        # 123.675 in float32 is 123.675003..., a 2e-8 relative offset
+        self.mean = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
 
     def _one(self, x: torch.Tensor) -> torch.Tensor:
-        pre = self.preprocessor
         x = x.double()
-        if getattr(pre, '_channel_conversion', False):
+        if getattr(self.preprocessor, '_channel_conversion', False):
             x = x.flip(1)
-        return (x - pre.mean.double()) / pre.std.double()
+        return (x - self.mean) / self.std
 
     def forward(self, data: dict, training: bool = False) -> dict:
         inputs = data['inputs']

@@ -177,7 +177,8 @@ def train_ours(cfg, work_dir: str, init_ckpt: str,
     if dtype == torch.float64:
         runner.model.to(dtype)
         runner.model.data_preprocessor = common.Float64Inputs(
-            runner.model.data_preprocessor)
+            runner.model.data_preprocessor, cfg.model.data_preprocessor.mean,
+            cfg.model.data_preprocessor.std)
     runner.train()
     return runner.model
 

@@ -10,11 +10,14 @@ import torch
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_real
 from .jaccard import JaccardDistance
+from .theory_rerank import theory_jaccard_fp16
 from .knn import _faiss_available
 from .unstored_distance import UnstoredDistance
 
 #: Features of the source term of :class:`SourceAwareJaccardDistance`.
 SOURCE_FEATURES = ('raw_fp16', 'normalized')
+#: How the Jaccard term is computed (see the class docstring).
+JACCARD_MODES = ('sparse', 'theory_fp16')
 
 
 def nearest_sqdist(query: torch.Tensor,
@@ -148,6 +151,15 @@ class SourceAwareJaccardDistance:
         source_feature (str): ``'raw_fp16'`` or ``'normalized'``; see
             above. Defaults to ``'normalized'``; Theory's configs use
             ``'raw_fp16'``.
+        jaccard (str): ``'sparse'`` (default): the Jaccard term of
+            :class:`JaccardDistance` on the L2-normalised features, sparse;
+            ``'theory_fp16'``: Theory's own re-ranking on the raw features,
+            dense and in float16 operation by operation
+            (:func:`theory_jaccard_fp16`), mixed with the source term as
+            Theory mixes it (the pair sum :math:`s_i + s_j` in float16,
+            :math:`2\lambda s_i` on the diagonal); the result is then the
+            dense float64 matrix of Theory's ``re_ranking``, bit for bit
+            (``docs/parity.md``). ``max_distance`` does not apply to it.
     """
 
     def __init__(self,
@@ -158,8 +170,18 @@ class SourceAwareJaccardDistance:
                  knn_precision: str = 'fp32',
                  max_distance: float = 1.0,
                  max_chunk_elems: int = 1 << 22,
-                 source_feature: str = 'normalized') -> None:
+                 source_feature: str = 'normalized',
+                 jaccard: str = 'sparse') -> None:
         owner = type(self).__name__
+        if jaccard not in JACCARD_MODES:
+            raise ValueError(f'{owner}: jaccard must be one of '
+                             f'{JACCARD_MODES}, got {jaccard!r}')
+        if jaccard == 'theory_fp16' and source_feature != 'raw_fp16':
+            raise ValueError(f"{owner}: jaccard='theory_fp16' is Theory's "
+                             'arithmetic on the raw features; it goes with '
+                             "source_feature='raw_fp16'.")
+        self.jaccard_mode = jaccard
+        self.k1, self.k2 = k1, k2
         if source_feature not in SOURCE_FEATURES:
             raise ValueError(f'{owner}: source_feature must be one of '
                              f'{SOURCE_FEATURES}, got {source_feature!r}')
@@ -189,7 +211,8 @@ class SourceAwareJaccardDistance:
     @property
     def needs_raw_features(self) -> bool:
         """bool: The source term reads the raw (unnormalised) features."""
-        return self.source_feature == 'raw_fp16' and self.lambda_source > 0
+        return self.jaccard_mode == 'theory_fp16' or (
+            self.source_feature == 'raw_fp16' and self.lambda_source > 0)
 
     def source_term(self, feats: torch.Tensor,
                     reference_features: torch.Tensor) -> np.ndarray:
@@ -239,8 +262,10 @@ class SourceAwareJaccardDistance:
                 source features unnormalised; required with ``'raw_fp16'``.
 
         Returns:
-            scipy.sparse.csr_matrix: N x N float32 (diagonal stored as 0,
-            columns sorted) with the attribute ``unstored_distance``.
+            scipy.sparse.csr_matrix | np.ndarray: N x N float32 (diagonal
+            stored as 0, columns sorted) with the attribute
+            ``unstored_distance``; with ``jaccard='theory_fp16'`` the dense
+            float64 matrix of Theory.
         """
         lam = self.lambda_source
         raw_mode = self.needs_raw_features
@@ -271,6 +296,8 @@ class SourceAwareJaccardDistance:
             source_term_mean=float(s.mean()),
             source_term_max=float(s.max()),
             source_term_at_max=float((s >= 1.0).mean()))
+        if self.jaccard_mode == 'theory_fp16':
+            return self._theory_dense(raw_features, s)
         pruned = self.max_distance < 1
         inner = min(1.0, self.max_distance / (1 - lam)) if pruned else 1.0
         self.jaccard.max_distance = inner
@@ -292,3 +319,16 @@ class SourceAwareJaccardDistance:
             row=lam * s,
             cap=self.max_distance if pruned else math.inf)
         return out
+
+    def _theory_dense(self, raw_features: torch.Tensor,
+                      s: np.ndarray) -> np.ndarray:
+        """Theory's ``re_ranking`` result: ``(1 - λ) d_J + λ (s_i + s_j)``
+        with its float16 operations, dense float64 (see ``jaccard``)."""
+        lam = self.lambda_source
+        dj = theory_jaccard_fp16(
+            raw_features.detach().cpu().numpy(), self.k1, self.k2)
+        if lam == 0:
+            return dj.astype(np.float64)
+        s16 = s.astype(np.float16)  # s is float16 already (raw_fp16)
+        pair = (s16[:, None] + s16[None, :]).astype(np.float64)
+        return dj * (1 - lam) + pair * lam

@@ -8,7 +8,12 @@ __src = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
 __tgt = dict(type='MSMT17', data_root='data/msmt17/')
 train_dataloader = dict(dataset=__tgt)
 cluster_dataloader = dict(dataset=__tgt)
+# MSMT17 as the target: Theory's dense float16 re-ranking of 32,621 images
+# would hold ~27 GB of N x N matrices; the sparse Jaccard on L2-normalised
+# features instead (configs/gds/README.md)
 default_hooks = dict(
-    pseudo_label=dict(reference_dataloader=dict(dataset=__src)))
+    pseudo_label=dict(
+        reference_dataloader=dict(dataset=__src),
+        labeler=dict(distance=dict(jaccard='sparse'))))
 val_dataloader = dict(dataset=__tgt)
 test_dataloader = dict(dataset=__tgt)

@@ -14,8 +14,13 @@
 # raw features for it and logs the term's spread, source_term_*). On raw
 # ResNet-50 pool5 it is expected to saturate to the constant 0.2; the
 # L2-normalised variant, which varies per sample:
-# labeler.distance.source_feature='normalized'. The Jaccard term is computed
-# on the L2-normalised features (docs/algorithms/gds.md).
+# labeler.distance.source_feature='normalized' (with jaccard='sparse'). The
+# Jaccard term is Theory's too (jaccard='theory_fp16'): its re-ranking on the
+# raw pool5 in float16, dense, bit-identical to reid/rerank.py
+# (docs/parity.md); the project's
+# sparse Jaccard on L2-normalised features is labeler.distance.jaccard=sparse
+# (the MSMT17-target configs use it: the dense matrices of 32,621 images
+# would need ~27 GB).
 _base_ = ['./dbscan_jaccard.py']
 
 default_hooks = dict(
@@ -28,7 +33,8 @@ default_hooks = dict(
                 k1=20,
                 k2=6,
                 lambda_source=0.1,
-                source_feature='raw_fp16'),
+                source_feature='raw_fp16',
+                jaccard='theory_fp16'),
             clusterer=dict(
                 _delete_=True,
                 type='RhoDBSCANClusterer',
