@@ -26,8 +26,9 @@ model = dict(
     sync_momentum_buffers=True,  # DDP: average momentum BN stats over ranks
     cluster_feat_source='student',  # paper (Algorithm 1, line 2)
     # discrepant cluster proxies: every type starts at the normalised
-    # centroid; 'hard' = batch-hard instance, 'mean' = batch mean (ours; the
-    # unofficial code: ('momentum', 'mean')); old_weight = weight of the OLD
+    # centroid; 'hard' = batch-hard instance, 'mean' = batch mean (the branch
+    # the unofficial code labels #Market1501; the one it runs as committed,
+    # #MSMT17, is ('momentum', 'mean')); old_weight = weight of the OLD
     # entry, 0.1 (unofficial)
     dcp_memory=dict(
         type='DiscrepantClusterMemory',

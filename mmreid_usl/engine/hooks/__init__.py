@@ -1,5 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 from .momentum_update_hook import MomentumUpdateHook
+from .optimizer_reset_hook import OptimizerResetHook
 from .pseudo_label_hook import PseudoLabelHook
 from .random_state_hook import RandomStateHook
 from .rank_consistency_hook import RankConsistencyHook
@@ -10,5 +11,5 @@ from .work_dir_checkpoint_hook import WorkDirCheckpointHook
 __all__ = [
     'MomentumUpdateHook', 'PseudoLabelHook', 'SyncNormBuffersHook',
     'ValBeforeTrainHook', 'RandomStateHook', 'WorkDirCheckpointHook',
-    'RankConsistencyHook'
+    'RankConsistencyHook', 'OptimizerResetHook'
 ]

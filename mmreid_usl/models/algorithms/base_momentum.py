@@ -36,7 +36,9 @@ class BaseMomentumUSLReID(BaseUSLReID):
     - :meth:`momentum_forward`: ShuffleBN over all ranks, then BN groups of
       ``momentum_bn_group_size`` images per rank, no gradient (with
       ``bn_group_size`` of the student, groups of 8 on one process with a
-      batch of 32 reproduce the official 4-GPU x 8 DataParallel BN).
+      batch of 32 reproduce the official 4-GPU x 8 DataParallel BN);
+      ``momentum_shuffle_bn=False`` leaves out the shuffle (contiguous
+      chunks, as a DataParallel forward without ShuffleBN).
 
     The algorithm's config base declares the loop and the hook that go
     with it: ``val_cfg = dict(type='MomentumValLoop')`` (student and
@@ -51,6 +53,12 @@ class BaseMomentumUSLReID(BaseUSLReID):
             ``'own'``.
         momentum_bn_group_size (int, optional): Images per BN group of every
             momentum forward (after the shuffle). None: the whole batch.
+        momentum_shuffle_bn (bool): Shuffle the batch across the ranks before
+            every momentum forward (ShuffleBN, ICE). False: each rank
+            forwards its own batch in consecutive chunks of
+            ``momentum_bn_group_size`` (the unofficial DCMIP code, whose
+            DataParallel EMA forward normalises contiguous 64-image chunks
+            of 4 identities x 16). Defaults to True.
         sync_momentum_buffers (bool): Under DDP, average the momentum BN
             buffers over the ranks after every EMA step. Defaults to True.
         cluster_feat_source (str): Encoder whose features are clustered.
@@ -65,6 +73,7 @@ class BaseMomentumUSLReID(BaseUSLReID):
                  momentum: float = 0.001,
                  momentum_buffer_mode: str = 'own',
                  momentum_bn_group_size: Optional[int] = None,
+                 momentum_shuffle_bn: bool = True,
                  sync_momentum_buffers: bool = True,
                  cluster_feat_source: str = 'momentum',
                  test_cfg: Optional[dict] = None,
@@ -82,6 +91,7 @@ class BaseMomentumUSLReID(BaseUSLReID):
         self.momentum_encoder = MomentumEncoder(
             self.encoder, momentum=momentum, buffer_mode=momentum_buffer_mode)
         self.momentum_bn_group_size = momentum_bn_group_size
+        self.momentum_shuffle_bn = bool(momentum_shuffle_bn)
         self.sync_momentum_buffers = sync_momentum_buffers
 
     @property
@@ -136,8 +146,11 @@ class BaseMomentumUSLReID(BaseUSLReID):
 
     @torch.no_grad()
     def momentum_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Momentum features of ``x`` under ShuffleBN (no gradient)."""
+        """Momentum features of ``x`` in BN groups, under ShuffleBN unless
+        ``momentum_shuffle_bn=False`` (no gradient)."""
         return shuffle_bn_forward(
-            self.momentum_encoder, x,
+            self.momentum_encoder,
+            x,
             num_bn_groups(len(x), self.momentum_bn_group_size),
-            self.bn_running_stats)
+            self.bn_running_stats,
+            shuffle=self.momentum_shuffle_bn)

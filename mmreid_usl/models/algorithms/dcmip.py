@@ -42,7 +42,8 @@ class DCMIP(BaseMomentumUSLReID):
        per cluster) are filled with its features.
 
     Every iteration, with :math:`q` the L2-normalised student features and
-    :math:`k` the momentum encoder's (ShuffleBN, no gradient):
+    :math:`k` the momentum encoder's (ShuffleBN unless
+    ``momentum_shuffle_bn=False``, no gradient):
 
     .. math::
         \mathcal{L} = \begin{cases}
@@ -97,9 +98,17 @@ class DCMIP(BaseMomentumUSLReID):
             instance proxies: ``'momentum'`` (paper) or ``'student'`` (the
             unofficial code's bug, which writes the online features; also
             the "without momentum encoder" ablation together with
-            ``instance_memory.feat_source='student'``).
+            ``instance_memory.feat_source='student'``). With ``'student'``
+            the momentum forward of the batch still runs, as in the
+            unofficial code: its train-mode BatchNorm moves the momentum
+            encoder's own running statistics (``momentum_buffer_mode=
+            'own'``), which its feature bank, its evaluation and deployment
+            use. Only with ``momentum_buffer_mode='copy'`` (the statistics
+            are the student's after every EMA step) does the forward change
+            nothing, and it is skipped (:attr:`momentum_forward_needed`).
         **kwargs: ``momentum`` (0.001), ``momentum_buffer_mode`` (``'own'``),
-            ``momentum_bn_group_size``, ``sync_momentum_buffers``,
+            ``momentum_bn_group_size``, ``momentum_shuffle_bn`` (True),
+            ``sync_momentum_buffers``,
             ``cluster_feat_source`` (``'student'``), ``bn_group_size``,
             ``label_source``, ``data_preprocessor``, ``test_cfg``
             (``feat_source='momentum'``), ``init_cfg`` of
@@ -160,11 +169,13 @@ class DCMIP(BaseMomentumUSLReID):
         """tuple[str]: Banks :meth:`set_pseudo_labels` reads.
 
         The clustered bank, the DCP's, and the one the instance proxies are
-        filled from. With ``momentum_reinit='every'`` the instance proxies
-        are filled right after the momentum encoder was copied from the
-        student, whose bank is then exactly the momentum encoder's, so no
-        momentum pass over the training set is needed;
-        ``'until_mip'`` needs both.
+        filled from. When the next labelling copies the student into the
+        momentum encoder before the instance proxies are filled
+        (``momentum_reinit='every'``, or ``'until_mip'`` until the first
+        labelling with instance proxies), the student's bank is exactly the
+        momentum encoder's, so no momentum pass over the training set is
+        needed; ``'until_mip'`` needs both once its EMA runs continuously
+        (``mip_start`` set; read at every labelling, restored on resume).
         """
         banks = [self.cluster_feat_source]
         sources = [self.dcp_memory.feat_source]
@@ -173,8 +184,10 @@ class DCMIP(BaseMomentumUSLReID):
             if mem.feat_source == 'momentum' and \
                     self.momentum_reinit != 'never':
                 sources.append('student')
-            if not (mem.feat_source == 'momentum'
-                    and self.momentum_reinit == 'every'):
+            copied = self.momentum_reinit == 'every' or (
+                self.momentum_reinit == 'until_mip'
+                and int(self.mip_start) < 0)
+            if not (mem.feat_source == 'momentum' and copied):
                 sources.append(mem.feat_source)
         for source in sources:
             source = source or self.cluster_feat_source
@@ -187,6 +200,22 @@ class DCMIP(BaseMomentumUSLReID):
         """bool: Whether the instance proxies are on (for this epoch)."""
         return self.instance_memory is not None and \
             self.instance_memory.num_clusters > 0
+
+    @property
+    def momentum_forward_needed(self) -> bool:
+        """bool: Whether a training step with instance proxies runs the
+        momentum forward of the batch.
+
+        Its keys replace the instance proxies with
+        ``mip_update_source='momentum'``. With ``'student'`` they are
+        discarded, but the train-mode forward still moves the momentum
+        encoder's BatchNorm running statistics, which its bank, its
+        ``momentum/...`` evaluation and deployment read, unless
+        ``momentum_buffer_mode='copy'`` overwrites them with the student's
+        after every EMA step: only then is the forward skipped.
+        """
+        return self.mip_update_source == 'momentum' or \
+            self.momentum_encoder.buffer_mode != 'copy'
 
     def _mip_due(self, epoch: int) -> bool:
         return self.instance_memory is not None and \
@@ -250,7 +279,8 @@ class DCMIP(BaseMomentumUSLReID):
         if mip:
             losses['loss_mip'] = self.mip_weight * self.loss_mip(
                 feats, self.instance_memory.features, targets)
-            keys = F.normalize(self.momentum_forward(inputs), dim=1)
+            if self.momentum_forward_needed:
+                keys = F.normalize(self.momentum_forward(inputs), dim=1)
         self.dcp_memory.update(feats, targets)
         if mip:
             new = keys if self.mip_update_source == 'momentum' else feats

@@ -37,12 +37,14 @@ class DiscrepantClusterMemory(BaseMemory):
       to :math:`P_y` (Cluster Contrast's Eq. 2);
     - ``'mean'``: the same with the batch mean :math:`\bar x_y`;
     - ``'momentum'``: one such step per batch instance of :math:`y`, in
-      batch order (the unofficial code's first proxy).
+      batch order.
 
     Fed with different statistics of the same instances, the proxies drift
     apart; the loss (:class:`DiscrepantClusterNCELoss`) contrasts the query
-    with every proxy type. Default ``('hard', 'mean')`` is our reading of the
-    paper (the unofficial code uses ``('momentum', 'mean')``).
+    with every proxy type. Default ``('hard', 'mean')``: the branch the
+    unofficial code's source labels ``#Market1501`` (commented out there);
+    the branch it runs as committed, labelled ``#MSMT17``, is
+    ``('momentum', 'mean')``. The paper does not give the rules.
 
     Args:
         feat_dim (int): Feature dimension D.

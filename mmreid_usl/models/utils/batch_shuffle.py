@@ -89,13 +89,20 @@ def grouped_forward(module: Callable[[Tensor], Tensor],
 def shuffle_bn_forward(module: Callable[[Tensor], Tensor],
                        x: Tensor,
                        num_groups: int = 1,
-                       running_stats: str = 'every_group') -> Tensor:
+                       running_stats: str = 'every_group',
+                       shuffle: bool = True) -> Tensor:
     """Forward ``x`` through ``module`` under ShuffleBN.
 
     The batch is shuffled across all ranks (a random permutation on one
     process), forwarded in ``num_groups`` BN groups per rank, and unshuffled,
     so output row ``i`` always belongs to input row ``i``. Call it under
     ``torch.no_grad()`` (the collectives are not differentiable).
+
+    With ``shuffle=False`` nothing is permuted or exchanged between ranks:
+    each rank forwards its own batch in ``num_groups`` consecutive chunks
+    (:func:`grouped_forward`), which is how DataParallel splits a batch over
+    its GPUs (the unofficial DCMIP code's momentum forward: contiguous
+    chunks of P x K identity blocks, no shuffle). No random number is drawn.
 
     Args:
         module (Callable): The network, e.g. the momentum encoder.
@@ -104,10 +111,14 @@ def shuffle_bn_forward(module: Callable[[Tensor], Tensor],
         num_groups (int): BN groups per rank
             (``docs/algorithms/common.md#batchnorm-groups``). Defaults to 1.
         running_stats (str): See :func:`grouped_forward`.
+        shuffle (bool): Shuffle before the grouped forward (ShuffleBN).
+            Defaults to True.
 
     Returns:
         Tensor: Outputs ``(B, ...)`` aligned with ``x``.
     """
+    if not shuffle:
+        return grouped_forward(module, x, num_groups, running_stats)
     x_shuffled, idx_unshuffle = batch_shuffle_ddp(x)
     out = grouped_forward(module, x_shuffled, num_groups, running_stats)
     return batch_unshuffle_ddp(out, idx_unshuffle)

@@ -1,10 +1,12 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 import copy
+import os.path as osp
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.config import Config
 
 from mmreid_usl.models import (DCMIP, DiscrepantClusterNCELoss,
                                MultiInstanceProxyLoss)
@@ -13,6 +15,8 @@ from mmreid_usl.models.utils.reid_encoder import ReIDEncoder
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 
 DIM = 8
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 class _Pool(nn.Module):
@@ -90,14 +94,20 @@ def test_defaults_and_contract():
     assert model.ins_start_epoch == 20
     assert (model.dcp_weight, model.mip_weight) == (0.5, 0.5)
     assert model.dcp_memory.update_modes == ('hard', 'mean')
+    assert model.momentum_shuffle_bn  # ShuffleBN unless switched off
+    assert model.momentum_forward_needed
     assert model.instance_memory.feat_source == 'momentum'
     # nested per-type ClusterMemory modules are not reset twice
     assert model.memories == [model.dcp_memory, model.instance_memory]
     # 'every': the instance proxies come from the freshly copied momentum
     # encoder = the student bank; no momentum pass needed
     assert model.pseudo_label_banks == ('student', )
-    assert _model(momentum_reinit='until_mip').pseudo_label_banks == (
-        'student', 'momentum')
+    # 'until_mip' copies the student until the instance proxies start: the
+    # momentum bank is extracted only once its EMA runs continuously
+    until = _model(momentum_reinit='until_mip')
+    assert until.pseudo_label_banks == ('student', )
+    until.mip_start.fill_(3)
+    assert until.pseudo_label_banks == ('student', 'momentum')
     assert _model(momentum_reinit='never').pseudo_label_banks == (
         'student', 'momentum')
     model.check_contract()
@@ -270,3 +280,147 @@ def test_checkpoint_round_trip_with_other_cluster_count():
     assert a.keys() == b.keys() == {'loss_dcp', 'loss_mip'}
     for key in a:
         torch.testing.assert_close(a[key], b[key])
+
+
+def _bn_stats(module):
+    return {
+        k: v.clone()
+        for k, v in module.state_dict().items()
+        if k.endswith(('running_mean', 'running_var', 'num_batches_tracked'))
+    }
+
+
+@pytest.mark.parametrize('shuffle', [False, True])
+def test_momentum_forward_without_shuffle_normalises_contiguous_chunks(
+        shuffle):
+    """``momentum_shuffle_bn=False``: DataParallel's BN of the unofficial
+    code, the batch in consecutive chunks (P x K identity blocks), the first
+    chunk's running statistics kept, no random draw."""
+    model = _model(
+        momentum_bn_group_size=4,
+        momentum_shuffle_bn=shuffle,
+        bn_running_stats='first_group')
+    model.train()
+    _drift(model.momentum_encoder)
+    x = torch.randn(8, 3, 8, 4, generator=torch.Generator().manual_seed(2))
+    first = copy.deepcopy(model.momentum_encoder.module)
+    expect = torch.cat([
+        first(x[:4]),
+        copy.deepcopy(model.momentum_encoder.module)(x[4:])
+    ])
+    torch.manual_seed(0)
+    rng = torch.get_rng_state()
+    out = model.momentum_forward(x)
+    if shuffle:  # ShuffleBN: other groups
+        assert not torch.allclose(out, expect, atol=1e-3)
+        return
+    torch.testing.assert_close(out, expect)
+    assert torch.equal(torch.get_rng_state(), rng)
+    stats, ref = _bn_stats(model.momentum_encoder.module), _bn_stats(first)
+    for key in ref:
+        torch.testing.assert_close(stats[key], ref[key], msg=key)
+
+
+@pytest.mark.parametrize('source,buffers,needed', [
+    ('momentum', 'own', True),
+    ('student', 'own', True),  # the EMA's own BN statistics move
+    ('student', 'ema', True),
+    ('student', 'copy', False),  # nothing reads the forward
+])
+def test_momentum_forward_runs_unless_nothing_uses_it(source, buffers,
+                                                      needed):
+    model = _model(
+        ins_start_epoch=0,
+        mip_update_source=source,
+        momentum_buffer_mode=buffers)
+    assert model.momentum_forward_needed == needed
+    model.train()
+    result = _result(epoch=0)
+    model.set_pseudo_labels(result)
+    calls = []
+    model.momentum_encoder.module.register_forward_pre_hook(
+        lambda *args: calls.append(1))
+    losses = model.loss(*_batch(result))
+    assert set(losses) == {'loss_dcp', 'loss_mip'}
+    assert bool(calls) == needed
+
+
+def _code_model():
+    """The model of ``dcmip_r50-code_market.py`` on the tiny encoder, with
+    BN groups of 4 and K = 4 for a batch of 2 ids x 4."""
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/dcmip/dcmip_r50-code_market.py')).model
+    cfg = cfg.to_dict()
+    for key in ('type', 'encoder'):
+        cfg.pop(key)
+    cfg.update(bn_group_size=4, momentum_bn_group_size=4)
+    cfg['instance_memory']['num_instances'] = 4
+    torch.manual_seed(0)
+    model = DCMIP(encoder=_encoder(), **cfg)
+    model.init_weights()
+    return model
+
+
+def test_code_config_step_is_the_unofficial_one():
+    """One stage-2 step of ``-code`` against the unofficial code's rules,
+    re-derived here: its 2C-row cluster memory and hybrid loss, its
+    per-cluster instance loss, the update branch its source labels
+    ``#Market1501`` (proxy 1 batch-hard, proxy 2 batch mean, old weight
+    0.1), the online features written into the instance proxies, and an
+    EMA forward in contiguous DataParallel chunks."""
+    model = _code_model()
+    model.train()
+    # stage 1: the cluster proxies only
+    _perturb(model.encoder)
+    model.set_pseudo_labels(_result(epoch=39))
+    assert not model.mip_active
+    assert model.pseudo_label_banks == ('student', )
+    # stage 2: the EMA starts as the stage-1 model, then runs on its own
+    _perturb(model.encoder)
+    result = _result(epoch=40)
+    model.set_pseudo_labels(result)
+    assert _same(model.encoder, model.momentum_encoder.module)
+    assert model.mip_active and int(model.mip_start) == 40
+    assert model.pseudo_label_banks == ('student', 'momentum')
+    _drift(model.momentum_encoder)
+
+    inputs, samples = _batch(result, clusters=(0, 1))
+    y = torch.tensor([0] * 4 + [1] * 4)
+    P = model.dcp_memory.features.clone()  # (2, C, D)
+    inst = model.instance_memory.features.clone()  # (C, K, D)
+    student = copy.deepcopy(model.encoder)
+    q = F.normalize(torch.cat([student(inputs[:4]), student(inputs[4:])]),
+                    dim=1).detach()
+    ema = copy.deepcopy(model.momentum_encoder.module)
+    ema(inputs[:4])  # DataParallel: GPU 0's chunk owns the buffers
+    tau = 0.05
+    # the memory of 2C rows, [proxy 1; proxy 2], logits split in halves
+    first, second = (q @ torch.cat([P[0], P[1]]).t() / tau).chunk(2, dim=1)
+    l_dcp = 0.5 * (F.cross_entropy(second, y) +
+                   torch.relu(F.cross_entropy(first, y) - 0.2))
+    sims = torch.einsum('bd,ckd->bck', q, inst)
+    logits = sims.max(dim=2).values  # other clusters: most similar slot
+    rows = torch.arange(len(y))
+    logits[rows, y] = sims[rows, y].min(dim=1).values  # own: least similar
+    l_mip = F.cross_entropy(logits / tau, y)
+
+    losses = model.loss(inputs, samples)
+    torch.testing.assert_close(losses['loss_dcp'], l_dcp)  # weight 1
+    torch.testing.assert_close(losses['loss_mip'], l_mip)  # weight 1
+    after = model.dcp_memory.features
+    for c in (0, 1):
+        xs = q[y == c]
+        hard = xs[(xs @ P[0, c]).argmin()]
+        torch.testing.assert_close(
+            after[0, c], F.normalize(0.1 * P[0, c] + 0.9 * hard, dim=0))
+        torch.testing.assert_close(
+            after[1, c], F.normalize(0.1 * P[1, c] + 0.9 * xs.mean(0), dim=0))
+        # the batch's ONLINE features replace the cluster's 4 slots (the
+        # unofficial code writes them in a random order: the same set)
+        torch.testing.assert_close(model.instance_memory.features[c], xs)
+    torch.testing.assert_close(after[:, 2:], P[:, 2:])
+    torch.testing.assert_close(model.instance_memory.features[2:], inst[2:])
+    # the EMA forward ran without shuffle, only chunk 0 moved its statistics
+    stats, ref = _bn_stats(model.momentum_encoder.module), _bn_stats(ema)
+    for key in ref:
+        torch.testing.assert_close(stats[key], ref[key], msg=key)

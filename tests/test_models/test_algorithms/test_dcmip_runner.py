@@ -1,13 +1,18 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""DCMIP through the Runner, on the real ``dcmip_r50_market.py`` config.
+"""DCMIP through the Runner, on the real ``dcmip_r50_market.py`` and
+``dcmip_r50-code_market.py`` configs.
 
 The config is shrunk (ResNet-18 of width 8, 32x16 images, the generated tiny
 dataset) but keeps its model, loops and hooks. Two epochs with the instance
 proxies from the second: both losses, both encoders evaluated; then a run
-resumed after the first epoch ends with the same weights and proxies.
+resumed after the first epoch ends with the same weights and proxies. The
+``-code`` config's second stage (a new optimiser, the instance proxies)
+starts at the second epoch, so the resumed run re-creates the optimiser
+itself.
 """
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -28,8 +33,11 @@ TINY_TRAIN = [
 ]
 
 
-def _cfg(root: str, work_dir: str, max_epochs: int) -> Config:
-    cfg = Config.fromfile(osp.join(REPO, 'configs/dcmip/dcmip_r50_market.py'))
+def _cfg(root: str,
+         work_dir: str,
+         max_epochs: int,
+         config: str = 'dcmip_r50_market.py') -> Config:
+    cfg = Config.fromfile(osp.join(REPO, 'configs/dcmip', config))
     cfg.merge_from_dict({
         'model.encoder.backbone.depth': 18,
         'model.encoder.backbone.base_channels': 8,
@@ -57,16 +65,37 @@ def _cfg(root: str, work_dir: str, max_epochs: int) -> Config:
     cfg.train_dataloader.batch_size = 8
     cfg.train_dataloader.sampler.num_instances = 4
     cfg.train_dataloader.sampler.samples_per_epoch = 16
+    if config == 'dcmip_r50-code_market.py':
+        # stage 2 (a new optimiser) from epoch 1; BN groups of one id
+        cfg.custom_hooks = [dict(type='OptimizerResetHook', epochs=[1])]
+        cfg.param_scheduler = [
+            dict(type='StepLR', step_size=1, gamma=0.1, begin=0, end=1),
+            dict(type='StepLR', step_size=1, gamma=0.1, begin=1, end=2),
+        ]
+        cfg.model.bn_group_size = 4
+        cfg.model.momentum_bn_group_size = 4
     cfg.work_dir = work_dir
     cfg.log_level = 'WARNING'
     return cfg
 
 
 class _StartEpoch(Hook):
-    """Record the epoch training starts at."""
+    """Record the epoch training starts at, and the optimiser (number of
+    parameters with Adam state, learning rate) at the start of each epoch,
+    after any re-creation."""
+
+    priority = 'LOW'
+
+    def __init__(self):
+        self.optim = {}
 
     def before_train(self, runner):
         self.epoch = runner.epoch
+
+    def before_train_epoch(self, runner):
+        opt = runner.optim_wrapper.optimizer
+        self.optim[runner.epoch] = (len(opt.state),
+                                    opt.param_groups[0]['lr'])
 
 
 def _final_state(runner):
@@ -74,10 +103,16 @@ def _final_state(runner):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_market_config_trains_evaluates_and_resumes(tiny_reid_root, tmp_path):
+@pytest.mark.parametrize('config',
+                         ['dcmip_r50_market.py', 'dcmip_r50-code_market.py'])
+def test_market_config_trains_evaluates_and_resumes(tiny_reid_root, tmp_path,
+                                                    config):
     register_all_modules(init_default_scope=False)
+    code = config == 'dcmip_r50-code_market.py'
     work = str(tmp_path / 'full')
-    runner = Runner.from_cfg(_cfg(tiny_reid_root, work, max_epochs=2))
+    runner = Runner.from_cfg(_cfg(tiny_reid_root, work, 2, config))
+    full_probe = _StartEpoch()
+    runner.register_hook(full_probe)
     runner.train()
     model = get_ori_model(runner.model)
     assert type(model).__name__ == 'DCMIP'
@@ -89,11 +124,17 @@ def test_market_config_trains_evaluates_and_resumes(tiny_reid_root, tmp_path):
                 'val/reid/mAP'):
         assert key in scalars, key
     full = _final_state(runner)
+    state, lr = full_probe.optim[1]
+    if code:  # stage 2: a new Adam at the config's learning rate
+        assert state == 0 and lr == 3.5e-4
+        assert model.momentum_shuffle_bn is False
+    else:  # one Adam, x0.1 after 20 epochs only
+        assert state > 0 and lr == 3.5e-4
 
     # resume after epoch 1 (before the instance proxies existed)
     resumed_work = str(tmp_path / 'resumed')
-    Runner.from_cfg(_cfg(tiny_reid_root, resumed_work, max_epochs=1)).train()
-    cfg = _cfg(tiny_reid_root, resumed_work, max_epochs=2)
+    Runner.from_cfg(_cfg(tiny_reid_root, resumed_work, 1, config)).train()
+    cfg = _cfg(tiny_reid_root, resumed_work, 2, config)
     cfg.resume = True
     cfg.load_from = osp.join(resumed_work, 'epoch_1.pth')
     runner = Runner.from_cfg(cfg)
@@ -101,6 +142,7 @@ def test_market_config_trains_evaluates_and_resumes(tiny_reid_root, tmp_path):
     runner.register_hook(probe)
     runner.train()
     assert probe.epoch == 1  # resumed, not trained again from scratch
+    assert probe.optim[1] == full_probe.optim[1]
     resumed = _final_state(runner)
     assert full.keys() == resumed.keys()
     for key in full:

@@ -118,3 +118,39 @@ def test_invalid_arguments():
         DiscrepantClusterMemory(DIM, update_modes=())
     with pytest.raises(ValueError, match='update_mode'):
         DiscrepantClusterMemory(DIM, update_modes=('hard', 'median'))
+
+
+def test_market_branch_of_the_unofficial_code_by_hand():
+    """The branch the unofficial code labels ``#Market1501`` (the config
+    ``dcmip_r50-code_market.py``): proxy 1 takes the batch instance LEAST
+    similar to it, proxy 2 the batch mean, old weight 0.1; values worked out
+    by hand in 2-D. The branch labelled ``#MSMT17`` (sequential steps,
+    ``'momentum'``) gives another proxy 1."""
+    result = PseudoLabelResult.from_labels(
+        torch.tensor([0, 0, 1, 1]), {
+            'student':
+            torch.tensor([[1., 0.], [1., 0.], [0., 1.], [0., 1.]])
+        })
+    # cluster 0: the hardest [0.6, 0.8] (similarity 0.6) first, then [1, 0];
+    # cluster 1: the hardest [0.6, 0.8] (0.8), then [0, 1] (similarity 1)
+    feats = torch.tensor([[0.6, 0.8], [1., 0.], [0.6, 0.8], [0., 1.]])
+    targets = torch.tensor([0, 0, 1, 1])
+    mem = DiscrepantClusterMemory(2, update_modes=('hard', 'mean'))
+    mem.reset(result)
+    mem.update(feats, targets)
+    # proxy 1: 0.1 * [1, 0] + 0.9 * [0.6, 0.8] = [0.64, 0.72];
+    #          0.1 * [0, 1] + 0.9 * [0.6, 0.8] = [0.54, 0.82]
+    hard = torch.tensor([[0.64, 0.72], [0.54, 0.82]])
+    hard /= torch.tensor([[0.928**0.5], [0.964**0.5]])
+    # proxy 2: means [0.8, 0.4] and [0.3, 0.9];
+    #          0.1 * [1, 0] + 0.9 * [0.8, 0.4] = [0.82, 0.36],
+    #          0.1 * [0, 1] + 0.9 * [0.3, 0.9] = [0.27, 0.91]
+    mean = torch.tensor([[0.82, 0.36], [0.27, 0.91]])
+    mean /= torch.tensor([[0.802**0.5], [0.901**0.5]])
+    torch.testing.assert_close(mem.features[0], hard)
+    torch.testing.assert_close(mem.features[1], mean)
+    msmt = DiscrepantClusterMemory(2, update_modes=('momentum', 'mean'))
+    msmt.reset(result)
+    msmt.update(feats, targets)
+    assert not torch.allclose(msmt.features[0], hard, atol=1e-2)
+    torch.testing.assert_close(msmt.features[1], mean)

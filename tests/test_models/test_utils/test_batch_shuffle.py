@@ -70,3 +70,27 @@ def test_first_group_gradients_reach_the_shared_parameters():
         assert torch.allclose(a.grad, b.grad, atol=1e-6)
     with pytest.raises(ValueError, match='running_stats'):
         grouped_forward(first, x, 2, 'last_group')
+
+
+def test_no_shuffle_forwards_contiguous_chunks_in_order():
+    """``shuffle=False``: DataParallel's split (consecutive chunks, in
+    order), nothing drawn from the random generator."""
+    chunks = []
+
+    def record(chunk):
+        chunks.append(chunk.flatten().tolist())
+        return chunk * 2
+
+    x = torch.arange(12.).view(12, 1)
+    torch.manual_seed(0)
+    rng = torch.get_rng_state()
+    for _ in range(3):
+        out = shuffle_bn_forward(record, x, num_groups=3, shuffle=False)
+        assert torch.equal(out, x * 2)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert chunks == [[0., 1., 2., 3.], [4., 5., 6., 7.], [8., 9., 10.,
+                                                           11.]] * 3
+    # the default shuffles (another permutation than the identity)
+    chunks.clear()
+    shuffle_bn_forward(record, x, num_groups=3)
+    assert chunks != [[0., 1., 2., 3.], [4., 5., 6., 7.], [8., 9., 10., 11.]]
