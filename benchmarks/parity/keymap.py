@@ -76,14 +76,53 @@ def resnet_encoder_key_map(ours_keys: Iterable[str],
     return out
 
 
-def check_key_map(ours: Dict[str, torch.Tensor], ref: Dict[str, torch.Tensor],
-                  key_map: Dict[str, str]) -> List[str]:
+def theory_key_map(ours_keys: Iterable[str],
+                   ours_prefix: str = 'encoder.') -> Dict[str, str]:
+    """Our Theory model (mmpretrain ResNet, average pooling, FCBNNeck, the
+    stage-1 classifier) -> Theory's ``reid/models/resnet.py``.
+
+    Theory keeps the torchvision ResNet as ``base`` with its own module
+    names (``base.conv1``, ``base.layer1``, ...), the embedding as ``feat``
+    (FC) + ``feat_bn`` and the identity classifier as ``classifier_x2``.
+    Its ``base.fc`` (torchvision's ImageNet classifier) is never used by
+    its forward: list it in ``ignore`` of :func:`check_key_map`.
+    """
+    out = {}
+    for key in ours_keys:
+        if key.startswith('classifier.'):
+            out[key] = 'classifier_x2.' + key[len('classifier.'):]
+            continue
+        if not key.startswith(ours_prefix):
+            continue
+        part, _, tail = key[len(ours_prefix):].partition('.')
+        if part == 'backbone':
+            stage, _, leaf = tail.partition('.')
+            if stage not in _RESNET_BASE:
+                raise KeyError(f'unexpected backbone key {key!r}')
+            out[key] = f'base.{stage}.{leaf}'
+        elif part == 'neck':
+            layer, _, leaf = tail.partition('.')
+            names = {'fc': 'feat', 'bn': 'feat_bn'}
+            if layer not in names:
+                raise KeyError(f'unexpected neck key {key!r}')
+            out[key] = f'{names[layer]}.{leaf}'
+        else:
+            raise KeyError(f'unexpected encoder key {key!r}')
+    return out
+
+
+def check_key_map(ours: Dict[str, torch.Tensor],
+                  ref: Dict[str, torch.Tensor],
+                  key_map: Dict[str, str],
+                  ignore: Iterable[str] = ()) -> List[str]:
     """Problems of ``key_map`` as a bijection between two state dicts.
 
     Args:
         ours (dict): Our state dict, restricted to the mapped module.
         ref (dict): The reference state dict.
         key_map (dict): ours -> reference.
+        ignore (Iterable[str]): Reference keys that are deliberately not
+            mapped (tensors its forward never uses); they must exist.
 
     Returns:
         list[str]: Empty when every tensor of both sides is mapped exactly
@@ -104,7 +143,12 @@ def check_key_map(ours: Dict[str, torch.Tensor], ref: Dict[str, torch.Tensor],
     missing = sorted(set(targets) - set(ref))
     if missing:
         problems.append(f'reference keys that do not exist: {missing[:5]}')
-    uncovered = sorted(set(ref) - set(targets))
+    ignore = set(ignore)
+    absent = sorted(ignore - set(ref))
+    if absent:
+        problems.append(f'ignored reference keys that do not exist: '
+                        f'{absent[:5]}')
+    uncovered = sorted(set(ref) - set(targets) - ignore)
     if uncovered:
         problems.append(f'reference keys not covered: {uncovered[:5]} '
                         f'({len(uncovered)} in all)')
@@ -127,15 +171,19 @@ def sub_state_dict(module: nn.Module, prefix: str = '') -> dict:
 def copy_weights(ours: nn.Module,
                  ref: nn.Module,
                  key_map: Dict[str, str],
-                 ours_prefix: str = 'encoder.') -> None:
+                 ours_prefix: str = 'encoder.',
+                 ignore: Iterable[str] = ()) -> None:
     """Copy our tensors into the reference after checking the map.
 
     Raises:
         KeyError: If the map is not a bijection of equal shapes.
     """
-    ours_sd = sub_state_dict(ours, ours_prefix)
+    ours_sd = {
+        k: v
+        for k, v in ours.state_dict().items() if k in key_map
+    } if ours_prefix is None else sub_state_dict(ours, ours_prefix)
     ref_sd = ref.state_dict()
-    problems = check_key_map(ours_sd, ref_sd, key_map)
+    problems = check_key_map(ours_sd, ref_sd, key_map, ignore)
     if problems:
         raise KeyError('weight map is not a bijection:\n  ' +
                        '\n  '.join(problems))
@@ -146,7 +194,7 @@ def copy_weights(ours: nn.Module,
 def state_diff(ours: nn.Module, ref: nn.Module, key_map: Dict[str, str],
                ours_prefix: str = 'encoder.') -> Dict[str, torch.Tensor]:
     """Per mapped tensor, ``ours - ref`` (float64)."""
-    ours_sd = sub_state_dict(ours, ours_prefix)
+    ours_sd = ours.state_dict()
     ref_sd = ref.state_dict()
     return {
         k: ours_sd[k].double() - ref_sd[t].double()

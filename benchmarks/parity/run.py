@@ -7,6 +7,7 @@ Usage::
     python benchmarks/parity/run.py cluster_contrast --reference PATH \
         [--data data/cuhk03_detected] [--device cpu] [--out parity_cc.json]
     python benchmarks/parity/run.py ice --reference PATH
+    python benchmarks/parity/run.py theory --reference PATH
 
 ``PATH`` is the root of your own clone of the reference repository
 (nothing of it is copied; it is imported from there, with the run-time
@@ -40,6 +41,7 @@ os.chdir(REPO)  # config paths are relative to the repository
 METHODS = {
     'cluster_contrast': ('parity.cluster_contrast', 'clustercontrast'),
     'ice': ('parity.ice', 'ice'),
+    'theory': ('parity.theory', 'reid'),
 }
 ALL_LEVELS = ('components', 'steps', 'run', 'timing')
 

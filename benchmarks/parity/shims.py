@@ -140,6 +140,16 @@ class ReferenceRuntime(contextlib.AbstractContextManager):
             self._undo.pop()()
         return None
 
+    def patch_item(self, mapping: dict, key: str, value: Any,
+                   why: str) -> None:
+        """Set ``mapping[key] = value`` (absent before) until exit."""
+        if key in mapping:
+            raise KeyError(f'{key!r} exists; patch_item only adds')
+        mapping[key] = value
+        self._undo.append(lambda: mapping.pop(key, None))
+        if why not in self.applied:
+            self.applied.append(why)
+
     @contextlib.contextmanager
     def scoped(self):
         """Patches made inside the block are undone at its end."""
