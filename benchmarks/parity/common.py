@@ -313,7 +313,7 @@ def compare_steps(report, args, key_map, before, ours, ref, losses_o,
         lv, f'parameter updates after {n} steps', upd['max_abs'],
         upd['rel_l2'], tol_n,
         f"max_rel = ||Δours - Δref||₂ / ||Δref||₂; largest update "
-        f"{upd['max_update']:.3g} (Adam: ~lr = {lr:g} per step), largest "
+        f"{upd['max_update']:.3g} (lr {lr:g}), largest "
         'coordinate difference = max_abs')
     buffers = [k for k in key_map if 'running' in k]
     report.compare(

@@ -26,8 +26,8 @@ import argparse
 import contextlib
 import copy
 import os.path as osp
-import sys
 import tempfile
+import types
 from argparse import Namespace
 from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
@@ -48,7 +48,7 @@ from .data import ReferenceDataset, make_subset
 from .keymap import (check_key_map, copy_weights, resnet_encoder_key_map,
                      state_diff, sub_state_dict)
 from .report import ParityReport
-from .shims import load_module_from_file, ReferenceRuntime
+from .shims import CPUDataParallel, ReferenceRuntime, load_module_from_file
 
 CONFIG = 'configs/ice/ice_r50_market.py'
 #: Our switches that select the reference behaviour, with why.
@@ -67,7 +67,7 @@ SWITCHES = {
 #: Images per BN group: the official 4 GPUs x 8 = batch 32.
 BN_GROUP = 8
 NUM_REPLICAS = 4
-#: P x K of the steps and run levels and of the timing row (official).
+#: P x K of the steps level and of the timing row (official).
 NUM_IDS, NUM_INSTANCES = 8, 4
 TRAIN_SCRIPT = 'examples/unsupervised_train.py'
 #: Our state-dict prefix of each encoder.
@@ -83,6 +83,11 @@ TRAINER_ARGS = dict(alpha=0.999, num_instance=NUM_INSTANCES, tau_c=0.5,
                     tau_v=0.1, scale_kl=0.4)
 #: Pixels strong view 2 is rolled by along the width (steps level).
 ROLL = 16
+RECORDING = ('recording subclasses of AverageMeter (ImageTrainer.train '
+             'logs every loss term through them) / DBSCAN / Evaluator / '
+             'ImageTrainer (values read, nothing changed)')
+SHUFFLE_SHIM = ('ImageTrainer.get_shuffle_ids -> the fixed permutation of '
+                'the iteration (ours uses the same one)')
 
 
 def _switch_values(extra: Dict[str, object] = None) -> Dict[str, object]:
@@ -155,16 +160,22 @@ def run(args: argparse.Namespace, report: ParityReport) -> None:
                 f"model_1{'_ema' if name == 'momentum' else ''})",
                 not problems, f'{len(maps[name])} tensors'
                 if not problems else '; '.join(problems))
-        if 'components' in args.levels:
-            _components(args, report, rt, cfg, ours, ref_s, ref_m, maps,
-                        subset)
-        if 'steps' in args.levels:
-            _steps(args, report, rt, cfg, maps, subset)
-        if 'run' in args.levels:
-            _short_run(args, report, rt, maps, subset, work)
-        if 'timing' in args.levels:
-            _timing(args, report, rt, maps)
+        levels = dict(
+            components=lambda: _scoped(rt, _components, args, report, rt,
+                                       cfg, ours, ref_s, ref_m, maps,
+                                       subset),
+            steps=lambda: _scoped(rt, _steps, args, report, rt, cfg, maps),
+            run=lambda: _scoped(rt, _short_run, args, report, rt, maps,
+                                work),
+            timing=lambda: _scoped(rt, _timing, args, report, rt, maps))
+        common.run_levels(report, args.levels, levels)
         report.shims.extend(s for s in rt.applied if s not in report.shims)
+
+
+def _scoped(rt, fn, *args) -> None:
+    """``fn(*args)`` with the patches it makes undone at its end."""
+    with rt.scoped():
+        fn(*args)
 
 
 # ----------------------------------------------------------------------
@@ -361,26 +372,6 @@ def _ref_memory(mem) -> dict:
             mem.proxies[cams == c].clone() for c in range(len(mem.camera_ids))
         ],
         intra_id_labels=mem.proxy_labels.tolist())
-
-
-def _state_rows(report, level: str, name: str, ours, ref, key_map,
-                prefix: str, tol: float, split: bool = True) -> None:
-    """The worst tensor of parameters and of BN buffers (relative to its
-    own max |ref|)."""
-    diffs = state_diff(ours, ref, key_map, prefix)
-    sd_r = ref.state_dict()
-    buffers = {k for k in diffs if 'running' in k or 'num_batches' in k}
-    groups = [('parameters', [k for k in diffs if k not in buffers]),
-              ('BN buffers', sorted(buffers))] if split else \
-        [('parameters and BN buffers', list(diffs))]
-    for kind, keys in groups:
-        worst_abs = max(float(diffs[k].abs().max()) for k in keys)
-        worst_rel = max(
-            float(diffs[k].abs().max()) /
-            (float(sd_r[key_map[k]].double().abs().max()) or 1.0)
-            for k in keys)
-        report.record(level, f'{name}: {kind}', worst_abs, worst_rel, tol,
-                      'worst tensor; relative to its own max |ref|')
 
 
 def _running(model_sd: dict, keys: Sequence[str]) -> torch.Tensor:
@@ -600,16 +591,12 @@ def _one_iteration(args, report, rt, ours, ref_s, ref_m, maps, x, bank,
     ours.zero_grad()
     # -- reference: one iteration of ImageTrainer.train on the same batch
     meters = _MeterTap(trainers.AverageMeter)
-    rt.patch(trainers, 'AverageMeter', meters.cls,
-             'recording subclasses of AverageMeter (ImageTrainer.train '
-             'logs every loss term through them) / DBSCAN / Evaluator / '
-             'ImageTrainer (values read, nothing changed)')
+    rt.patch(trainers, 'AverageMeter', meters.cls, RECORDING)
     tap_s, tap_m = _Tap(_dp(ref_s)), _Tap(_dp(ref_m))
     trainer = trainers.ImageTrainer(
         tap_s, tap_m, num_cluster=result.num_clusters, **TRAINER_ARGS)
     trainer.get_shuffle_ids = perms.reference
-    _note(rt, 'ImageTrainer.get_shuffle_ids -> the fixed permutation of '
-          'the iteration (ours uses the same one)')
+    _note(rt, SHUFFLE_SHIM)
     params = [v for v in tap_s.parameters() if v.requires_grad]
     ref_mem = _ref_memory(mem)
     trainer.train(
@@ -633,8 +620,9 @@ def _one_iteration(args, report, rt, ours, ref_s, ref_m, maps, x, bank,
         f'{len(mem.camera_ids)} cameras (>= 50 + |P| proxies: the 50 hard '
         'negatives are all of other clusters)')
     f_r = tap_s.outputs[0]
-    shuffle, reverse = perms.perm(0), torch.argsort(perms.perm(0))
-    del shuffle
+    # the reference un-shuffles after its forwards: the recorded outputs
+    # are in the shuffled order
+    reverse = torch.argsort(perms.perm(0))
     mom_r = [out[reverse] for out in tap_m.outputs]
     report.compare(lv, 'iteration: student feature of strong 1',
                    kept['f'], f_r, 1e-5)
@@ -650,9 +638,8 @@ def _one_iteration(args, report, rt, ours, ref_s, ref_m, maps, x, bank,
                    sum(ref_terms.values()), 1e-5)
     report.compare(lv, 'iteration: gradient of the total loss w.r.t. the '
                    'student feature', kept['f'].grad, f_r.grad, 1e-5)
-    for name, ours_bn, ref, dp_forwards in (
-            ('student', 'encoder.', ref_s, 2),
-            ('momentum', 'momentum_encoder.module.', ref_m, 3)):
+    for name, ref, dp_forwards in (('student', ref_s, 2),
+                                   ('momentum', ref_m, 3)):
         keys = [k for k in maps[name] if 'running' in k or 'num_batches' in k]
         sd_o, sd_r = ours.state_dict(), ref.state_dict()
         report.compare(
@@ -706,7 +693,7 @@ def _term_gradients(report, trainer, ours, mem, f, keys, weak, targets,
         leaf = f.clone().requires_grad_(True)
         value = fn(leaf)
         value.backward()
-        return float(value), leaf.grad
+        return float(value.detach()), leaf.grad
 
     ref_fns = {
         'loss_agnostic': lambda q: trainer.ccloss(
@@ -823,10 +810,15 @@ def _bn_deviation(report, ours, x, initial) -> None:
 
 # ----------------------------------------------------------------------
 # training steps
-def _steps(args, report, rt, cfg, maps, subset) -> None:
+def _steps(args, report, rt, cfg, maps) -> None:
     """N optimiser steps (+ EMA updates) from the same weights on the same
-    three-view batches."""
+    three-view batches, both sides in ``--step-precision`` (float64: the
+    exactness check)."""
     lv = 'steps'
+    wide = args.step_precision == 'fp64'
+    dtype = torch.float64 if wide else torch.float32
+    if wide:
+        rt.cuda_shims(torch.float64)
     trainers = rt.import_module('ice.trainers')
     models_mod = rt.import_module('ice.models')
     script = _script(rt)
@@ -834,16 +826,22 @@ def _steps(args, report, rt, cfg, maps, subset) -> None:
     ref_s, ref_m = _ref_pair(models_mod, ours, maps)
     train_set = common.build_dataset(cfg, 'train_dataloader',
                                      'cluster_dataloader')
-    ref_data = ReferenceDataset(subset)
-    # labels: a clustering of the initial momentum features; the proxies
-    # built by our memory are given to the reference trainer as its
-    # main_worker gives them (their construction: run level)
+    # labels: a clustering of the initial momentum features (float32, as
+    # the runs cluster); the proxies our memory builds are given to the
+    # reference trainer as main_worker gives them (their construction is
+    # compared at the run level)
     feats = _initial_features(ours, train_set, args.seed)
     labels = DBSCANClusterer(eps=args.eps, min_samples=4)(
         dist=JaccardDistance(k1=30, k2=6)(feats))
+    ours.to(dtype)
+    ref_s.to(dtype)
+    ref_m.to(dtype)
+    ours.data_preprocessor = common.CastInputs(ours.data_preprocessor,
+                                               dtype)
     camids = torch.as_tensor(np.asarray(train_set.get_camids()))
     result = PseudoLabelResult.from_labels(
-        labels, {'momentum': feats}, feat_source='momentum', camids=camids)
+        labels, {'momentum': feats.to(dtype)}, feat_source='momentum',
+        camids=camids)
     ours.set_pseudo_labels(result)
     mem = ours.proxy_memory
     batch = NUM_IDS * NUM_INSTANCES
@@ -857,13 +855,22 @@ def _steps(args, report, rt, cfg, maps, subset) -> None:
     batches = common.pk_batches(result.labels.numpy(), NUM_IDS,
                                 NUM_INSTANCES, args.steps, args.seed)
     perms = _Permutations(batch, args.seed, _momentum_forwards(ours))
-    # -- ours: the optimiser wrapper and warm-up of the config
+    before = {k: v.detach().clone() for k, v in ours.state_dict().items()}
+    # the same input tensors on both sides (their equality through the two
+    # pipelines is a component check): our pipeline's, cast to the
+    # precision of the level; the views are pixel permutations of them
+    inputs = [common.our_inputs(ours, train_set, b) for b in batches]
+    # -- ours: the Runner's train_step with the config's optimiser wrapper
+    #    and warm-up (LinearLR at epoch 0), then the EMA update of the
+    #    MomentumUpdateHook
     optim = common.build_optimizer(cfg, ours)
     for sched in cfg.param_scheduler:
         PARAM_SCHEDULERS.build(dict(sched, optimizer=optim))
     lr_o = optim.optimizer.param_groups[0]['lr']
     norms_o: List[float] = []
-    common.record_grad_norms(optim.optimizer, norms_o)
+    grads_o: Dict[str, torch.Tensor] = {}
+    common.record_grads(optim.optimizer, dict(ours.named_parameters()),
+                        norms_o, grads_o)
     kept: Dict[str, Any] = {}
     student_forward = ours.student_forward
 
@@ -880,12 +887,13 @@ def _steps(args, report, rt, cfg, maps, subset) -> None:
         with perms.ours():
             for b in batches:
                 log = ours.train_step(_view_batch(train_set, b), optim)
-                ours.momentum_update()  # MomentumUpdateHook
-                terms_o.append({t: float(log[t]) for t in TERMS})
+                ours.momentum_update()
+                terms_o.append(
+                    {t: float(log[t].detach()) for t in TERMS})
     finally:
         del ours.student_forward
-    # -- reference: its trainer, its optimiser (one group per tensor) and
-    #    its warm-up scheduler at epoch 0
+    # -- reference: its trainer, its optimiser (one group per tensor, as
+    #    main_worker builds it) and its warm-up scheduler at epoch 0
     dp_s, dp_m = _dp(ref_s), _dp(ref_m)
     params = [{'params': [v], 'lr': 3.5e-4, 'weight_decay': 5e-4}
               for _, v in dp_s.named_parameters() if v.requires_grad]
@@ -894,30 +902,21 @@ def _steps(args, report, rt, cfg, maps, subset) -> None:
                              warmup_iters=10)
     lr_r = opt_r.param_groups[0]['lr']
     norms_r: List[float] = []
-    common.record_grad_norms(opt_r, norms_r)
+    grads_r: Dict[str, torch.Tensor] = {}
+    common.record_grads(opt_r, dict(ref_s.named_parameters()), norms_r,
+                        grads_r)
     meters = _MeterTap(trainers.AverageMeter)
-    rt.patch(trainers, 'AverageMeter', meters.cls,
-             'recording subclasses of AverageMeter (ImageTrainer.train '
-             'logs every loss term through them) / DBSCAN / Evaluator / '
-             'ImageTrainer (values read, nothing changed)')
+    rt.patch(trainers, 'AverageMeter', meters.cls, RECORDING)
     trainer = trainers.ImageTrainer(
         dp_s, dp_m, num_cluster=result.num_clusters, **TRAINER_ARGS)
     trainer.get_shuffle_ids = perms.reference
-    _note(rt, 'ImageTrainer.get_shuffle_ids -> the fixed permutation of '
-          'the iteration (ours uses the same one)')
-    labelled = [(f, int(lab), c) for (f, _, c), lab in zip(
-        ref_data.train, result.labels.tolist())]
-    pre = script.get_test_loader(
-        ref_data, 256, 128, 1, 0, testset=labelled).dataset
-    ref_batches = []
-    for b in batches:
-        items = [pre[j] for j in b]
-        ref_batches.append(
-            _ref_views(torch.stack([it[0] for it in items]),
-                       [it[2] for it in items], [it[3] for it in items]))
+    _note(rt, SHUFFLE_SHIM)
     trainer.train(
         0,
-        _Batches(ref_batches),
+        _Batches([
+            _ref_views(x, result.labels[b], camids[b])
+            for x, b in zip(inputs, batches)
+        ]),
         opt_r,
         print_freq=10**6,
         train_iters=len(batches),
@@ -926,34 +925,46 @@ def _steps(args, report, rt, cfg, maps, subset) -> None:
         **_ref_memory(mem))
     terms_r = meters.terms()
     # -- comparisons
+    tol1, tol_n = common.STEP_TOLS[args.step_precision]
     report.compare(
         lv, 'learning rate of step 1', lr_o, lr_r, 1e-12,
-        'epoch 0 of the warm-up, each side its own scheduler: ours the '
-        "config's LinearLR(start_factor=0.1), the reference "
-        'WarmupMultiStepLR(warmup_factor=0.1, warmup_iters=10): 3.5e-5')
-    tol = args.step_tol
+        f'{lr_r:g}: epoch 0 of the warm-up, each side its own scheduler '
+        "(ours the config's LinearLR(start_factor=0.1), the reference "
+        'WarmupMultiStepLR(warmup_factor=0.1, warmup_iters=10))')
+    common.compare_steps(report, args, maps['student'], before, ours, ref_s,
+                         [sum(t.values()) for t in terms_o],
+                         [sum(t.values()) for t in terms_r], norms_o,
+                         norms_r, grads_o, grads_r, lr=lr_o)
     for i, (a, b) in enumerate(zip(terms_o, terms_r)):
-        t = 1e-5 if i == 0 else tol
-        report.compare(lv, f'loss, step {i + 1}', sum(a.values()),
-                       sum(b.values()), t)
         report.compare(lv, f'loss terms, step {i + 1}',
-                       [a[k] for k in TERMS], [b[k] for k in TERMS], t,
-                       ', '.join(TERMS))
-    report.compare(lv, 'gradient norm, step 1', norms_o[0], norms_r[0],
-                   1e-5)
-    report.compare(lv, f'gradient norms, steps 2-{len(batches)}',
-                   norms_o[1:], norms_r[1:], tol)
+                       [a[k] for k in TERMS], [b[k] for k in TERMS],
+                       tol1 if i == 0 else tol_n, ', '.join(TERMS))
     n = len(batches)
-    _state_rows(report, lv, f'student after {n} steps', ours, ref_s,
-                maps['student'], PREFIX['student'], tol)
-    _state_rows(report, lv, f'momentum encoder after {n} steps', ours, ref_m,
-                maps['momentum'], PREFIX['momentum'], tol)
+    sd_o, sd_r = ours.state_dict(), ref_m.state_dict()
+    mom = maps['momentum']
+    upd = common.update_diff(
+        before, sd_o, sd_r,
+        {k: t for k, t in mom.items()
+         if 'running' not in k and 'num_batches' not in k})
+    report.record(
+        lv, f'momentum encoder: parameter updates after {n} EMA steps',
+        upd['max_abs'], upd['rel_l2'], tol_n,
+        "max_rel = ||Δours - Δref||₂ / ||Δref||₂; largest update "
+        f"{upd['max_update']:.3g}")
+    buffers = [k for k in mom if 'running' in k]
+    report.compare(
+        lv, f'momentum encoder: BN running statistics after {n} steps',
+        torch.cat([sd_o[k].flatten() for k in buffers]),
+        torch.cat([sd_r[mom[k]].flatten() for k in buffers]), tol_n,
+        '3 ShuffleBN forwards per step')
     report.notes.append(
-        f'steps: {n} steps of {batch} images (P x K = {NUM_IDS} x '
-        f'{NUM_INSTANCES}) over a clustering of the initial momentum '
-        f'features ({result.num_clusters} clusters, {mem.num_proxies} '
-        'camera proxies); views: strong 1 = flipped, weak = the image, '
-        f'strong 2 = rolled by {ROLL} px, built identically on both sides')
+        f'steps level in {args.step_precision}: {n} steps of {batch} images '
+        f'(P x K = {NUM_IDS} x {NUM_INSTANCES}) over a clustering of the '
+        f'initial momentum features ({result.num_clusters} clusters, '
+        f'{mem.num_proxies} camera proxies); views: strong 1 = flipped, '
+        f'weak = the image, strong 2 = rolled by {ROLL} px; inputs = our '
+        "pipeline's tensors on both sides; the BN rows without a prefix "
+        'are the student\'s')
     _pad_deviation(report, ours, mem, kept['f'], result, batches[0],
                    terms_r[0]['loss_cross'])
 
@@ -999,18 +1010,25 @@ def _proxies_of(model) -> dict:
         proxy_cams=mem.camera_ids[mem.proxy_cams].clone())
 
 
-def _short_run(args, report, rt, maps, subset, work) -> None:
+def _short_run(args, report, rt, maps, work) -> None:
     """Ours (Runner) vs ``main_worker`` of the official training
-    script."""
-    from .short_run import (Recorder, compare_run, numpy_checkpoint_globals,
+    script, on the run's own subset (``--run-images``)."""
+    from .short_run import (Recorder, call_reference_main, compare_run,
                             our_map, record_ours, replay_sampler,
                             run_overrides, train_ours,
                             transforms_without_augmentation)
     script = _script(rt)
     trainers = rt.import_module('ice.trainers')
-    batch, k = NUM_IDS * NUM_INSTANCES, NUM_INSTANCES
-    overrides = run_overrides(batch, args.run_iters, args.eps, k)
+    wide = args.run_precision == 'fp64'
+    dtype = torch.float64 if wide else torch.float32
+    batch, k = args.run_batch, NUM_INSTANCES
+    num_ids = batch // k
+    subset = osp.join(work, 'subset_run')
+    make_subset(args.data, subset, args.run_images, args.num_test)
+    overrides = run_overrides(batch, args.run_iters, args.eps, k,
+                              NUM_REPLICAS)
     overrides.update({
+        'model.momentum_bn_group_size': batch // NUM_REPLICAS,
         'randomness.seed': args.seed,
         'train_dataloader.sampler.seed': args.seed
     })
@@ -1023,19 +1041,21 @@ def _short_run(args, report, rt, maps, subset, work) -> None:
     with record_ours(type(init), Recorder(),
                      memory_fn=_proxies_of) as ours_rec, perms.ours():
         ours = train_ours(cfg, osp.join(work, 'ours_run'), init_ckpt,
-                          train_pipeline=_three_views(cfg))
+                          train_pipeline=_three_views(cfg), dtype=dtype)
     ours_map = our_map(ours, cfg, 'momentum')
     # a batch with two blocks of one cluster (our sampler's permutations
-    # run on across batches) is ragged for the reference's hard-instance
-    # loss, which needs exactly K images per identity
+    # of the clusters run on across batches; the official loader drops the
+    # last incomplete batch of each permutation) is ragged for the
+    # reference's hard-instance loss, which needs exactly K images per
+    # identity
     ragged = _ragged_batches(ours_rec, batch, k)
-    if ragged:
-        report.check(
-            'run', 'every replayed batch holds whole P x K identities',
-            False, f'batches {ragged} repeat a cluster (fewer clusters than '
-            f'{NUM_IDS} x iterations): the reference cannot replay them; '
-            'lower --run-iters')
-        return
+    report.check(
+        'run', 'every replayed batch holds P whole identities', not ragged,
+        f'batches (epoch, iteration) {ragged} repeat a cluster (fewer '
+        f'clusters than {num_ids} x --run-iters): the reference cannot '
+        'train on them' if ragged else
+        f'{num_ids} distinct clusters x {k} in each of the '
+        f'{sum(len(b) for b in ours_rec.batches) // batch} batches')
     # -- reference
     ref_rec = Recorder()
     data = ReferenceDataset(subset)
@@ -1064,18 +1084,19 @@ def _short_run(args, report, rt, maps, subset, work) -> None:
             return perms.reference(bsz)
 
         def train(self, epoch, data_loader_target, optimizer, *a, **kw):
-            out = super().train(epoch, data_loader_target, optimizer, *a,
-                                **kw)
-            ref_rec.memory.append(dict(
-                centroids=kw['centers'].detach().clone(),
-                proxies=torch.cat([self.percam_memory[int(c)]
-                                   for c in self.unique_cams]),
-                proxy_labels=self.concate_intra_class.clone(),
-                proxy_cams=torch.cat([
-                    torch.full((len(self.percam_memory[int(c)]), ), int(c))
-                    for c in self.unique_cams
-                ])))
-            return out
+            try:
+                return super().train(epoch, data_loader_target, optimizer,
+                                     *a, **kw)
+            finally:
+                ref_rec.memory.append(dict(
+                    centroids=kw['centers'].detach().clone(),
+                    proxies=torch.cat([self.percam_memory[int(c)]
+                                       for c in self.unique_cams]),
+                    proxy_labels=self.concate_intra_class.clone(),
+                    proxy_cams=torch.cat([
+                        torch.full((len(self.percam_memory[int(c)]), ),
+                                   int(c)) for c in self.unique_cams
+                    ])))
 
     class RecordingDBSCAN(script.DBSCAN):
 
@@ -1093,29 +1114,37 @@ def _short_run(args, report, rt, maps, subset, work) -> None:
             maps_r.append(float(out[1] if isinstance(out, tuple) else out))
             return out
 
-    recording = ('recording subclasses of AverageMeter (ImageTrainer.train '
-                 'logs every loss term through them) / DBSCAN / Evaluator / '
-                 'ImageTrainer (values read, nothing changed)')
     rt.patch(models_mod, 'create', create_with_our_weights,
              'model factory: our initial weights copied in after creation '
              '(model_1 <- our student, model_1_ema <- our momentum encoder)')
     rt.patch(script, 'get_data', lambda name, data_dir: data,
              'dataset factory -> the CUHK03 subset (open-reid style lists)')
-    rt.patch(script, 'compute_jaccard_distance',
-             _partial(script.compute_jaccard_distance, search_option=3),
+    jaccard = script.compute_jaccard_distance
+
+    def jaccard_cpu(features, *a, **kw):
+        # faiss is float32-only: the float64 check clusters float32
+        # features, as the official float32 runs do
+        return jaccard(features.float(), *a, search_option=3, **kw)
+
+    rt.patch(script, 'compute_jaccard_distance', jaccard_cpu,
              'faiss GPU kNN (search_option=0) -> faiss CPU IndexFlatL2 '
-             '(search_option=3, exact as well)')
+             '(search_option=3, exact as well), on float32 features')
+    if wide:
+        rt.cuda_shims(torch.float64)
+        rt.patch(script, 'np', _numpy_float64(),
+                 "main_worker's np.float32 buffer of the camera proxies "
+                 '(intra_id_features) -> float64, with the rest of the '
+                 'reference (float64 exactness check only)')
     rt.patch(script, 'MoreCameraSampler',
              replay_sampler(ours_rec, train_paths),
              "training sampler -> replay of our sampler's order")
     rt.patch(script, 'T', transforms_without_augmentation(script.T),
              'random training transforms -> identity (off on both sides)')
-    rt.patch(trainers, 'AverageMeter', meters.cls, recording)
-    rt.patch(script, 'ImageTrainer', RecordingTrainer, recording)
-    rt.patch(script, 'DBSCAN', RecordingDBSCAN, recording)
-    rt.patch(script, 'Evaluator', RecordingEvaluator, recording)
-    _note(rt, 'ImageTrainer.get_shuffle_ids -> the fixed permutation of '
-          'the iteration (ours uses the same one)')
+    rt.patch(trainers, 'AverageMeter', meters.cls, RECORDING)
+    rt.patch(script, 'ImageTrainer', RecordingTrainer, RECORDING)
+    rt.patch(script, 'DBSCAN', RecordingDBSCAN, RECORDING)
+    rt.patch(script, 'Evaluator', RecordingEvaluator, RECORDING)
+    _note(rt, SHUFFLE_SHIM)
     ref_args = Namespace(
         dataset_target='subset',
         data_dir=work,
@@ -1145,30 +1174,35 @@ def _short_run(args, report, rt, maps, subset, work) -> None:
         k1=30,
         min_samples=4,
         init='')
-    stdout = sys.stdout
-    try:
-        with numpy_checkpoint_globals():
-            script.main_worker(ref_args)
-    finally:
-        sys.stdout = stdout
+    error = call_reference_main(script.main_worker, ref_args, dtype)
+    if error is not None:
+        report.check('run', 'reference training script completed', False,
+                     f'{type(error).__name__}: {error}'[:300] +
+                     ' (what was recorded until then is compared below)')
     ref_rec.terms = meters.terms()
     ref_rec.losses = [sum(t.values()) for t in ref_rec.terms]
     _compare_run(report, ours_rec, ref_rec, ours, created, maps, ours_map,
-                 maps_r[-1] if maps_r else float('nan'), args.step_tol,
+                 maps_r[-1] if maps_r else float('nan'),
+                 common.STEP_TOLS['fp64'][1] if wide else args.step_tol,
                  compare_run)
     report.notes.append(
-        f'short run: {len(train_paths)} images, 2 clusterings, '
-        f'{args.run_iters} iterations of {batch} (P x K = {NUM_IDS} x {k}) '
-        f'per epoch, augmentations off (three identical views), eps '
-        f'{args.eps}, lr warm-up epochs 0-1 (3.5e-5, 6.65e-5) on both sides')
+        f'short run in {args.run_precision}: {len(train_paths)} images, 2 '
+        f'clusterings, {args.run_iters} iterations of {batch} (P x K = '
+        f'{num_ids} x {k}, BN groups of {batch // NUM_REPLICAS} = '
+        f'{NUM_REPLICAS} emulated replicas) per epoch, augmentations off '
+        f'(three identical views), eps {args.eps}, lr warm-up epochs 0-1 '
+        '(3.5e-5, 6.65e-5) on both sides; normalisation in float64 on both '
+        'sides in the fp64 run')
 
 
-def _partial(fn, **fixed):
-    def call(*a, **kw):
-        kw.update(fixed)
-        return fn(*a, **kw)
-
-    return call
+def _numpy_float64() -> types.ModuleType:
+    """The numpy namespace of the reference script with ``float32`` ->
+    ``float64``."""
+    ns = types.ModuleType('numpy_float64')
+    ns.__dict__.update({k: v for k, v in vars(np).items()
+                        if not k.startswith('__')})
+    ns.float32 = np.float64
+    return ns
 
 
 def _ragged_batches(rec, batch: int, k: int) -> List[Tuple[int, int]]:
@@ -1247,8 +1281,8 @@ def _timing(args, report, rt, maps) -> None:
     vs the reference (one ``ImageTrainer.train`` iteration: two student
     forwards, the losses, backward, Adam, three momentum forwards, EMA),
     the same random three-view batch, ResNet-50 at 256x128."""
-    from .timing import _Repeat, _rows, labelled, median_step_time, \
-        random_batch
+    from .timing import (_Repeat, _rows, labelled, median_step_time,
+                         random_batch)
     batch = args.timing_batch or NUM_IDS * NUM_INSTANCES
     per_gpu = min(batch, BN_GROUP)  # official: 4 GPUs x 8
     cfg = common.load_config(
@@ -1269,7 +1303,6 @@ def _timing(args, report, rt, maps) -> None:
     trainers = rt.import_module('ice.trainers')
     ref_s, ref_m = _ref_pair(rt.import_module('ice.models'), ours, maps)
     replicas = max(1, batch // per_gpu)
-    from .shims import CPUDataParallel
     dp_s, dp_m = CPUDataParallel(ref_s, replicas), CPUDataParallel(
         ref_m, replicas)
     params = [{'params': [v], 'lr': 3.5e-4, 'weight_decay': 5e-4}

@@ -75,6 +75,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=0.45,
         help='DBSCAN eps on the subset (random-weight features of 500 '
         'images: 0.45 gives ~17 clusters)')
+    parser.add_argument(
+        '--rho',
+        type=float,
+        default=0.02,
+        help='Theory: the rho of the eps estimate in the steps and run '
+        'levels (Theory: 1.6e-3, used by the components level; the '
+        'random-weight features of the subset give 2 clusters with it, 19 '
+        'with 0.02)')
     parser.add_argument('--component-batch', type=int, default=32,
                         help='images of the component comparisons')
     parser.add_argument('--steps', type=int, default=3,

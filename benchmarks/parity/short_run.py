@@ -30,6 +30,7 @@ from mmreid_usl.evaluation.functional import evaluate_rank
 from . import common
 from .data import ReferenceDataset, make_subset
 from .keymap import copy_weights, state_diff
+from .shims import load_module_from_file
 
 #: The random transforms of the reference training pipelines, replaced by
 #: the identity (our side trains with the test pipeline).
@@ -235,7 +236,8 @@ def compare_run(report, ours_rec: Recorder, ref_rec: Recorder, ours_model,
     lv = 'run'
     for e, (a, b) in enumerate(zip(ours_rec.labels, ref_rec.labels)):
         report.compare_labels(lv, f'labels of clustering {e + 1}', a, b)
-        if e < len(ours_rec.memory) and e < len(ref_rec.memory):
+        if e < len(ours_rec.memory) and e < len(ref_rec.memory) and \
+                ours_rec.memory[e] is not None:
             try:
                 rows = align_rows(a, b, ref_rec.memory[e])
                 report.compare(lv, f'{memory_name} built by clustering '
@@ -468,3 +470,195 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
         '2 clusterings, '
         f'{args.run_iters} iterations of {batch} (P x K = {batch // k} x '
         f'{k}) per epoch, augmentations off, eps {args.eps}')
+
+
+def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
+                     ref_model_fn: Callable, floor_div_int: type,
+                     k: int) -> None:
+    """Theory: ours (Runner, ``theory-sgd`` config) vs ``main`` of the
+    official ``selftraining.py``: the direct transfer, two clusterings with
+    the source bank, one epoch (#clusters x K samples) after each, the final
+    evaluation."""
+    from mmreid_usl.clustering import RhoDBSCANClusterer
+    batch = args.run_batch
+    wide = args.run_precision == 'fp64'
+    dtype = torch.float64 if wide else torch.float32
+    tgt_run = osp.join(work, 'subset_run')
+    src_run = osp.join(work, 'subset_run_source')
+    make_subset(args.data, tgt_run, args.run_images, args.num_test)
+    make_subset(args.data, src_run, args.run_images, 0, cameras=(3, 4))
+    overrides = {
+        'train_dataloader.batch_size': batch,
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'train_dataloader.sampler.num_instances': k,
+        'cluster_dataloader.num_workers': 0,
+        'cluster_dataloader.batch_size': batch,
+        'default_hooks.pseudo_label.interval': 1,
+        'default_hooks.pseudo_label.reference_dataloader.num_workers': 0,
+        'default_hooks.pseudo_label.labeler.clusterer.rho': args.rho,
+        'default_hooks.logger.interval': 1,
+        'train_cfg.max_epochs': 2,
+        'custom_hooks': [],
+    }
+    cfg = common.load_config(CONFIG_THEORY, overrides, tgt_run)
+    ref_loader = cfg.default_hooks.pseudo_label.reference_dataloader
+    ref_loader.dataset = dict(
+        type='ReIDFolderDataset',
+        data_root=src_run,
+        split='train',
+        pipeline=ref_loader.dataset.pipeline)
+    init = common.build_model(cfg, args.seed)
+    # the stage-1 checkpoint both sides start from, in each one's layout
+    init_ckpt = osp.join(work, 'init.pth')
+    torch.save({'state_dict': init.state_dict()}, init_ckpt)
+    ref_init = osp.join(work, 'init_theory.pth')
+    sd = init.state_dict()
+    torch.save({'state_dict': {t: sd[o] for o, t in key_map.items()}},
+               ref_init)
+    eps_o: List[float] = []
+    call = RhoDBSCANClusterer.__call__
+
+    def recording_call(self, *a, **kw):
+        out = call(self, *a, **kw)
+        eps_o.append(float(self.eps))
+        return out
+
+    RhoDBSCANClusterer.__call__ = recording_call
+    try:
+        with record_ours(type(init), Recorder(),
+                         memory_fn=lambda m: None) as ours_rec:
+            ours_direct = _raw_map(init, cfg)
+            ours = train_ours(cfg, osp.join(work, 'ours_run'), init_ckpt,
+                              dtype=dtype)
+    finally:
+        RhoDBSCANClusterer.__call__ = call
+    ours_final = _raw_map(ours, cfg)
+    # -- the reference
+    script = load_module_from_file(
+        'theory_selftraining', osp.join(rt.path, 'selftraining.py'))
+    ref_rec = Recorder()
+    tgt_data, src_data = ReferenceDataset(tgt_run), ReferenceDataset(src_run)
+    tgt_data.trainval = tgt_data.train
+    tgt_data.num_trainval_ids = tgt_data.num_train_ids
+    src_data.num_train_ids = src_data.num_train_pids = len(
+        {p for _, p, _ in src_data.train})
+    created = {}
+    create = script.models.create
+
+    def create_model(name, *a, **kw):
+        net = create(name, *a, **kw)
+        created['model'] = net
+        return net
+
+    triplet = script.TripletLoss
+
+    class Triplet(triplet):
+
+        def __init__(self, margin=0, num_instances=0, use_semi=True):
+            super().__init__(margin, floor_div_int(num_instances), use_semi)
+
+    eps_r: List[float] = []
+
+    class RecordingDBSCAN(script.DBSCAN):
+
+        def fit_predict(self, X, y=None, sample_weight=None):
+            labels = super().fit_predict(X)
+            eps_r.append(float(self.eps))
+            ref_rec.labels.append(np.asarray(labels).copy())
+            return labels
+
+    maps: List[float] = []
+    evaluator = script.Evaluator
+
+    class RecordingEvaluator(evaluator):
+
+        def evaluate(self, *a, **kw):
+            score = super().evaluate(*a, **kw)
+            maps.append(float(score.map))
+            return score
+
+    forward = script.Trainer._forward
+
+    def recording_forward(self, inputs_, targets, epoch):
+        loss, prec = forward(self, inputs_, targets, epoch)
+        ref_rec.losses.append(float(loss.detach()))
+        return loss, prec
+
+    train_paths = [f for f, _, _ in tgt_data.train]
+    rt.patch(script.datasets, 'create',
+             lambda name, root, **kw: src_data if name == 'dukemtmc' else
+             tgt_data, 'dataset factory -> the CUHK03 subsets (source: '
+             'camera pair 2, target: pair 1) as open-reid style lists')
+    rt.patch(script.models, 'create', create_model,
+             'model factory recorded; our initial weights given as the '
+             'stage-1 checkpoint (--resume) in its key layout')
+    rt.patch(script, 'TripletLoss', Triplet,
+             '`TripletLoss(num_instances=K)`: K as an int whose `n / K` is '
+             '`n // K` (Python 2 division in its loop bounds)')
+    rt.patch(script, 'RandomIdentitySampler',
+             replay_sampler(ours_rec, train_paths),
+             'training sampler -> replay of our sampler\'s order')
+    rt.patch(script, 'T', transforms_without_augmentation(script.T),
+             'random training transforms -> identity (off on both sides)')
+    rt.patch(script, 'DBSCAN', RecordingDBSCAN,
+             'recording subclasses of DBSCAN / Evaluator / Trainer (values '
+             'read, nothing changed)')
+    rt.patch(script, 'Evaluator', RecordingEvaluator,
+             'recording subclasses of DBSCAN / Evaluator / Trainer (values '
+             'read, nothing changed)')
+    rt.patch(script.Trainer, '_forward', recording_forward,
+             'recording subclasses of DBSCAN / Evaluator / Trainer (values '
+             'read, nothing changed)')
+    if wide:
+        rt.cuda_shims(torch.float64)
+    ref_args = Namespace(
+        src_dataset='dukemtmc', tgt_dataset='market1501', batch_size=batch,
+        workers=0, split=0, height=256, width=128, combine_trainval=False,
+        num_instances=k, arch='resnet50', margin=0.5, lambda_value=0.1,
+        rho=args.rho, lr=6e-5, resume=ref_init, evaluate=0, seed=args.seed,
+        print_freq=10**6, iteration=2, epochs=1, dist_metric='euclidean',
+        data_dir=work)
+    error = call_reference_main(script.main, ref_args, dtype)
+    if error is not None:
+        report.check('run', 'reference training script completed', False,
+                     f'{type(error).__name__}: {error}'[:300] +
+                     ' (what was recorded until then is compared below)')
+    tol = common.STEP_TOLS['fp64'][1] if wide else args.step_tol
+    lv = 'run'
+    report.compare(lv, 'direct transfer mAP (raw pool5)', ours_direct,
+                   maps[0] if maps else float('nan'), max(tol, 1e-6),
+                   'our ranking runs on float32 distances')
+    report.compare(lv, f'eps from rho = {args.rho:g} (first clustering)',
+                   eps_o[:1], eps_r[:1], 1e-12)
+    compare_run(report, ours_rec, ref_rec, ours, created['model'], key_map,
+                ours_final, maps[-1] if len(maps) > 1 else float('nan'),
+                tol)
+    report.notes.append(
+        f'short run in {args.run_precision}: {len(train_paths)} target and '
+        f'{len(src_data.train)} source images, 2 clusterings (rho '
+        f'{args.rho:g}), one epoch (#clusters x {k}) of batches of {batch} '
+        'after each, augmentations off')
+
+
+CONFIG_THEORY = 'configs/gds/theory-sgd_r50_duke2market.py'
+
+
+@torch.no_grad()
+def _raw_map(model, cfg) -> float:
+    """mAP (fraction) on the test subset with raw pool5 and the squared
+    Euclidean distance (Theory's evaluation, ``test_cfg.normalize=False``)."""
+    test = common.build_dataset(cfg, 'test_dataloader')
+    was = model.training
+    model.eval()
+    feats = []
+    for s in range(0, len(test), 64):
+        x = common.our_inputs(model, test, range(s, min(s + 64, len(test))))
+        feats.append(model.extract_feat(x).double())
+    model.train(was)
+    feats = torch.cat(feats)
+    is_q = np.arange(len(test)) < test.num_query
+    pids, cams = test.get_pids(), test.get_camids()
+    return float(
+        evaluate_rank(feats[is_q], feats[~is_q], pids[is_q], pids[~is_q],
+                      cams[is_q], cams[~is_q])['mAP'])

@@ -310,7 +310,7 @@ def _steps_in(args, report, rt, cfg, key_map) -> None:
     from mmreid_usl.registry import TASK_UTILS
     dist = TASK_UTILS.build(
         dict(cfg.default_hooks.pseudo_label.labeler.distance))
-    labels = RhoDBSCANClusterer(rho=1.6e-3, min_samples=4)(
+    labels = RhoDBSCANClusterer(rho=args.rho, min_samples=4)(
         dist=dist(F.normalize(raw_t, dim=1), raw_features=raw_t,
                   raw_reference_features=raw_s))
     result = PseudoLabelResult.from_labels(

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from ..utils.precision import at_least_fp32
 
 DISTANCES = ('euclidean', 'squared_euclidean', 'cosine')
 #: The mining modes of :class:`TripletLoss`.
@@ -104,8 +105,9 @@ class TripletLoss(nn.Module):
     (Theory's code would fail on them).
 
     Both modes use the distance ``metric`` (Theory: ``'euclidean'``, the
-    clamped square root above) in fp32 on the raw (by default not
-    normalised) features; ``margin=None`` gives the soft-margin variant
+    clamped square root above) in fp32 (fp64 for a float64 model) on the
+    raw (by default not normalised) features; ``margin=None`` gives the
+    soft-margin variant
     :math:`\log(1 + e^{d_{ap} - d_{an}})` for each term. A batch without any
     term gives a zero loss that keeps the graph.
 
@@ -193,7 +195,7 @@ class TripletLoss(nn.Module):
         if len(feats) == 0:
             return feats.sum() * 0.0
         with torch.autocast(device_type=feats.device.type, enabled=False):
-            x = feats.float()
+            x = at_least_fp32(feats)
             if self.normalize_feature:
                 x = F.normalize(x, dim=1)
             dist = pairwise_distance(x, self.metric)
