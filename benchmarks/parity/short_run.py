@@ -259,7 +259,11 @@ def compare_run(report, ours_rec: Recorder, ref_rec: Recorder, ours_model,
         for k, v in diffs.items())
     report.record(lv, weights_name, worst_abs, worst_rel, tol,
                   'worst tensor; relative to its own max |ref|')
-    report.compare(lv, 'final mAP (test subset)', ours_map, ref_map, tol)
+    report.compare(
+        lv, 'final mAP (test subset)', ours_map, ref_map, max(tol, 1e-3),
+        'our evaluate_rank ranks float32 distances, the reference float64 '
+        'ones: near-tied gallery entries can swap (the metric itself is '
+        'exact from the same distances, components level)')
 
 
 def our_map(model, cfg, source: str = 'student') -> float:
