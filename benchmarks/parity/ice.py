@@ -69,6 +69,10 @@ BN_GROUP = 8
 NUM_REPLICAS = 4
 #: P x K of the steps level and of the timing row (official).
 NUM_IDS, NUM_INSTANCES = 8, 4
+#: P of the short run (batch 8, BN groups of 2): its epochs are one pass
+#: over the clusters, floor(C / P) iterations, and --run-images=300 gives
+#: ~7 clusters.
+RUN_IDS = 2
 TRAIN_SCRIPT = 'examples/unsupervised_train.py'
 #: Our state-dict prefix of each encoder.
 PREFIX = {'student': 'encoder.', 'momentum': 'momentum_encoder.module.'}
@@ -1021,14 +1025,20 @@ def _short_run(args, report, rt, maps, work) -> None:
     trainers = rt.import_module('ice.trainers')
     wide = args.run_precision == 'fp64'
     dtype = torch.float64 if wide else torch.float32
-    batch, k = args.run_batch, NUM_INSTANCES
-    num_ids = batch // k
+    num_ids, k = RUN_IDS, NUM_INSTANCES
+    batch = num_ids * k
     subset = osp.join(work, 'subset_run')
     make_subset(args.data, subset, args.run_images, args.num_test)
     overrides = run_overrides(batch, args.run_iters, args.eps, k,
                               NUM_REPLICAS)
     overrides.update({
         'model.momentum_bn_group_size': batch // NUM_REPLICAS,
+        # one pass over the clusters per epoch, the last incomplete batch
+        # dropped: the official loader (MoreCameraSampler over every
+        # cluster, DataLoader(drop_last=True)) within one pass, so that no
+        # batch holds a cluster twice
+        'train_dataloader.sampler.samples_per_epoch': 'clusters',
+        'train_dataloader.drop_last': True,
         'randomness.seed': args.seed,
         'train_dataloader.sampler.seed': args.seed
     })
@@ -1051,9 +1061,8 @@ def _short_run(args, report, rt, maps, work) -> None:
     ragged = _ragged_batches(ours_rec, batch, k)
     report.check(
         'run', 'every replayed batch holds P whole identities', not ragged,
-        f'batches (epoch, iteration) {ragged} repeat a cluster (fewer '
-        f'clusters than {num_ids} x --run-iters): the reference cannot '
-        'train on them' if ragged else
+        f'batches (epoch, iteration) {ragged} repeat a cluster: the '
+        'reference cannot train on them' if ragged else
         f'{num_ids} distinct clusters x {k} in each of the '
         f'{sum(len(b) for b in ours_rec.batches) // batch} batches')
     # -- reference
@@ -1138,6 +1147,20 @@ def _short_run(args, report, rt, maps, work) -> None:
     rt.patch(script, 'MoreCameraSampler',
              replay_sampler(ours_rec, train_paths),
              "training sampler -> replay of our sampler's order")
+    get_train_loader = script.get_train_loader
+    epoch = [0]
+
+    def train_loader_of_the_replay(dataset, height, width, batch_size,
+                                   workers, num_instances, iters, **kw):
+        # the iterations of the replayed epoch (one pass over its clusters)
+        iters = len(ours_rec.batches[epoch[0]]) // batch_size
+        epoch[0] += 1
+        return get_train_loader(dataset, height, width, batch_size, workers,
+                                num_instances, iters, **kw)
+
+    rt.patch(script, 'get_train_loader', train_loader_of_the_replay,
+             'IterLoader length (--iters) -> the iterations of the replayed '
+             'epoch: one pass over the clusters, floor(C / P)')
     rt.patch(script, 'T', transforms_without_augmentation(script.T),
              'random training transforms -> identity (off on both sides)')
     rt.patch(trainers, 'AverageMeter', meters.cls, RECORDING)
@@ -1185,11 +1208,16 @@ def _short_run(args, report, rt, maps, work) -> None:
                  maps_r[-1] if maps_r else float('nan'),
                  common.STEP_TOLS['fp64'][1] if wide else args.step_tol,
                  compare_run)
+    iters = [len(b) // batch for b in ours_rec.batches]
     report.notes.append(
         f'short run in {args.run_precision}: {len(train_paths)} images, 2 '
-        f'clusterings, {args.run_iters} iterations of {batch} (P x K = '
-        f'{num_ids} x {k}, BN groups of {batch // NUM_REPLICAS} = '
-        f'{NUM_REPLICAS} emulated replicas) per epoch, augmentations off '
+        f'clusterings, {iters} iterations of {batch} (P x K = {num_ids} x '
+        f'{k}, BN groups of {batch // NUM_REPLICAS} = {NUM_REPLICAS} '
+        'emulated replicas), one pass over the clusters per epoch (a fixed '
+        'count of iterations makes our sampler start a new permutation of '
+        'the clusters inside a batch, which can hold a cluster twice: the '
+        "reference's hard-instance loss needs exactly K per identity; "
+        '--run-iters and --run-batch are not used), augmentations off '
         f'(three identical views), eps {args.eps}, lr warm-up epochs 0-1 '
         '(3.5e-5, 6.65e-5) on both sides; normalisation in float64 on both '
         'sides in the fp64 run')

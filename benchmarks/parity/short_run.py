@@ -543,10 +543,10 @@ def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
         'theory_selftraining', osp.join(rt.path, 'selftraining.py'))
     ref_rec = Recorder()
     tgt_data, src_data = ReferenceDataset(tgt_run), ReferenceDataset(src_run)
-    tgt_data.trainval = tgt_data.train
-    tgt_data.num_trainval_ids = tgt_data.num_train_ids
-    src_data.num_train_ids = src_data.num_train_pids = len(
-        {p for _, p, _ in src_data.train})
+    # the attributes Theory's scripts read (trainval = train: no val split)
+    for data in (tgt_data, src_data):
+        data.trainval = data.train
+        data.num_train_ids = data.num_trainval_ids = data.num_train_pids
     created = {}
     create = script.models.create
 

@@ -6,6 +6,12 @@ set of clothing attributes; each camera a set of imaging conditions; each
 image a random pose and placement. Look-alike groups of identities share
 their main colours so that colour statistics alone do not solve the task.
 
+Two DOMAINS share the drawing code: ``'a'`` (the default, the quick
+start's dataset) and ``'b'``, a second domain with its own identities,
+palette, cameras, backgrounds, haze and blur, so that the pair makes a
+zero-download unsupervised domain adaptation task (A labelled source -> B
+unlabelled target, ``configs/gds/*_synthetic-a*.py``).
+
 The generator's arguments and their defaults live in one place,
 :class:`SyntheticGeneratorConfig`. The output is a deterministic function of
 the configuration (same bytes for the same numpy/Pillow versions); bump
@@ -22,6 +28,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 #: Bump when the generator's output changes; part of the cache folder name.
 SYNTHETIC_VERSION = 'v1'
+#: The domains of the generator (``SyntheticGeneratorConfig.domain``).
+DOMAINS = ('a', 'b')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +52,11 @@ class SyntheticGeneratorConfig:
         height (int): Image height in pixels. Defaults to 128.
         width (int): Image width in pixels. Defaults to 64.
         seed (int): Seed of the whole dataset. Defaults to 0.
+        domain (str): ``'a'`` or ``'b'`` (see
+            :func:`generate_synthetic_pedestrians`). Defaults to ``'a'``.
+            Left out of :meth:`to_dict` when ``'a'``, so that the cache
+            folders and marker files of domain A are those of before the
+            option existed.
     """
 
     num_train_ids: int = 100
@@ -55,8 +68,12 @@ class SyntheticGeneratorConfig:
     height: int = 128
     width: int = 64
     seed: int = 0
+    domain: str = 'a'
 
     def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f'domain must be one of {DOMAINS}, '
+                             f'got {self.domain!r}.')
         for key in ('cams_per_id', 'images_per_cam'):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         lo, hi = self.cams_per_id
@@ -84,9 +101,22 @@ class SyntheticGeneratorConfig:
         return cls(**overrides)
 
     def to_dict(self) -> Dict:
-        """All arguments as a plain dict (tuples kept)."""
-        return dataclasses.asdict(self)
+        """All arguments as a plain dict (tuples kept).
 
+        Arguments added after :data:`SYNTHETIC_VERSION` ``'v1'`` (only
+        ``domain``) are left out while they hold their default, so the
+        dict, and with it the cache folder name and the ``generator.json``
+        marker, of every configuration that existed before is unchanged.
+        """
+        out = dataclasses.asdict(self)
+        for key, default in _LATER_DEFAULTS.items():
+            if out[key] == default:
+                del out[key]
+        return out
+
+
+#: Arguments added after v1 and their defaults (left out of ``to_dict``).
+_LATER_DEFAULTS = dict(domain='a')
 
 #: The default configuration as a dict (e.g. to compare or hash against).
 DEFAULT_GENERATOR_CFG: Dict = SyntheticGeneratorConfig().to_dict()
@@ -105,6 +135,24 @@ _SKIN = np.array([[255, 220, 185], [235, 190, 150], [200, 150, 110],
 _HAIR = np.array([[20, 15, 10], [70, 45, 25], [140, 100, 50], [200, 180, 120],
                   [150, 150, 150]],
                  dtype=np.float32)
+# Domain B's clothing palette: muted mid-tones (olive, slate, terracotta,
+# mauve, ...), none of A's saturated primaries, black or white, and closer
+# to each other than A's, so that A's colour features separate them less
+# well.
+_PALETTE_B = np.array(
+    [[150, 85, 95], [95, 110, 60], [65, 100, 125], [200, 165, 115],
+     [165, 185, 205], [95, 55, 65], [205, 205, 150], [105, 105, 165],
+     [55, 85, 65], [180, 110, 80], [140, 150, 150], [215, 180, 190],
+     [130, 115, 90], [75, 75, 95]],
+    dtype=np.float32)
+# Domain B's scene colours (outdoor: foliage, brick, sky, asphalt, sand).
+_BACKGROUNDS_B = np.array(
+    [[80, 120, 70], [150, 85, 70], [150, 175, 200], [90, 90, 95],
+     [185, 170, 130]],
+    dtype=np.float32)
+#: Raw ids of a domain start after its offset: B's ids (5001, ...) are
+#: disjoint from A's (1, ...) as in a real pair of datasets.
+_ID_OFFSET = dict(a=0, b=5000)
 _PATTERNS = ('plain', 'hstripes', 'vstripes', 'checks')
 _BAGS = ('none', 'backpack', 'handbag')
 _VIEWS = ('front', 'back', 'side')
@@ -112,27 +160,29 @@ _VIEWS = ('front', 'back', 'side')
 _BG, _SKIN_C, _HAIR_C, _SHIRT, _LEGS, _SHOES, _BAG = range(7)
 
 
-def _sample_identities(rng: np.random.Generator, num_ids: int,
-                       group_size: int) -> List[dict]:
+def _sample_identities(rng: np.random.Generator,
+                       num_ids: int,
+                       group_size: int,
+                       palette: np.ndarray = _PALETTE) -> List[dict]:
     """Attributes of ``num_ids`` identities, in look-alike groups."""
     ids = []
     while len(ids) < num_ids:
-        shirt, legs = rng.choice(len(_PALETTE), 2, replace=False)
+        shirt, legs = rng.choice(len(palette), 2, replace=False)
         for _ in range(min(group_size, num_ids - len(ids))):
             jitter = rng.normal(0, 12, (2, 3))
             ids.append(
                 dict(
-                    shirt=np.clip(_PALETTE[shirt] + jitter[0], 0, 255),
-                    legs=np.clip(_PALETTE[legs] + jitter[1], 0, 255),
+                    shirt=np.clip(palette[shirt] + jitter[0], 0, 255),
+                    legs=np.clip(palette[legs] + jitter[1], 0, 255),
                     pattern=_PATTERNS[rng.integers(len(_PATTERNS))],
-                    pattern_color=_PALETTE[rng.integers(len(_PALETTE))],
+                    pattern_color=palette[rng.integers(len(palette))],
                     period=int(rng.integers(4, 9)),
                     skin=_SKIN[rng.integers(len(_SKIN))],
                     hair=_HAIR[rng.integers(len(_HAIR))],
                     long_hair=bool(rng.random() < 0.35),
                     shorts=bool(rng.random() < 0.25),
                     bag=_BAGS[rng.integers(len(_BAGS))],
-                    bag_color=_PALETTE[rng.integers(len(_PALETTE))],
+                    bag_color=palette[rng.integers(len(palette))],
                     build=float(rng.uniform(0.85, 1.15)),
                     tall=float(rng.uniform(0.9, 1.04))))
     return ids
@@ -155,6 +205,62 @@ def _sample_cameras(rng: np.random.Generator, num_cams: int) -> List[dict]:
                 scale=float(rng.uniform(0.85, 1.0)),
                 shift=float(rng.uniform(-4, 4)),
                 view=_VIEWS[rng.integers(len(_VIEWS))]))
+    return cams
+
+
+#: Domain B's camera conditions: (low, high) of a uniform draw per camera.
+_CAMERA_B = dict(
+    gain=(0.75, 1.2),
+    cast=(0.85, 1.15),
+    offset=(-12, 12),
+    tint=(0.5, 1.0),
+    background=(-15, 15),
+    gradient=(-35, 35),
+    blur=(1.0, 2.0),
+    noise=(4, 10),
+    scale=(0.75, 0.92),
+    shift=(-6, 6),
+    band_period=(6, 16),
+    band_amplitude=(10, 25),
+    horizon=(0.8, 0.92),
+    ground=(0.4, 0.7),
+    haze=(0.15, 0.3),
+    haze_color=(110, 170))
+
+
+def _sample_cameras_b(rng: np.random.Generator, num_cams: int) -> List[dict]:
+    """Imaging conditions of each camera of domain B.
+
+    Outdoor scenes instead of A's grey walls: a coloured background with
+    vertical bands (facades, fences) and a ground strip; stronger gain and
+    colour-cast differences between cameras, a haze that pulls every colour
+    towards a grey, more blur and noise, smaller and more shifted people.
+    """
+    r = {k: lambda size=None, k=k: rng.uniform(*_CAMERA_B[k], size)
+         for k in _CAMERA_B}
+    cams = []
+    for _ in range(num_cams):
+        scene = _BACKGROUNDS_B[rng.integers(len(_BACKGROUNDS_B))]
+        grey = scene.mean()
+        base = grey + r['tint']() * (scene - grey)
+        cams.append(
+            dict(
+                gain=float(r['gain']()),
+                cast=r['cast'](3).astype(np.float32),
+                offset=float(r['offset']()),
+                background=(base + r['background'](3)).astype(np.float32),
+                gradient=float(r['gradient']()),
+                blur=float(r['blur']()),
+                noise=float(r['noise']()),
+                scale=float(r['scale']()),
+                shift=float(r['shift']()),
+                view=_VIEWS[rng.integers(len(_VIEWS))],
+                bands=(float(r['band_period']()),
+                       float(r['band_amplitude']())),
+                ground=(float(r['horizon']()),
+                        (base * r['ground']()).astype(np.float32)),
+                haze=float(r['haze']()),
+                haze_color=float(r['haze_color']())))
     return cams
 
 
@@ -258,6 +364,13 @@ def _render(ident: dict, cam: dict, rng: np.random.Generator, height: int,
     coarse = rng.normal(0, 6, (height // 16 + 1, width // 16 + 1, 1)) + \
         rng.normal(0, 2, (height // 16 + 1, width // 16 + 1, 3))
     img += np.kron(coarse, np.ones((16, 16, 1)))[:height, :width]
+    if 'bands' in cam:  # domain B: vertical bands and a ground strip
+        period, amplitude = cam['bands']
+        phase = rng.uniform(0, 2 * np.pi)
+        img += amplitude * np.sign(
+            np.sin(2 * np.pi * xx / period + phase))[..., None]
+        horizon, ground = cam['ground']
+        img[yy >= horizon * height] = ground + rng.normal(0, 4, 3)
     colours = {
         _SKIN_C: ident['skin'],
         _HAIR_C: ident['hair'],
@@ -283,6 +396,8 @@ def _render(ident: dict, cam: dict, rng: np.random.Generator, height: int,
     # Per-image clothing brightness (pose / shading change).
     person = labels != _BG
     img[person] *= rng.uniform(0.9, 1.1)
+    if 'haze' in cam:  # domain B: contrast and saturation lost to haze
+        img = (1 - cam['haze']) * img + cam['haze'] * cam['haze_color']
     # Camera lighting: gain, colour cast, offset, per-image flicker.
     img = img * cam['gain'] * cam['cast'] * rng.uniform(0.9, 1.1)
     img += cam['offset']
@@ -341,12 +456,17 @@ def generate_synthetic_pedestrians(root: str,
     num_train_ids, num_cams = cfg.num_train_ids, cfg.num_cams
     cams_per_id, images_per_cam = cfg.cams_per_id, cfg.images_per_cam
     height, width = cfg.height, cfg.width
-    rng = np.random.default_rng(cfg.seed)
+    if cfg.domain == 'a':
+        rng = np.random.default_rng(cfg.seed)
+        palette, sample_cameras = _PALETTE, _sample_cameras
+    else:  # a random stream of its own: other identities and cameras
+        rng = np.random.default_rng([cfg.seed, 0xB])
+        palette, sample_cameras = _PALETTE_B, _sample_cameras_b
     idents = _sample_identities(rng, num_train_ids + cfg.num_test_ids,
-                                cfg.lookalike_group_size)
+                                cfg.lookalike_group_size, palette)
     # Shuffle so that look-alike groups straddle the train/test split too.
     idents = [idents[i] for i in rng.permutation(len(idents))]
-    cams = _sample_cameras(rng, num_cams)
+    cams = sample_cameras(rng, num_cams)
     dirs = dict(
         train='bounding_box_train', query='query', gallery='bounding_box_test')
     for d in dirs.values():
@@ -354,7 +474,7 @@ def generate_synthetic_pedestrians(root: str,
     frame = [0] * num_cams
     counts = dict(train=0, query=0, gallery=0)
     for index, ident in enumerate(idents):
-        pid = index + 1
+        pid = _ID_OFFSET[cfg.domain] + index + 1
         is_train = index < num_train_ids
         n_cams = int(rng.integers(cams_per_id[0], cams_per_id[1] + 1))
         for c in sorted(rng.choice(num_cams, n_cams, replace=False)):
