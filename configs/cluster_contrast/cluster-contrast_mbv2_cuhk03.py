@@ -7,21 +7,13 @@
 # Figures: docs/benchmarks.md. Supervised upper bound with the same budget:
 # `--cfg-options model.label_source=gt` (trains on the true ids).
 _base_ = [
-    '../_base_/models/cluster_contrast_r50.py',
+    '../_base_/models/cluster_contrast_mbv2.py',
     '../_base_/datasets/cuhk03_detected_usl.py',
     '../_base_/schedules/adam_50e_step20.py',
 ]
 
-model = dict(
-    encoder=dict(
-        backbone=dict(
-            _delete_=True,
-            type='ReIDMobileNetV2',
-            widen_factor=1.0,
-            out_indices=(7, ),
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://mobilenet_v2'))),
-    bn_group_size=None)  # BN over the whole batch of 64 (one process)
+# BN over the whole batch of 64 (one process)
+model = dict(bn_group_size=None)
 
 train_dataloader = dict(sampler=dict(samples_per_epoch=50 * 64))
 param_scheduler = [dict(type='StepLR', step_size=8, gamma=0.1, by_epoch=True)]

@@ -1,15 +1,10 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Cluster Contrast, IBN-ResNet-50-a (Pan et al. ECCV 2018), MSMT17: the
-# ResNet-50 config of the same dataset with the backbone swapped (official
-# -a resnet_ibn50a), initialised from the IBN-Net authors' ImageNet weights
-# (downloaded once into torch.hub's cache). Paper Table 2: 41.1 / 69.1 mAP / R1.
-_base_ = ['./cluster-contrast_r50_msmt17.py']
-
-model = dict(
-    encoder=dict(
-        backbone=dict(
-            type='ResNetIBN',
-            init_cfg=dict(
-                type='Pretrained',
-                checkpoint='https://github.com/XingangPan/IBN-Net/releases/'
-                'download/v1.0/resnet50_ibn_a-d9d0bb7b.pth'))))
+# Cluster Contrast, IBN-ResNet-50-a, MSMT17: the ResNet-50 config of the
+# same dataset (cluster-contrast_r50_msmt17.py) with the IBN backbone
+# (_base_/models/cluster_contrast_r50-ibn.py). Paper figures:
+# configs/cluster_contrast/README.md.
+_base_ = [
+    '../_base_/models/cluster_contrast_r50-ibn.py',
+    '../_base_/datasets/msmt17_usl.py',
+    '../_base_/schedules/adam_50e_step20.py',
+]

@@ -1,15 +1,14 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Cluster Contrast, IBN-ResNet-50-a (Pan et al. ECCV 2018), PersonX: the
-# ResNet-50 config of the same dataset with the backbone swapped (official
-# -a resnet_ibn50a), initialised from the IBN-Net authors' ImageNet weights
-# (downloaded once into torch.hub's cache). Paper Table 2: 87.1 / 95.6 mAP / R1.
-_base_ = ['./cluster-contrast_r50_personx.py']
+# Cluster Contrast, IBN-ResNet-50-a, PersonX: the ResNet-50 config of the
+# same dataset (cluster-contrast_r50_personx.py) with the IBN backbone
+# (_base_/models/cluster_contrast_r50-ibn.py). Paper figures:
+# configs/cluster_contrast/README.md.
+_base_ = [
+    '../_base_/models/cluster_contrast_r50-ibn.py',
+    '../_base_/datasets/personx_usl.py',
+    '../_base_/schedules/adam_50e_step20.py',
+]
 
-model = dict(
-    encoder=dict(
-        backbone=dict(
-            type='ResNetIBN',
-            init_cfg=dict(
-                type='Pretrained',
-                checkpoint='https://github.com/XingangPan/IBN-Net/releases/'
-                'download/v1.0/resnet50_ibn_a-d9d0bb7b.pth'))))
+# eps 0.7 as cluster-contrast_r50_personx.py
+default_hooks = dict(
+    pseudo_label=dict(labeler=dict(clusterer=dict(eps=0.7))))

@@ -9,20 +9,12 @@
 # epochs. Figures: docs/benchmarks.md. What is scaled from the paper's recipe
 # and why: below and configs/dcmip/README.md.
 _base_ = [
-    '../_base_/models/dcmip_r50.py',
+    '../_base_/models/dcmip_mbv2.py',
     '../_base_/datasets/cuhk03_detected_usl.py',
     '../_base_/schedules/adam_50e_step20.py',
 ]
 
 model = dict(
-    encoder=dict(
-        backbone=dict(
-            _delete_=True,
-            type='ReIDMobileNetV2',
-            widen_factor=1.0,
-            out_indices=(7, ),
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://mobilenet_v2'))),
     # E_ins scaled with the schedule: the paper starts the instance proxies
     # after 20 of 50 epochs (40 %); 4 of 10 here, i.e. from the 5th epoch
     # (6 of the 10 clusterings with instance proxies, as 30 of 50).

@@ -18,21 +18,12 @@
 #   epochs, too early for a run this short);
 # - evaluated every 4 epochs instead of 10.
 _base_ = [
-    '../_base_/models/supervised_r50.py',
+    '../_base_/models/supervised_mbv2.py',
     '../_base_/datasets/cuhk03_detected-cam3to10_gds-source.py',
     '../_base_/schedules/adam_150e_step50.py',
 ]
 
-model = dict(
-    num_classes=312,
-    encoder=dict(
-        backbone=dict(
-            _delete_=True,
-            type='ReIDMobileNetV2',
-            widen_factor=1.0,
-            out_indices=(7, ),
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://mobilenet_v2'))))
+model = dict(num_classes=312)
 
 param_scheduler = [dict(type='StepLR', step_size=8, gamma=0.1, by_epoch=True)]
 train_cfg = dict(max_epochs=12, val_interval=4)

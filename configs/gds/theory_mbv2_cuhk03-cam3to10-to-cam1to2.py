@@ -27,21 +27,10 @@
 # - lr 1e-4 instead of 6e-5: ~1/100 of the paper's iterations;
 # - evaluated at initialisation, every 2 clusterings and at the end.
 _base_ = [
-    '../_base_/models/theory_r50.py',
+    '../_base_/models/theory_mbv2.py',
     '../_base_/datasets/cuhk03_detected-cam3to10-to-cam1to2_gds.py',
     '../_base_/schedules/adam_2100e_const6e-5.py',
 ]
-
-model = dict(
-    encoder=dict(
-        backbone=dict(
-            _delete_=True,
-            type='ReIDMobileNetV2',
-            widen_factor=1.0,
-            out_indices=(7, ),
-            # overwritten by load_from
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://mobilenet_v2'))))
 
 # stage 1: tools/train.py configs/gds/source-pretrain_mbv2_cuhk03-cam3to10.py
 load_from = 'work_dirs/source-pretrain_mbv2_cuhk03-cam3to10/epoch_12.pth'

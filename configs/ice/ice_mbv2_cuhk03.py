@@ -7,21 +7,13 @@
 # Cluster Contrast on the same data: docs/benchmarks.md; what is scaled and
 # why: configs/ice/README.md.
 _base_ = [
-    '../_base_/models/ice_r50.py',
+    '../_base_/models/ice_mbv2.py',
     '../_base_/datasets/cuhk03_detected_ice.py',
     '../_base_/schedules/adam_40e_warmup10.py',
 ]
 
-# ---- model: MobileNetV2 (ImageNet), average pooling, BNNeck -------------
+# ---- model: MobileNetV2 (ImageNet, _base_/models/ice_mbv2.py) ----------
 model = dict(
-    encoder=dict(
-        backbone=dict(
-            _delete_=True,
-            type='ReIDMobileNetV2',
-            widen_factor=1.0,
-            out_indices=(7, ),
-            init_cfg=dict(
-                type='Pretrained', checkpoint='torchvision://mobilenet_v2'))),
     # Scaled EMA: the official alpha = 0.999 averages over ~1,000 iterations
     # (2.5 of its 400-iteration epochs), i.e. over this whole run; alpha =
     # 0.99 averages over ~100 iterations = one epoch here, close to the
