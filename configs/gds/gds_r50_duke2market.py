@@ -1,27 +1,15 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Baseline + GDS, DukeMTMC-reID -> Market-1501: theory_r50_duke2market.py
-# plus the global distance-distributions separation loss L_GDS (lambda_sigma
-# = 1) on the pooled feature; no hard mining. The exact form of L_GDS is
+# Baseline + GDS, DukeMTMC-reID -> Market-1501: the data, schedule and
+# stage-1 checkpoint of theory_r50_duke2market.py with the GDS model
+# (_base_/models/gds_r50.py: L_GDS, lambda_sigma = 1, on the pooled feature;
+# no hard mining; a RankConsistencyHook). The exact form of L_GDS is
 # reconstructed (GDSLoss docstring, docs/algorithms/gds.md).
-_base_ = ['./theory_r50_duke2market.py']
-
-model = dict(
-    loss_gds=dict(
-        _delete_=True,
-        type='GDSLoss',
-        momentum=0.9,
-        lambda_sigma=1.0,
-        lambda_h=0.0,
-        form='softplus',
-        distance='cosine'))
-
-# After every epoch: prove that all ranks hold the same parameters, buffers
-# and GDS global statistics (Eq. 1-3 of the supplement), and log the latter.
-custom_hooks = [
-    dict(
-        type='RankConsistencyHook',
-        log_values=[
-            'loss_gds.mean_pos', 'loss_gds.var_pos', 'loss_gds.mean_neg',
-            'loss_gds.var_neg'
-        ])
+_base_ = [
+    '../_base_/models/gds_r50.py',
+    '../_base_/datasets/duke2market_gds.py',
+    '../_base_/schedules/adam_2100e_const6e-5.py',
 ]
+
+# stage 1: tools/train.py configs/gds/source-pretrain_r50_duke.py
+load_from = 'work_dirs/source-pretrain_r50_duke/epoch_150.pth'
+default_hooks = dict(checkpoint=dict(interval=10))

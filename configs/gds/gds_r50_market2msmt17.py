@@ -1,24 +1,11 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # Baseline + GDS, Market-1501 -> MSMT17; see gds_r50_duke2market.py.
-_base_ = ['./theory_r50_market2msmt17.py']
-
-model = dict(
-    loss_gds=dict(
-        _delete_=True,
-        type='GDSLoss',
-        momentum=0.9,
-        lambda_sigma=1.0,
-        lambda_h=0.0,
-        form='softplus',
-        distance='cosine'))
-
-# After every epoch: prove that all ranks hold the same parameters, buffers
-# and GDS global statistics (Eq. 1-3 of the supplement), and log the latter.
-custom_hooks = [
-    dict(
-        type='RankConsistencyHook',
-        log_values=[
-            'loss_gds.mean_pos', 'loss_gds.var_pos', 'loss_gds.mean_neg',
-            'loss_gds.var_neg'
-        ])
+_base_ = [
+    '../_base_/models/gds_r50.py',
+    '../_base_/datasets/market2msmt17_gds.py',
+    '../_base_/schedules/adam_2100e_const6e-5.py',
 ]
+
+# stage 1: tools/train.py configs/gds/source-pretrain_r50_market.py
+load_from = 'work_dirs/source-pretrain_r50_market/epoch_150.pth'
+default_hooks = dict(checkpoint=dict(interval=10))

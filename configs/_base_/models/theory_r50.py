@@ -10,7 +10,7 @@
 # positive of its P x K block against the anchor's hardest negative, the
 # mean over the P*K*(K-1)/2 terms; K is read from the batch (the sampler's
 # num_instances). Batch-hard instead: loss_triplet.mining='batch_hard'.
-# GDS / GDS-H add `loss_gds` (see configs/gds/gds*_*.py). Inference (test,
+# GDS adds `loss_gds` (gds_r50.py). Inference (test,
 # clustering and the source reference bank) uses the pooled feature,
 # Theory's pool5; the test ranks the raw pool5 by the squared Euclidean
 # distance as Theory's evaluator (test_cfg.normalize=True: L2-normalised).
