@@ -7,7 +7,19 @@ import scipy.sparse as sp
 import torch
 
 from mmreid_usl.registry import TASK_UTILS
+from mmreid_usl.utils.validation import check_int
 from .knn import knn_search
+
+#: Rows whose distances are evaluated to estimate the stored pairs before the
+#: Jaccard step allocates them (all rows when there are fewer).
+PAIR_SAMPLE_ROWS = 64
+#: Approximate peak memory per stored pair, from the Jaccard step to the end
+#: of DBSCAN (measured: 10,000 copies of one image, about 5e7 pairs, 7 GB).
+BYTES_PER_PAIR = 140
+
+
+class PairBudgetError(RuntimeError):
+    """More pairs would be stored than ``JaccardDistance.max_pairs`` allows."""
 
 
 def _row_ids(indptr: np.ndarray) -> np.ndarray:
@@ -85,6 +97,19 @@ class JaccardDistance:
             expanded sets overlap a lot (e.g. very large N). Defaults to 1.0.
         max_chunk_elems (int): Bound on the (i, j, k) triples expanded at a
             time (memory ~50 bytes each). Defaults to 2**22.
+        max_pairs (int, optional): Pair budget: the most pairs (i, j) with
+            ``d_J < max_distance`` the result may hold (both triangles and
+            the diagonal counted; about ``BYTES_PER_PAIR`` bytes each up to
+            the end of DBSCAN). Re-ID data keeps 20-200 per image with the
+            eps pruning of :class:`PseudoLabeler`, i.e. at most a few
+            million. Images or features that are nearly all alike (many
+            copies of one image, a collapsed encoder) keep a pair for almost
+            every pair of images, O(N²), and mostly one cluster. The budget
+            is checked before any pair is stored, from the rows of a sample
+            (see :meth:`check_pair_budget`), and again while the pairs are
+            collected, so memory never goes beyond it; either raises
+            :class:`PairBudgetError`. None: no budget. Defaults to 2**25
+            (about 4.7 GB).
 
     Examples:
         >>> feats = torch.nn.functional.normalize(torch.randn(100, 16), dim=1)
@@ -99,9 +124,14 @@ class JaccardDistance:
                  knn_backend: str = 'auto',
                  knn_precision: str = 'fp32',
                  max_distance: float = 1.0,
-                 max_chunk_elems: int = 1 << 22) -> None:
+                 max_chunk_elems: int = 1 << 22,
+                 max_pairs: Optional[int] = 1 << 25) -> None:
         if not 1 <= k2 <= k1:
             raise ValueError(f'need 1 <= k2 <= k1, got k1={k1}, k2={k2}')
+        if max_pairs is not None:
+            check_int(type(self).__name__, 'max_pairs', max_pairs, low=1,
+                      why='It bounds the stored pairs (None: no bound).')
+        self.max_pairs = max_pairs
         self.k1 = k1
         self.k2 = k2
         self.knn_backend = knn_backend
@@ -140,7 +170,95 @@ class JaccardDistance:
             index[:, :k1].cpu().numpy().astype(np.int64))
         v = self._encode(feats, sqdist, index_np)
         v = self._query_expand(v, index_np)
+        # V is O(N * k1) entries; the pairs of step 6 can be O(N²): check
+        # them against the budget before allocating any of them
+        self.check_pair_budget(v, feats, index_np)
         return self._jaccard(v)
+
+    def _row_distances(self, v: sp.csr_matrix, vt: sp.csr_matrix,
+                       row: int) -> np.ndarray:
+        """Step 6 for one row against all rows: the float32 ``d_J`` of the
+        pairs ``(row, j)`` whose expanded sets overlap (other pairs are 1)."""
+        cols = v.indices[v.indptr[row]:v.indptr[row + 1]]
+        vals = v.data[v.indptr[row]:v.indptr[row + 1]]
+        lens = (vt.indptr[cols + 1] - vt.indptr[cols]).astype(np.int64)
+        src = _ragged_arange(vt.indptr[cols].astype(np.int64), lens)
+        mins = np.minimum(np.repeat(vals, lens), vt.data[src])
+        m = np.bincount(vt.indices[src], weights=mins,
+                        minlength=v.shape[0])
+        m32 = m[m > 0].astype(np.float32)
+        dist = np.float32(1) - m32 / (np.float32(2) - m32)
+        return np.maximum(dist, 0)
+
+    def check_pair_budget(self,
+                          v: sp.csr_matrix,
+                          feats: Optional[torch.Tensor] = None,
+                          index: Optional[np.ndarray] = None) -> None:
+        """Estimate the stored pairs of :meth:`_jaccard` before computing
+        them, and raise if they exceed ``max_pairs``.
+
+        The distances of ``PAIR_SAMPLE_ROWS`` rows drawn with a fixed seed
+        (every row of a smaller set, then the count is exact) to all rows
+        are computed exactly, in O(n) memory per row; ``N`` times their mean
+        count of pairs below ``max_distance`` estimates the total. Only the
+        check depends on the draw, never the distance. The exact count is
+        checked again while the pairs are collected (:meth:`_jaccard_upper`).
+
+        Args:
+            v (scipy.sparse.csr_matrix): The query-expanded encoding V.
+            feats (Tensor, optional): The features, to count exact
+                duplicates for the message.
+            index (np.ndarray, optional): The kNN lists (self at rank 0),
+                likewise.
+
+        Raises:
+            PairBudgetError: The estimate exceeds ``max_pairs``.
+        """
+        if self.max_pairs is None:
+            return
+        n = v.shape[0]
+        if n * n <= self.max_pairs:
+            return  # even every pair fits
+        rows = np.arange(n) if n <= PAIR_SAMPLE_ROWS else np.sort(
+            np.random.default_rng(0).choice(
+                n, PAIR_SAMPLE_ROWS, replace=False))
+        vt = v.T.tocsr()
+        counts = [
+            int((self._row_distances(v, vt, r) < self.max_distance).sum())
+            for r in rows
+        ]
+        estimate = n * float(np.mean(counts))
+        if estimate > self.max_pairs:
+            raise PairBudgetError(
+                self._budget_message(n, estimate, 'would keep about',
+                                     feats, index))
+
+    def _budget_message(self, n: int, pairs: float, verb: str,
+                        feats: Optional[torch.Tensor],
+                        index: Optional[np.ndarray]) -> str:
+        """The :class:`PairBudgetError` text: the problem and what to do."""
+        dup = ''
+        if feats is not None and index is not None and index.shape[1] > 1:
+            # the nearest other image of each row at distance 0: a copy
+            x = feats.detach().float().cpu()
+            gap = (x - x[torch.from_numpy(index[:, 1])]).abs().amax(1)
+            dup = (f' {int((gap == 0).sum())} of the {n} images have an '
+                   'exact copy (identical feature).')
+        return (
+            f'{type(self).__name__}: the {n} images {verb} {pairs:,.0f} '
+            f'pairs with distance < max_distance={self.max_distance:g} '
+            f'({pairs / n:,.0f} per image, {pairs / n / n:.0%} of all '
+            'image pairs), more than the pair budget max_pairs='
+            f'{self.max_pairs:,} (about '
+            f'{self.max_pairs * BYTES_PER_PAIR / 1e9:.1f} GB). Re-ID data '
+            'keeps 20-200 per image; this many means the images or their '
+            'features are nearly all alike (many copies of one image, or an '
+            'encoder that maps every image to the same feature), and most of '
+            f'them would fall into one cluster.{dup} Check the training '
+            'images for duplicates and the features; if the data really '
+            'is this dense, raise the budget (e.g. --cfg-options '
+            'default_hooks.pseudo_label.labeler.distance.max_pairs=N, '
+            'max_pairs=None for none) or lower max_distance.')
 
     def _query_expand(self, v: sp.csr_matrix,
                       index: np.ndarray) -> sp.csr_matrix:
@@ -273,7 +391,19 @@ class JaccardDistance:
             tuple[np.ndarray]: ``rows``, ``cols`` (row-major, columns
             sorted) and float32 ``vals``.
         """
-        parts = list(self._jaccard_upper_chunks(v, row_stop))
+        n = v.shape[0]
+        parts, stored = [], 0
+        for rows, cols, vals in self._jaccard_upper_chunks(v, row_stop):
+            parts.append((rows, cols, vals))
+            # both triangles of the result: 2 per pair j > i, 1 on the
+            # diagonal. Stop as soon as the budget is exceeded, so that
+            # memory never holds much more than it.
+            stored += 2 * len(rows) - int((rows == cols).sum())
+            if self.max_pairs is not None and stored > self.max_pairs:
+                del parts
+                raise PairBudgetError(
+                    self._budget_message(n, stored, 'keep at least', None,
+                                         None))
         if not parts:
             return (np.zeros(0, np.int64), np.zeros(0, np.int64),
                     np.zeros(0, np.float32))

@@ -116,3 +116,75 @@ def test_max_distance_and_small_chunks():
     np.testing.assert_array_equal(
         DBSCANClusterer(eps=0.6)(dist=pruned),
         DBSCANClusterer(eps=0.6)(dist=full))
+
+
+def copies_of_one_image(n, dim=16):
+    """``n`` identical L2-normalised features (one image copied n times)."""
+    one = torch.nn.functional.normalize(torch.ones(1, dim), dim=1)
+    return one.repeat(n, 1)
+
+
+def test_pair_budget_is_checked_before_the_pairs_are_allocated(monkeypatch):
+    """Issue 24 case 12: copies of one image used to store O(N²) pairs (7 GB
+    at 10,000 copies) before DBSCAN found one cluster. The budget is now
+    checked before step 6 allocates a single pair."""
+    from mmreid_usl.clustering.jaccard import PairBudgetError
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError('the pairs were allocated before the budget '
+                             'check')
+
+    monkeypatch.setattr(JaccardDistance, '_jaccard_upper_chunks',
+                        must_not_run)
+    monkeypatch.setattr(JaccardDistance, '_symmetric_csr', must_not_run)
+    with pytest.raises(PairBudgetError) as err:
+        JaccardDistance(k1=10, k2=3, max_distance=0.601,
+                        max_pairs=2000)(copies_of_one_image(300))
+    msg = str(err.value)
+    # names the problem, the numbers and what to do
+    for part in ('the 300 images would keep about', 'max_pairs=2,000',
+                 'many copies of one image', '300 of the 300 images have '
+                 'an exact copy', 'distance.max_pairs=', 'max_distance'):
+        assert part in msg, (part, msg)
+
+
+def test_pair_budget_estimate_is_exact_on_small_sets():
+    """With at most PAIR_SAMPLE_ROWS images every row is evaluated: a budget
+    of exactly the stored pairs passes, one less fails before allocating."""
+    from mmreid_usl.clustering.jaccard import PAIR_SAMPLE_ROWS, \
+        PairBudgetError
+    feats, _ = identity_feats(n=PAIR_SAMPLE_ROWS, ids=8, dim=16, seed=2)
+    ft = torch.from_numpy(feats)
+    nnz = JaccardDistance(k1=10, k2=3, max_pairs=None)(ft).nnz
+    assert JaccardDistance(k1=10, k2=3, max_pairs=nnz)(ft).nnz == nnz
+    with pytest.raises(PairBudgetError, match='would keep about'):
+        JaccardDistance(k1=10, k2=3, max_pairs=nnz - 1)(ft)
+
+
+def test_pair_budget_bounds_the_pairs_while_they_are_collected(monkeypatch):
+    """Should the estimate miss (it samples rows), collecting the pairs
+    stops as soon as they exceed the budget, not after all N² of them."""
+    from mmreid_usl.clustering.jaccard import PairBudgetError
+    monkeypatch.setattr(JaccardDistance, 'check_pair_budget',
+                        lambda self, *args, **kwargs: None)
+    chunks = []
+    original = JaccardDistance._jaccard_upper_chunks
+
+    def counted(self, *args, **kwargs):
+        for chunk in original(self, *args, **kwargs):
+            chunks.append(len(chunk[0]))
+            yield chunk
+
+    monkeypatch.setattr(JaccardDistance, '_jaccard_upper_chunks', counted)
+    jd = JaccardDistance(k1=10, k2=3, max_pairs=2000, max_chunk_elems=2000)
+    with pytest.raises(PairBudgetError, match='keep at least'):
+        jd(copies_of_one_image(300))
+    # stopped within one chunk of the budget (2 stored pairs per j > i)
+    assert 2 * sum(chunks[:-1]) <= 2000 < 2 * sum(chunks)
+    assert len(chunks) < 300
+
+
+def test_pair_budget_argument_is_checked():
+    with pytest.raises(ValueError, match='max_pairs'):
+        JaccardDistance(max_pairs=0)
+    assert JaccardDistance(max_pairs=None).max_pairs is None
