@@ -1,20 +1,10 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Exact k-nearest-neighbour search behind one interface (faiss or torch)."""
+"""Exact k-nearest neighbours of every row among all rows."""
 from typing import Optional, Tuple
 
 import torch
-from mmengine.logging import print_log
 
-_PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16,
-               'bf16': torch.bfloat16}
-
-
-def _faiss_available() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:  # pragma: no cover - depends on the environment
-        return False
-    return True
+from mmreid_usl.utils.search import PRECISIONS, check_backend, topk_search
 
 
 def _put_self_first(sqdist: torch.Tensor,
@@ -44,45 +34,6 @@ def _put_self_first(sqdist: torch.Tensor,
     return sqdist, index
 
 
-def _knn_torch(feats: torch.Tensor, k: int, precision: str,
-               chunk_size: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    n = feats.shape[0]
-    x = feats.float()
-    norms = (x * x).sum(1)
-    mm_dtype = _PRECISIONS[precision]
-    xm = x if mm_dtype == torch.float32 else x.to(mm_dtype)
-    if chunk_size is None:
-        # about 64 MiB of fp32 distances per chunk
-        chunk_size = max(1, min(n, (1 << 24) // max(n, 1)))
-    out_d = torch.empty((n, k), dtype=torch.float32, device=x.device)
-    out_i = torch.empty((n, k), dtype=torch.long, device=x.device)
-    for s in range(0, n, chunk_size):
-        e = min(s + chunk_size, n)
-        ip = torch.mm(xm[s:e], xm.t()).float()
-        # ||q||^2 + ||g||^2 - 2 q.g, in place to keep one chunk buffer
-        dist = ip.mul_(-2).add_(norms[None]).add_(norms[s:e, None])
-        d, i = torch.topk(dist, k, dim=1, largest=False, sorted=True)
-        out_d[s:e], out_i[s:e] = d, i
-    return out_d, out_i
-
-
-def _knn_faiss(feats: torch.Tensor,
-               k: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    import faiss
-    x = feats.detach().float().contiguous()
-    if x.is_cuda and faiss.get_num_gpus() > 0:  # pragma: no cover - GPU
-        import faiss.contrib.torch_utils  # noqa: F401 (torch tensor support)
-        res = faiss.StandardGpuResources()
-        d, i = faiss.knn_gpu(res, x, x, k, device=x.device.index or 0)
-        return d.float(), i.long()
-    xn = x.cpu().numpy()
-    index = faiss.IndexFlatL2(xn.shape[1])
-    index.add(xn)
-    d, i = index.search(xn, k)
-    return (torch.from_numpy(d).to(feats.device),
-            torch.from_numpy(i).long().to(feats.device))
-
-
 def knn_search(feats: torch.Tensor,
                k: int,
                backend: str = 'auto',
@@ -98,13 +49,15 @@ def knn_search(feats: torch.Tensor,
     product. The query itself is always at rank 0 (ties with exact
     duplicates are resolved in its favour).
 
-    Backends:
-        - ``'faiss'``: ``IndexFlatL2`` on CPU; ``faiss.knn_gpu`` when the
-          features are on CUDA and ``faiss.get_num_gpus() > 0``. fp32 only.
-        - ``'torch'``: chunked ``mm`` + ``topk`` on the features' device,
-          any precision.
-        - ``'auto'``: faiss when importable (GPU faiss for CUDA features,
-          otherwise torch on the GPU), torch for reduced precisions.
+    The search is :func:`mmreid_usl.utils.search.topk_search` of the rows
+    against themselves (``metric='sqeuclidean'``), whose backends are:
+
+    - ``'faiss'``: ``IndexFlatL2`` on CPU; ``faiss.knn_gpu`` when the
+      features are on CUDA and ``faiss.get_num_gpus() > 0``. fp32 only.
+    - ``'torch'``: chunked ``mm`` + ``topk`` on the features' device, any
+      precision.
+    - ``'auto'``: faiss when importable (GPU faiss for CUDA features,
+      otherwise torch on the GPU), torch for reduced precisions.
 
     Args:
         feats (Tensor): Features of shape (N, D).
@@ -117,32 +70,17 @@ def knn_search(feats: torch.Tensor,
         tuple[Tensor, Tensor]: ``sqdist`` float32 (N, k) ascending and
         ``index`` int64 (N, k), on the features' device.
     """
-    if precision not in _PRECISIONS:
-        raise ValueError(f'precision must be one of {list(_PRECISIONS)}')
-    if backend not in ('auto', 'faiss', 'torch'):
-        raise ValueError(f"backend must be 'auto', 'faiss' or 'torch', "
-                         f'got {backend!r}')
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {list(PRECISIONS)}')
+    check_backend(backend)
     n = feats.shape[0]
     if not 0 < k <= n:
         raise ValueError(f'k={k} must be in [1, N={n}]')
-    if backend == 'auto':
-        if precision != 'fp32' or not _faiss_available():
-            backend = 'torch'
-        elif feats.is_cuda:
-            import faiss
-            backend = 'faiss' if faiss.get_num_gpus() > 0 else 'torch'
-        else:
-            backend = 'faiss'
-    if backend == 'faiss':
-        if precision != 'fp32':
-            raise ValueError("the faiss backend is fp32 only; use "
-                             "backend='torch' for reduced precision")
-        sqdist, index = _knn_faiss(feats, k)
-    else:
-        if precision == 'fp16' and not feats.is_cuda:
-            print_log('fp16 matmul is slow on CPU; consider bf16',
-                      logger='current')
-        with torch.no_grad():
-            sqdist, index = _knn_torch(feats.detach(), k, precision,
-                                       chunk_size)
+    sqdist, index = topk_search(feats,
+                                feats,
+                                k,
+                                metric='sqeuclidean',
+                                backend=backend,
+                                precision=precision,
+                                chunk_size=chunk_size)
     return _put_self_first(sqdist, index)

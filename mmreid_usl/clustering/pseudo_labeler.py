@@ -3,19 +3,16 @@
 import inspect
 import time
 import warnings
-from typing import Any, Dict, Optional, Union
+from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
 
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.structures import PseudoLabelResult, relabel_contiguous
+from mmreid_usl.utils.build import build_module
 
 DEGENERATE_ACTIONS = ('raise', 'skip')
-
-
-def _build(cfg: Optional[Union[dict, Any]]) -> Any:
-    return TASK_UTILS.build(cfg) if isinstance(cfg, dict) else cfg
 
 
 @TASK_UTILS.register_module()
@@ -105,8 +102,8 @@ class PseudoLabeler:
             raise ValueError(f'fraction must be in (0, 1], got {fraction}')
         self.fraction = fraction
         self.seed = seed
-        self.distance = _build(distance)
-        self.clusterer = _build(clusterer)
+        self.distance = build_module(distance, TASK_UTILS)
+        self.clusterer = build_module(clusterer, TASK_UTILS)
         self.prune_by_eps = prune_by_eps
         self.min_clusters = min_clusters
         self.on_degenerate = on_degenerate

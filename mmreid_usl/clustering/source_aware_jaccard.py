@@ -8,10 +8,10 @@ import scipy.sparse as sp
 import torch
 
 from mmreid_usl.registry import TASK_UTILS
+from mmreid_usl.utils.search import check_backend, topk_search
 from mmreid_usl.utils.validation import check_real
 from .jaccard import JaccardDistance
 from .theory_rerank import theory_jaccard_fp16
-from .knn import _faiss_available
 from .unstored_distance import UnstoredDistance
 
 #: Features of the source term of :class:`SourceAwareJaccardDistance`.
@@ -26,9 +26,10 @@ def nearest_sqdist(query: torch.Tensor,
                    chunk_size: Optional[int] = None) -> np.ndarray:
     """Squared Euclidean distance of every query row to its nearest base row.
 
-    ``faiss.IndexFlatL2`` (exact) when faiss is importable and
-    ``backend != 'torch'``; otherwise a chunked torch ``mm`` + ``min``
-    (hand-written fallback, ``||q||² + ||b||² - 2 q·b`` clamped at 0).
+    The top-1 of :func:`mmreid_usl.utils.search.topk_search`
+    (``metric='sqeuclidean'``: ``faiss.IndexFlatL2``, exact, when faiss is
+    importable and ``backend != 'torch'``; otherwise a chunked torch
+    ``mm``), clamped at 0.
 
     Args:
         query (Tensor): ``(N, D)``.
@@ -39,34 +40,19 @@ def nearest_sqdist(query: torch.Tensor,
     Returns:
         np.ndarray: ``(N,)`` float64.
     """
-    if backend not in ('auto', 'faiss', 'torch'):
-        raise ValueError(f"backend must be 'auto', 'faiss' or 'torch', got "
-                         f'{backend!r}')
+    check_backend(backend)
     if base.shape[0] == 0:
         raise ValueError('nearest_sqdist: the base (reference) set is empty')
     if query.shape[1] != base.shape[1]:
         raise ValueError(f'nearest_sqdist: query has {query.shape[1]} dims, '
                          f'base has {base.shape[1]}')
-    q = query.detach().float()
-    b = base.detach().float().to(q.device)
-    if backend == 'faiss' or (backend == 'auto' and _faiss_available()
-                              and not q.is_cuda):
-        import faiss
-        index = faiss.IndexFlatL2(b.shape[1])
-        index.add(np.ascontiguousarray(b.cpu().numpy()))
-        d, _ = index.search(np.ascontiguousarray(q.cpu().numpy()), 1)
-        return np.maximum(d[:, 0].astype(np.float64), 0)
-    b_norms = (b * b).sum(1)
-    if chunk_size is None:
-        chunk_size = max(1, (1 << 24) // max(b.shape[0], 1))
-    out = []
-    with torch.no_grad():
-        for s in range(0, q.shape[0], chunk_size):
-            qc = q[s:s + chunk_size]
-            d2 = (qc * qc).sum(1, keepdim=True) + b_norms[None] - 2 * qc.mm(
-                b.t())
-            out.append(d2.min(1).values.clamp(min=0))
-    return torch.cat(out).cpu().numpy().astype(np.float64)
+    d2, _ = topk_search(query,
+                        base,
+                        1,
+                        metric='sqeuclidean',
+                        backend=backend,
+                        chunk_size=chunk_size)
+    return np.maximum(d2[:, 0].cpu().numpy().astype(np.float64), 0)
 
 
 @TASK_UTILS.register_module()

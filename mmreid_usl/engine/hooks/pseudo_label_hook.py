@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from mmreid_usl.clustering import camera_stats, cluster_stats
 from mmreid_usl.registry import HOOKS, TASK_UTILS
 from mmreid_usl.structures import PseudoLabelResult
+from mmreid_usl.utils.build import build_module
 from mmreid_usl.utils.dist import all_gather_cat
 from mmreid_usl.utils.misc import get_ori_model
 from ..feature_extraction import extract_features
@@ -85,8 +86,7 @@ class PseudoLabelHook(Hook):
                  log_diagnostics: bool = True):
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
-        self.labeler = TASK_UTILS.build(labeler) if isinstance(
-            labeler, dict) else labeler
+        self.labeler = build_module(labeler, TASK_UTILS)
         self.interval = interval
         self._dataloader = dataloader
         self._reference_dataloader = reference_dataloader

@@ -8,12 +8,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 
-from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
+from mmreid_usl.utils.build import build_module, check_dict_keys
 from mmreid_usl.utils.nan_advice import nan_loss_message
 from ..memories.base_memory import BaseMemory
 from ..utils.batch_shuffle import RUNNING_STATS, grouped_forward
-from ..utils.dict_args import build_checked, check_dict_keys
 from ..utils.resizable_buffers import resize_buffers_for_loading
 
 #: Where the training labels come from.
@@ -98,15 +97,13 @@ class BaseUSLReID(BaseModel):
                 mean=[123.675, 116.28, 103.53],
                 std=[58.395, 57.12, 57.375],
                 to_rgb=True)
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor = MODELS.build(data_preprocessor)
+        data_preprocessor = build_module(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if label_source not in LABEL_SOURCES:
             raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
                              f'got {label_source!r}')
-        self.encoder = MODELS.build(encoder) if isinstance(encoder,
-                                                           dict) else encoder
+        self.encoder = build_module(encoder)
         if bn_group_size is not None and (not isinstance(
                 bn_group_size, int) or bn_group_size < 1):
             raise ValueError('bn_group_size must be None or a positive int, '
@@ -146,8 +143,9 @@ class BaseUSLReID(BaseModel):
                          cfg: Optional[Union[dict, nn.Module]]
                          ) -> Optional[nn.Module]:
         """Build a loss / memory config, rejecting keys its class does not
-        take (:func:`build_checked`); modules and None are returned as is."""
-        return build_checked(type(self).__name__, name, cfg)
+        take (:func:`~mmreid_usl.utils.build.build_module`); modules and
+        None are returned as is."""
+        return build_module(cfg, owner=type(self).__name__, name=name)
 
     # ------------------------------------------------------------------
     # the contract

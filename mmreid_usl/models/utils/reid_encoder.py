@@ -7,10 +7,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmreid_usl.registry import MODELS
-
-
-def _build(cfg: Union[dict, nn.Module]) -> nn.Module:
-    return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+from mmreid_usl.utils.build import build_module
 
 
 @MODELS.register_module()
@@ -43,11 +40,11 @@ class ReIDEncoder(BaseModule):
                  neck: Union[dict, nn.Module] = dict(type='BNNeck'),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        self.backbone = _build(backbone)
-        self.pooling = _build(pooling)
+        self.backbone = build_module(backbone)
+        self.pooling = build_module(pooling)
         if isinstance(neck, dict) and neck.get('in_channels') is None:
             neck = dict(neck, in_channels=self._backbone_width())
-        self.neck = _build(neck)
+        self.neck = build_module(neck)
 
     @torch.no_grad()
     def _backbone_width(self) -> int:
