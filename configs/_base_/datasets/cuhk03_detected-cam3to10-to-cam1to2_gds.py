@@ -3,12 +3,12 @@
 # (source, 2,967 training images) -> cameras 1-2 (target: 4,109 unlabelled
 # training images; test on the query / gallery images of cameras 1-2, 842 /
 # 3,226). CUHK03's camera pairs were recorded at different places. Stages
-# 2 + 3 as duke2market_gds.py at 192x96, batch 64 = 16 pseudo-ids x 4 (one
-# process on 2 cores); one epoch = #clusters x 4 samples, outliers excluded
-# (Theory's; floor(#clusters x 4 / 64) batches, ~20-30 for 300-500
+# 2 + 3 as ../recipes/gds_uda_pair.py at 192x96, batch 64 = 16 pseudo-ids x
+# 4 (one process on 2 cores); one epoch = #clusters x 4 samples, outliers
+# excluded (Theory's; floor(#clusters x 4 / 64) batches, ~20-30 for 300-500
 # clusters), or one pass over the 4,109 target images (64 batches) with
 # train_dataloader.sampler.samples_per_epoch='dataset'.
-_base_ = ['./duke2market_gds.py']
+_base_ = ['../recipes/gds_uda_pair.py']
 
 __src = dict(
     type='ReIDFolderDataset',

@@ -4,12 +4,12 @@
 # relabelled 0..311). CUHK03's five camera pairs were recorded at different
 # places, so cameras 3-10 (source) and 1-2 (target,
 # cuhk03_detected-cam3to10-to-cam1to2_gds.py) are two domains. Stage-1 data
-# as market1501_gds-source.py, at the 192x96 of the project's CPU configs
+# as ../recipes/gds_source.py, at the 192x96 of the project's CPU configs
 # (the 128x64 images upsampled 1.5x, _base_/datasets/cuhk03_detected_usl.py),
 # batch 64 = 16 ids x 4 (one process on 2 cores; 312 ids x ~9.5 images), one
 # epoch = one pass (2,967 -> 46 batches). Validation / test: the source test
 # split (query / gallery of cameras 3-10).
-_base_ = ['./market1501_gds-source.py']
+_base_ = ['../recipes/gds_source.py']
 
 __data = dict(
     type='ReIDFolderDataset',

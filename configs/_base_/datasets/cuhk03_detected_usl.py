@@ -6,7 +6,7 @@
 # the CPU-scale configs upsample them 1.5x to 192x96, which gives MobileNetV2 a
 # 6x3 instead of a 4x2 final map (measured: mAP after 5 epochs 1.67 vs 1.04 at
 # 128x64, docs/benchmarks.md).
-_base_ = ['./market1501_usl.py']
+_base_ = ['../recipes/usl_pk.py']
 
 __data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
 __train_pipeline = [

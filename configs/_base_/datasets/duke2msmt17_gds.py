@@ -1,8 +1,9 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # DukeMTMC-reID (source) -> MSMT17 (target, train + val: 32,621 images;
 # an epoch is #clusters x 4 samples, or 254 batches of 128 with
-# samples_per_epoch='dataset'); everything else as duke2market_gds.py.
-_base_ = ['./duke2market_gds.py']
+# samples_per_epoch='dataset'); everything else as
+# ../recipes/gds_uda_pair.py.
+_base_ = ['../recipes/gds_uda_pair.py']
 
 __src = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
 __tgt = dict(type='MSMT17', data_root='data/msmt17/')

@@ -1,6 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# DukeMTMC-reID (data/dukemtmc-reid/) with ICE's data recipe.
-_base_ = ['./market1501_ice.py']
+# DukeMTMC-reID (data/dukemtmc-reid/) with ICE's data recipe
+# (../recipes/ice_3view.py).
+_base_ = ['../recipes/ice_3view.py']
 
 __data = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
 train_dataloader = dict(dataset=__data)

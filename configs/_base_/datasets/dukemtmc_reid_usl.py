@@ -1,7 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # DukeMTMC-reID: data/dukemtmc-reid/ holds bounding_box_train/, query/ and
 # bounding_box_test/.
-_base_ = ['./market1501_usl.py']
+_base_ = ['../recipes/usl_pk.py']
 
 __data = dict(type='DukeMTMCReID', data_root='data/dukemtmc-reid/')
 train_dataloader = dict(dataset=__data)

@@ -3,7 +3,7 @@
 # query/, bounding_box_test/) or the V2 lists (list_train.txt, list_val.txt,
 # list_query.txt, list_gallery.txt with train/ and test/); detected
 # automatically. 400 iterations per epoch as in the official README.
-_base_ = ['./market1501_usl.py']
+_base_ = ['../recipes/usl_pk.py']
 
 __data = dict(type='MSMT17', data_root='data/msmt17/')
 train_dataloader = dict(

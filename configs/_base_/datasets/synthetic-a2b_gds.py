@@ -9,10 +9,10 @@
 # colour-cast differences), outdoor backgrounds with bands and a ground
 # strip, haze and more blur (mmreid_usl/datasets/synthetic_renderer.py).
 # Both are generated on first use into ~/.cache/mmreid_usl (or
-# $MMREID_USL_CACHE). Stages 2 + 3 as duke2market_gds.py at 64x32, batch
-# 32 = 8 pseudo-ids x 4 (one process); one epoch = #clusters x 4 samples,
-# outliers excluded (Theory's; floor(#clusters x 4 / 32) batches).
-_base_ = ['./duke2market_gds.py']
+# $MMREID_USL_CACHE). Stages 2 + 3 as ../recipes/gds_uda_pair.py at 64x32,
+# batch 32 = 8 pseudo-ids x 4 (one process); one epoch = #clusters x 4
+# samples, outliers excluded (Theory's; floor(#clusters x 4 / 32) batches).
+_base_ = ['../recipes/gds_uda_pair.py']
 
 __src = dict(type='SyntheticPedestrians', data_root=None)
 __tgt = dict(

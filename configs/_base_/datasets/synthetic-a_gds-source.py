@@ -4,13 +4,13 @@
 # start's dataset itself (SyntheticPedestrians with the default generator,
 # domain 'a': 1,049 training images / 100 ids, 4 cameras; generated on first
 # use into ~/.cache/mmreid_usl or $MMREID_USL_CACHE, nothing downloaded).
-# As market1501_gds-source.py at the 64x32 of the quick start (the 128x64
+# As ../recipes/gds_source.py at the 64x32 of the quick start (the 128x64
 # images halved; crop padding 4 instead of 10 at 256x128): true ids,
 # P x K = 8 ids x 4 (one process), one epoch = one pass over the images
 # (1,049 -> 32 batches of 32). Validation / test: the domain-A test split
 # (177 query / 350 gallery images, 50 ids). The target side of the pair:
 # synthetic-a2b_gds.py.
-_base_ = ['./market1501_gds-source.py']
+_base_ = ['../recipes/gds_source.py']
 
 __data = dict(type='SyntheticPedestrians', data_root=None)
 __train_pipeline = [

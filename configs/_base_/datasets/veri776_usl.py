@@ -4,7 +4,7 @@
 # epoch has 400 iterations, as in the Cluster Contrast paper and README
 # (--height 224 --width 224 --iters 400). Resize as the official code: PIL
 # bicubic (antialiased), i.e. mmcv's pillow backend.
-_base_ = ['./market1501_usl.py']
+_base_ = ['../recipes/usl_pk.py']
 
 __data = dict(type='VeRi776', data_root='data/veri776/')
 __train_pipeline = [

@@ -16,9 +16,11 @@
 # distance as Theory's evaluator (test_cfg.normalize=True: L2-normalised).
 #
 # Only the model: the pseudo-labelling of a UDA pair needs the source domain's
-# features, so the pair's dataset base (_base_/datasets/*2*_gds.py) brings
-# the PseudoLabelHook (pseudo_label/theory_source_jaccard.py) with its
-# reference dataloader, and the runtime with it.
+# features, so the pair's data recipe (_base_/recipes/gds_uda_pair.py, under
+# every _base_/datasets/*2*_gds.py) brings the PseudoLabelHook
+# (pseudo_label/theory_source_jaccard.py) with its reference dataloader, and
+# the runtime with it: mmengine refuses two bases that both set
+# `default_hooks`, and the reference loader is data.
 _base_ = ['./reid_r50_avgpool.py']
 
 model = dict(
