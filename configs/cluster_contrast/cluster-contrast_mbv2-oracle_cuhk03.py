@@ -7,7 +7,7 @@
 # every re-clustering and its config name says "oracle". The label-noise
 # variants merge or split 20 % of the identities
 # (cluster-contrast_mbv2-oracle-merge20_cuhk03.py, -oracle-split20_).
-# Figures: docs/benchmarks.md (issue-12 table).
+# Figures: configs/cluster_contrast/README.md.
 _base_ = ['./cluster-contrast_mbv2_cuhk03.py']
 
 default_hooks = dict(

@@ -19,8 +19,8 @@ train_dataloader = dict(sampler=dict(samples_per_epoch=50 * 64))
 param_scheduler = [dict(type='StepLR', step_size=8, gamma=0.1, by_epoch=True)]
 train_cfg = dict(max_epochs=10, val_interval=5)
 # ~9.6 images per id (~4.8 per camera; Market has ~17): k1=15 instead of the
-# official 30 keeps k-reciprocal sets within an identity (pseudo-label ARI
-# rises over training instead of falling, docs/benchmarks.md).
+# official 30 keeps k-reciprocal sets within an identity
+# (configs/cluster_contrast/README.md).
 default_hooks = dict(
     logger=dict(interval=20),
     pseudo_label=dict(labeler=dict(distance=dict(k1=15))))

@@ -44,7 +44,7 @@ default_hooks = dict(
             # eps 0.6 instead of the paper's Market 0.45 (the paper grows eps
             # with the dataset's difficulty: 0.7 on MSMT17): the ImageNet
             # MobileNetV2 start is near chance on CUHK03 and already leaves
-            # 80 % of the images out at eps 0.6 (docs/benchmarks.md); 0.6 is
+            # most images out at eps 0.6 (configs/dcmip/README.md); 0.6 is
             # also what the Cluster Contrast and ICE CPU configs cluster with
             clusterer=dict(eps=0.6))))
 custom_hooks = [dict(type='ValBeforeTrainHook')]

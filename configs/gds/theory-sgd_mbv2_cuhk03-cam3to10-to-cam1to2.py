@@ -3,8 +3,7 @@
 # official code, as theory-sgd_r50_duke2market.py: SGD, momentum 0.9, lr
 # 6e-5 constant, no weight decay, no gradient clipping (the official clamp
 # is out of place and clamps nothing). At this CPU budget (~1/100 of the
-# paper's iterations) the weights move very little and the result is close
-# to re-estimating the BN statistics on the target (docs/benchmarks.md).
+# paper's iterations) the weights move very little (configs/gds/README.md).
 _base_ = ['./theory_mbv2_cuhk03-cam3to10-to-cam1to2.py']
 
 optim_wrapper = dict(

@@ -23,9 +23,8 @@ model = dict(
     # BN over the whole batch of 32 (no groups) instead of the official 4
     # GPUs x 8 (bn_group_size=momentum_bn_group_size=8 emulates those on one
     # process): MobileNetV2 normalises after every (also depthwise)
-    # convolution, and 8-image BN statistics cost it about 40 % of the gain
-    # (momentum mAP 1.76 vs 2.65-2.73 after 10 epochs on a GPU,
-    # docs/benchmarks.md)
+    # convolution, and 8-image BN statistics cost it much of the gain
+    # (configs/ice/README.md)
     momentum_bn_group_size=None,
     bn_group_size=None,
     # the official student forward on strong2 only moves BN statistics of the
@@ -35,9 +34,10 @@ model = dict(
     # likewise the official momentum forward on strong1 only moves the
     # momentum BN statistics (now from strong2 and weak views); skipped
     momentum_strong1=False,
-    # the recorded CUHK03 runs (docs/benchmarks.md) used the per-proxy cosine
-    # of the cross-camera loss; the official transposed normalisation
-    # (proxy_norm='official', the default of the paper configs) is a switch
+    # the per-proxy cosine of the cross-camera loss, with which the CUHK03
+    # figures of configs/ice/README.md were measured; the official transposed
+    # normalisation (proxy_norm='official', the default of the paper configs)
+    # is a switch
     loss_cross=dict(proxy_norm='cosine'))
 
 # ---- schedule: 10 epochs x 100 iterations (10 clusterings), lr warm-up

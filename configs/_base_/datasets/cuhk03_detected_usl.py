@@ -4,8 +4,8 @@
 # data/cuhk03_detected/ holds bounding_box_train/ (7,076 images / 734 ids),
 # query/ (1,466) and bounding_box_test/ (5,555). The images are a 128x64 copy;
 # the CPU-scale configs upsample them 1.5x to 192x96, which gives MobileNetV2 a
-# 6x3 instead of a 4x2 final map (measured: mAP after 5 epochs 1.67 vs 1.04 at
-# 128x64, docs/benchmarks.md).
+# 6x3 instead of a 4x2 final map (the comparison:
+# configs/cluster_contrast/README.md).
 _base_ = ['../recipes/usl_pk.py']
 
 __data = dict(type='ReIDFolderDataset', data_root='data/cuhk03_detected/')
