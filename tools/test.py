@@ -6,6 +6,15 @@ features (``model.get_encoder(feat_source)``); otherwise the tool exits with
 an error naming the missing / unexpected keys instead of scoring a partly
 random encoder. Memories, pseudo-labels and the encoder that is not tested
 are listed as ignored.
+
+Like mmpretrain's, the tool works in the run's work dir (``--work-dir``, by
+default ``work_dirs/<config name>`` as for ``tools/train.py``), but it writes
+only into its ``test/`` subfolder: each call adds
+``WORK_DIR/test/<timestamp>/`` (log, ``vis_data``) and dumps its config to
+``WORK_DIR/test/<config>.py``. The
+training run's own files — its timestamped log folders, its config dump,
+checkpoints and lock — are left alone, and a test can run while that
+training still holds its work dir.
 """
 import argparse
 import json
@@ -33,7 +42,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--work-dir',
-        help='the directory to save the file containing evaluation metrics')
+        help='the work dir of the run (default: work_dirs/<config name>, as '
+        'for tools/train.py); the test writes its log folder and config '
+        'under WORK_DIR/test/, never next to the training run\'s files')
     parser.add_argument(
         '--out',
         help='write the metrics (e.g. reid/mAP, in percent) to this JSON '
@@ -71,10 +82,15 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Merge the command-line flags into the config."""
     cfg.launcher = args.launcher
     if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is not None:
+        work_dir = cfg.work_dir
+    else:
+        work_dir = osp.join('./work_dirs',
+                            osp.splitext(osp.basename(args.config))[0])
+    # The Runner adds a <timestamp>/ log folder and replaces <config>.py in
+    # its work dir on every call: keep both out of the training run's files.
+    cfg.work_dir = osp.join(work_dir, 'test')
     cfg.load_from = args.checkpoint
     if args.feat_source is not None:
         cfg.model.setdefault('test_cfg', {})['feat_source'] = args.feat_source
@@ -85,6 +101,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             evaluator['rerank'] = True
     # Testing needs neither re-clustering nor a training dataloader.
     cfg.default_hooks.pop('pseudo_label', None)
+    # Nor checkpoint saving: None (not pop, which would bring back MMEngine's
+    # default CheckpointHook) also drops WorkDirCheckpointHook's work-dir
+    # lock, meant for one training per work dir, not for concurrent tests.
+    cfg.default_hooks['checkpoint'] = None
     if args.cfg_options is not None:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)

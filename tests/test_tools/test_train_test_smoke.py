@@ -68,9 +68,21 @@ def test_train_resume_test(config_file, tmp_path):
     assert ckpt['meta']['epoch'] == 2
 
     out = str(tmp_path / 'metrics.json')
+    before = sorted(os.listdir(work))
+    dump = osp.join(work, 'tiny_cc.py')
+    with open(dump) as f:
+        train_config = f.read()
     proc = _tool('tools/test.py', config_file, osp.join(work, 'epoch_2.pth'),
                  '--work-dir', work, '--out', out)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    # issue 24 case 12: the test adds only test/ (its log folder and config
+    # dump are in there); the training run's config dump is unchanged
+    assert sorted(os.listdir(work)) == sorted(set(before) | {'test'})
+    with open(dump) as f:
+        assert f.read() == train_config
+    assert osp.isfile(osp.join(work, 'test', 'tiny_cc.py'))
+    assert any(osp.isdir(osp.join(work, 'test', d))
+               for d in os.listdir(osp.join(work, 'test')))
     metrics = json.load(open(out))
     assert set(metrics) == {
         'reid/mAP', 'reid/R1', 'reid/R5', 'reid/R10', 'reid/mINP'
