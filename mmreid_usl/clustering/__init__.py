@@ -1,5 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Pseudo-labelling: kNN, Jaccard distance, clusterers and the labeler."""
+from .base import (BaseClusterer, BaseDistance, DistanceMatrix,
+                   LabelingContext, as_distance_matrix)
 from .cluster_stats import camera_stats, cluster_stats
 from .dbscan import DBSCANClusterer
 from .infomap import InfomapClusterer
@@ -7,7 +9,7 @@ from .jaccard import JaccardDistance
 from .kmeans import KMeansClusterer
 from .knn import knn_search
 from .oracle import OracleClusterer
-from .pseudo_labeler import PseudoLabeler
+from .pseudo_labeler import LabelingOutput, PseudoLabeler
 from .rho_dbscan import RhoDBSCANClusterer, UnstoredDistance
 from .source_aware_jaccard import SourceAwareJaccardDistance
 
@@ -18,4 +20,8 @@ __all__ = [
 ]
 __all__ += [
     'RhoDBSCANClusterer', 'SourceAwareJaccardDistance', 'UnstoredDistance'
+]
+__all__ += [
+    'BaseDistance', 'BaseClusterer', 'DistanceMatrix', 'LabelingContext',
+    'LabelingOutput', 'as_distance_matrix'
 ]

@@ -10,6 +10,8 @@ from sklearn.cluster import DBSCAN
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_int, check_real
 from mmreid_usl.structures import relabel_contiguous
+from .base import (BaseClusterer, DistanceMatrix, LabelingContext,
+                   eps_radius)
 
 DistType = Union[sp.spmatrix, np.ndarray, torch.Tensor]
 
@@ -35,7 +37,7 @@ def _prune_sort(dist: sp.spmatrix, eps: float) -> sp.csr_matrix:
 
 
 @TASK_UTILS.register_module()
-class DBSCANClusterer:
+class DBSCANClusterer(BaseClusterer):
     """DBSCAN (Ester et al., KDD 1996) on a precomputed distance.
 
     A point is a core point when at least ``min_samples`` points (itself
@@ -95,24 +97,35 @@ class DBSCANClusterer:
             type='JaccardDistance', k1=30, k2=6)
         self.n_jobs = n_jobs
 
-    def __call__(self,
-                 feats: Optional[torch.Tensor] = None,
-                 dist: Optional[DistType] = None) -> np.ndarray:
+    def pruning_radius(self) -> Optional[float]:
+        """``eps + 1e-3``: DBSCAN links only pairs ``<= eps``, so a sparse
+        distance may leave out the others (identical labels)."""
+        return eps_radius(self.eps)
+
+    def distance_of(self, distance: Optional[DistanceMatrix],
+                    context: LabelingContext) -> DistanceMatrix:
+        """``distance``, or (None) the ``distance`` config's on
+        ``context.features``."""
+        if distance is not None:
+            return distance
+        if context.features is None:
+            raise ValueError('need feats or dist')
+        return TASK_UTILS.build(self.distance_cfg)(context.features, context)
+
+    def cluster(self, distance: Optional[DistanceMatrix],
+                context: LabelingContext) -> np.ndarray:
         """Cluster.
 
         Args:
-            feats (Tensor, optional): Features (N, D); only used to compute
-                ``dist`` when it is not given.
-            dist (sparse matrix | ndarray | Tensor, optional): Precomputed
-                N×N distance.
+            distance (DistanceMatrix, optional): Precomputed ``N x N``
+                distance; None computes the ``distance`` config's on
+                ``context.features``.
+            context (LabelingContext): The labelling context.
 
         Returns:
             np.ndarray: int64 labels (N,), 0..C-1, -1 = outlier.
         """
-        if dist is None:
-            if feats is None:
-                raise ValueError('need feats or dist')
-            dist = TASK_UTILS.build(self.distance_cfg)(feats)
+        dist = self.distance_of(distance, context).matrix
         if isinstance(dist, torch.Tensor):
             dist = dist.detach().cpu().numpy()
         if sp.issparse(dist):

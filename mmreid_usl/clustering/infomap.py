@@ -5,16 +5,16 @@ import tempfile
 from typing import Optional
 
 import numpy as np
-import torch
 
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_int, check_real
+from .base import BaseClusterer, DistanceMatrix, LabelingContext
 from .knn import knn_search
 from mmreid_usl.structures import relabel_contiguous
 
 
 @TASK_UTILS.register_module()
-class InfomapClusterer:
+class InfomapClusterer(BaseClusterer):
     """Infomap (Rosvall & Bergstrom, PNAS 2008) on a kNN similarity graph.
 
     The alternative clusterer of Cluster Contrast (Dai et al., ACCV 2022,
@@ -73,16 +73,16 @@ class InfomapClusterer:
         self.seed = seed
         self.knn_backend = knn_backend
 
-    def __call__(self,
-                 feats: torch.Tensor,
-                 dist: Optional[object] = None) -> np.ndarray:
-        """Cluster ``feats`` (N, D); ``dist`` is ignored (Infomap works on
-        the feature kNN graph, as in Cluster Contrast).
+    def cluster(self, distance: Optional[DistanceMatrix],
+                context: LabelingContext) -> np.ndarray:
+        """Cluster ``context.features`` (N, D); ``distance`` is ignored
+        (Infomap works on the feature kNN graph, as in Cluster Contrast).
 
         Returns:
             np.ndarray: int64 labels (N,), 0..C-1, -1 = outlier.
         """
         import infomap
+        feats = self.features_of(context)
         n = feats.shape[0]
         k = min(self.k, n)
         # knn_search puts the query itself at rank 0 (ties included), so

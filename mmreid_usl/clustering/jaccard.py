@@ -8,6 +8,7 @@ import torch
 
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_int
+from .base import BaseDistance, DistanceMatrix, LabelingContext
 from .knn import knn_search
 
 #: Rows whose distances are evaluated to estimate the stored pairs before the
@@ -50,7 +51,7 @@ def _reciprocal(index: np.ndarray, length: int, n: int) -> sp.csr_matrix:
 
 
 @TASK_UTILS.register_module()
-class JaccardDistance:
+class JaccardDistance(BaseDistance):
     """k-reciprocal encoding Jaccard distance, computed sparsely.
 
     The distance of Zhong et al., "Re-ranking Person Re-identification with
@@ -91,10 +92,12 @@ class JaccardDistance:
             matrix product. With reduced precision every ``d²`` of step 4 is
             recomputed in fp32. Defaults to ``'fp32'``.
         max_distance (float): Store only pairs with ``d_J < max_distance``.
-            The default 1.0 stores every overlapping pair; DBSCAN with
-            ``eps`` only needs the pairs ``<= eps``, so any value above
-            ``eps`` gives identical labels with far less memory on data whose
-            expanded sets overlap a lot (e.g. very large N). Defaults to 1.0.
+            The default 1.0 stores every overlapping pair, or those below the
+            pruning radius of the call (:meth:`BaseDistance.resolve_radius`:
+            the :class:`PseudoLabeler` passes ``eps + 1e-3`` of DBSCAN,
+            which only needs the pairs ``<= eps``), which gives identical
+            labels with far less memory on data whose expanded sets overlap
+            a lot (e.g. very large N). Defaults to 1.0.
         max_chunk_elems (int): Bound on the (i, j, k) triples expanded at a
             time (memory ~50 bytes each). Defaults to 2**22.
         max_pairs (int, optional): Pair budget: the most pairs (i, j) with
@@ -114,7 +117,7 @@ class JaccardDistance:
     Examples:
         >>> feats = torch.nn.functional.normalize(torch.randn(100, 16), dim=1)
         >>> dist = JaccardDistance(k1=10, k2=3)(feats)
-        >>> dist.shape
+        >>> dist.matrix.shape
         (100, 100)
     """
 
@@ -139,23 +142,34 @@ class JaccardDistance:
         self.max_distance = max_distance
         self.max_chunk_elems = max_chunk_elems
 
-    def __call__(self, feats: torch.Tensor) -> sp.csr_matrix:
-        """Jaccard distance of all pairs of rows of ``feats`` (N, D).
+    def compute(self, features: torch.Tensor, context: LabelingContext,
+                max_distance: float) -> DistanceMatrix:
+        """Jaccard distance of all pairs of rows of ``features`` (N, D).
+
+        Args:
+            features (Tensor): ``(N, D)`` L2-normalised features.
+            context (LabelingContext): Unused.
+            max_distance (float): The radius of this call.
 
         Returns:
-            scipy.sparse.csr_matrix: N×N float32, each row holding the pairs
-            with distance < ``max_distance`` (default 1; explicit zeros
-            kept, diagonal included), columns sorted.
+            DistanceMatrix: N×N float32 CSR, each row holding the pairs with
+            distance < ``max_distance`` (explicit zeros kept, diagonal
+            included), columns sorted; every missing pair is at 1.
         """
-        feats = feats.detach().float()
+        feats = features.detach().float()
         k = min(self.k1, feats.shape[0])
         sqdist, index = knn_search(
             feats, k, backend=self.knn_backend, precision=self.knn_precision)
-        return self.from_knn(feats, sqdist, index)
+        return DistanceMatrix(
+            self.from_knn(feats, sqdist, index, max_distance=max_distance),
+            max_distance=max_distance)
 
     # ------------------------------------------------------------------
-    def from_knn(self, feats: torch.Tensor, sqdist: Optional[torch.Tensor],
-                 index: torch.Tensor) -> sp.csr_matrix:
+    def from_knn(self,
+                 feats: torch.Tensor,
+                 sqdist: Optional[torch.Tensor],
+                 index: torch.Tensor,
+                 max_distance: Optional[float] = None) -> sp.csr_matrix:
         """Jaccard distance from a precomputed kNN (self at rank 0).
 
         Args:
@@ -163,7 +177,14 @@ class JaccardDistance:
             sqdist (Tensor, optional): Squared distances of ``index``; when
                 given (fp32 kNN), they are reused for the pairs they cover.
             index (Tensor): kNN indices (N, >= k1), self at rank 0.
+            max_distance (float, optional): Keep the pairs below it.
+                Defaults to ``self.max_distance``.
+
+        Returns:
+            scipy.sparse.csr_matrix: The bare N×N matrix (missing pairs 1).
         """
+        if max_distance is None:
+            max_distance = self.max_distance
         n = feats.shape[0]
         k1 = min(self.k1, n)
         index_np = np.ascontiguousarray(
@@ -172,8 +193,8 @@ class JaccardDistance:
         v = self._query_expand(v, index_np)
         # V is O(N * k1) entries; the pairs of step 6 can be O(N²): check
         # them against the budget before allocating any of them
-        self.check_pair_budget(v, feats, index_np)
-        return self._jaccard(v)
+        self.check_pair_budget(v, feats, index_np, max_distance)
+        return self._jaccard(v, max_distance)
 
     def _row_distances(self, v: sp.csr_matrix, vt: sp.csr_matrix,
                        row: int) -> np.ndarray:
@@ -193,7 +214,8 @@ class JaccardDistance:
     def check_pair_budget(self,
                           v: sp.csr_matrix,
                           feats: Optional[torch.Tensor] = None,
-                          index: Optional[np.ndarray] = None) -> None:
+                          index: Optional[np.ndarray] = None,
+                          max_distance: Optional[float] = None) -> None:
         """Estimate the stored pairs of :meth:`_jaccard` before computing
         them, and raise if they exceed ``max_pairs``.
 
@@ -210,12 +232,16 @@ class JaccardDistance:
                 duplicates for the message.
             index (np.ndarray, optional): The kNN lists (self at rank 0),
                 likewise.
+            max_distance (float, optional): The radius of the pairs counted.
+                Defaults to ``self.max_distance``.
 
         Raises:
             PairBudgetError: The estimate exceeds ``max_pairs``.
         """
         if self.max_pairs is None:
             return
+        if max_distance is None:
+            max_distance = self.max_distance
         n = v.shape[0]
         if n * n <= self.max_pairs:
             return  # even every pair fits
@@ -224,18 +250,19 @@ class JaccardDistance:
                 n, PAIR_SAMPLE_ROWS, replace=False))
         vt = v.T.tocsr()
         counts = [
-            int((self._row_distances(v, vt, r) < self.max_distance).sum())
+            int((self._row_distances(v, vt, r) < max_distance).sum())
             for r in rows
         ]
         estimate = n * float(np.mean(counts))
         if estimate > self.max_pairs:
             raise PairBudgetError(
                 self._budget_message(n, estimate, 'would keep about',
-                                     feats, index))
+                                     feats, index, max_distance))
 
     def _budget_message(self, n: int, pairs: float, verb: str,
                         feats: Optional[torch.Tensor],
-                        index: Optional[np.ndarray]) -> str:
+                        index: Optional[np.ndarray],
+                        max_distance: float) -> str:
         """The :class:`PairBudgetError` text: the problem and what to do."""
         dup = ''
         if feats is not None and index is not None and index.shape[1] > 1:
@@ -246,7 +273,7 @@ class JaccardDistance:
                    'exact copy (identical feature).')
         return (
             f'{type(self).__name__}: the {n} images {verb} {pairs:,.0f} '
-            f'pairs with distance < max_distance={self.max_distance:g} '
+            f'pairs with distance < max_distance={max_distance:g} '
             f'({pairs / n:,.0f} per image, {pairs / n / n:.0%} of all '
             'image pairs), more than the pair budget max_pairs='
             f'{self.max_pairs:,} (about '
@@ -374,18 +401,23 @@ class JaccardDistance:
             ip[miss] = out.cpu().numpy()
         return 2.0 - 2.0 * ip
 
-    def _jaccard(self, v: sp.csr_matrix) -> sp.csr_matrix:
+    def _jaccard(self,
+                 v: sp.csr_matrix,
+                 max_distance: Optional[float] = None) -> sp.csr_matrix:
         """Step 6: ``1 - m/(2-m)`` with ``m = Σ_k min(V_ik, V_jk)``, as the
         full symmetric N×N CSR matrix (see :meth:`_jaccard_upper`)."""
-        return self._symmetric_csr(*self._jaccard_upper(v), v.shape[0])
+        return self._symmetric_csr(
+            *self._jaccard_upper(v, max_distance=max_distance), v.shape[0])
 
     def _jaccard_upper(
         self,
         v: sp.csr_matrix,
-        row_stop: Optional[int] = None
+        row_stop: Optional[int] = None,
+        max_distance: Optional[float] = None
     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step 6 on the upper triangle: the pairs ``j >= i`` with
-        ``i < row_stop`` (default all rows) and distance < ``max_distance``.
+        ``i < row_stop`` (default all rows) and distance < ``max_distance``
+        (default ``self.max_distance``).
 
         Returns:
             tuple[np.ndarray]: ``rows``, ``cols`` (row-major, columns
@@ -393,7 +425,10 @@ class JaccardDistance:
         """
         n = v.shape[0]
         parts, stored = [], 0
-        for rows, cols, vals in self._jaccard_upper_chunks(v, row_stop):
+        if max_distance is None:
+            max_distance = self.max_distance
+        for rows, cols, vals in self._jaccard_upper_chunks(
+                v, row_stop, max_distance):
             parts.append((rows, cols, vals))
             # both triangles of the result: 2 per pair j > i, 1 on the
             # diagonal. Stop as soon as the budget is exceeded, so that
@@ -403,7 +438,7 @@ class JaccardDistance:
                 del parts
                 raise PairBudgetError(
                     self._budget_message(n, stored, 'keep at least', None,
-                                         None))
+                                         None, max_distance))
         if not parts:
             return (np.zeros(0, np.int64), np.zeros(0, np.int64),
                     np.zeros(0, np.float32))
@@ -411,7 +446,9 @@ class JaccardDistance:
 
     def _jaccard_upper_chunks(self,
                               v: sp.csr_matrix,
-                              row_stop: Optional[int] = None) -> Iterator:
+                              row_stop: Optional[int] = None,
+                              max_distance: Optional[float] = None
+                              ) -> Iterator:
         """:meth:`_jaccard_upper` one chunk of consecutive rows at a time
         (a generator of ``(rows, cols, vals)``), so that a caller keeping
         only part of the pairs never holds all of them.
@@ -422,6 +459,8 @@ class JaccardDistance:
         """
         n = v.shape[0]
         row_stop = n if row_stop is None else min(int(row_stop), n)
+        if max_distance is None:
+            max_distance = self.max_distance
         v_rows = _row_ids(v.indptr)
         # column-major (CSC) order of the entries; the stable sort keeps the
         # rows of every column ascending
@@ -469,7 +508,7 @@ class JaccardDistance:
             m32 = m.astype(np.float32)
             dist = np.float32(1) - m32 / (np.float32(2) - m32)
             np.maximum(dist, 0, out=dist)
-            keep = dist < self.max_distance
+            keep = dist < max_distance
             yield u_rows[keep], u_cols[keep], dist[keep]
             r0 = r1
 

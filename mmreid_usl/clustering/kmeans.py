@@ -3,15 +3,15 @@
 from typing import Optional
 
 import numpy as np
-import torch
 
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_int
 from mmreid_usl.structures import relabel_contiguous
+from .base import BaseClusterer, DistanceMatrix, LabelingContext
 
 
 @TASK_UTILS.register_module()
-class KMeansClusterer:
+class KMeansClusterer(BaseClusterer):
     """k-means (Lloyd) with ``faiss.Kmeans``.
 
     Minimises ``Σ_i ||x_i - c_{y_i}||²`` over ``num_clusters`` centroids; no
@@ -50,15 +50,15 @@ class KMeansClusterer:
         self.seed = seed
         self.gpu = gpu
 
-    def __call__(self,
-                 feats: torch.Tensor,
-                 dist: Optional[object] = None) -> np.ndarray:
-        """Cluster ``feats`` (N, D); ``dist`` is ignored.
+    def cluster(self, distance: Optional[DistanceMatrix],
+                context: LabelingContext) -> np.ndarray:
+        """Cluster ``context.features`` (N, D); ``distance`` is ignored.
 
         Returns:
             np.ndarray: int64 labels (N,), 0..C-1.
         """
         import faiss
+        feats = self.features_of(context)
         x = np.ascontiguousarray(
             feats.detach().float().cpu().numpy(), dtype=np.float32)
         k = min(self.num_clusters, x.shape[0])

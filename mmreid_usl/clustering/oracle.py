@@ -3,14 +3,14 @@
 from typing import Optional
 
 import numpy as np
-import torch
 
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.structures import relabel_contiguous
+from .base import BaseClusterer, DistanceMatrix, LabelingContext
 
 
 @TASK_UTILS.register_module()
-class OracleClusterer:
+class OracleClusterer(BaseClusterer):
     """Return the true ids as cluster labels, with optional label noise.
 
     Cluster Contrast (Dai et al., ACCV 2022, https://arxiv.org/abs/2103.11568,
@@ -39,7 +39,7 @@ class OracleClusterer:
         seed (int): Base seed. Defaults to 0.
     """
 
-    #: Read by the labeler: this clusterer needs the true ids.
+    #: The labeler hands it the true ids (``context.true_ids``).
     needs_true_ids = True
 
     def __init__(self,
@@ -63,15 +63,14 @@ class OracleClusterer:
         return (f'OracleClusterer(merge_ratio={self.merge_ratio}, '
                 f'split_ratio={self.split_ratio}, seed={self.seed})')
 
-    def __call__(self,
-                 feats: Optional[torch.Tensor] = None,
-                 dist=None,
-                 true_ids: Optional[np.ndarray] = None) -> np.ndarray:
-        """Labels ``(N,)`` from the true ids (``feats``/``dist`` unused).
+    def cluster(self, distance: Optional[DistanceMatrix],
+                context: LabelingContext) -> np.ndarray:
+        """Labels ``(N,)`` from ``context.true_ids`` (``distance`` unused).
 
         Raises:
-            ValueError: If ``true_ids`` is missing.
+            ValueError: If the true ids are missing.
         """
+        true_ids = context.true_ids
         if true_ids is None:
             raise ValueError('OracleClusterer needs the true ids of the '
                              'training set (the dataset has none?).')

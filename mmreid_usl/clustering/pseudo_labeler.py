@@ -1,46 +1,73 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Feature banks -> distance -> clusterer -> typed pseudo-label result."""
-import inspect
 import time
 import warnings
-from typing import Dict, Optional, Union
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from mmreid_usl.registry import TASK_UTILS
-from mmreid_usl.structures import PseudoLabelResult, relabel_contiguous
+from mmreid_usl.structures import (LABEL_SOURCES, PseudoLabelResult,
+                                   relabel_contiguous)
 from mmreid_usl.utils.build import build_module
+from .base import BaseClusterer, BaseDistance, LabelingContext
 
 DEGENERATE_ACTIONS = ('raise', 'skip')
 
 
+@dataclass
+class LabelingOutput:
+    """What one labelling produces before it becomes a result.
+
+    Only :attr:`labels` and :attr:`label_source` define the result: the
+    ``PseudoLabelHook`` broadcasts these two and every rank builds the same
+    :class:`PseudoLabelResult` from them (:meth:`PseudoLabeler.build_result`).
+
+    Attributes:
+        labels (np.ndarray): ``(N,)`` int64 labels ``0..C-1``, -1 outliers.
+        label_source (str): One of ``LABEL_SOURCES``.
+        timing (dict[str, float]): ``distance_time`` and ``cluster_time``
+            (seconds since the start of the labelling).
+        stats (dict[str, float]): Diagnostics of the distance
+            (:attr:`DistanceMatrix.stats`).
+    """
+    labels: np.ndarray
+    label_source: str = 'pseudo'
+    timing: Dict[str, float] = field(default_factory=dict)
+    stats: Dict[str, float] = field(default_factory=dict)
+
+
 @TASK_UTILS.register_module()
 class PseudoLabeler:
-    """The pseudo-labelling pipeline of one epoch, without a Runner.
+    r"""The pseudo-labelling pipeline of one epoch, without a Runner.
 
     Given the L2-normalised feature banks of the training set (by encoder
     name), it
 
     1. computes the distance of the clustered bank ``features[feat_source]``
-       (k-reciprocal Jaccard by default; a distance whose ``__call__``
-       accepts ``reference_features`` also gets the reference bank, e.g. the
-       labelled source domain of domain adaptation; a distance that declares
-       ``needs_raw_features`` also gets the unnormalised clustered and
-       reference banks as ``raw_features`` / ``raw_reference_features``,
-       which the ``PseudoLabelHook`` then extracts
-       (:attr:`needs_raw_features`);
+       (k-reciprocal Jaccard by default) with a :class:`LabelingContext`
+       (camera ids, the reference bank of domain adaptation, the raw banks
+       when the distance declares ``needs_raw_features``, the epoch) and
+       the clusterer's pruning radius;
     2. runs the clusterer on it (DBSCAN by default);
     3. checks the result is not degenerate;
     4. returns a :class:`PseudoLabelResult` with the contiguous labels, the
-       cluster centroids and every bank.
+       cluster centroids and every bank (:meth:`build_result`).
+
+    Distances and clusterers implement :class:`BaseDistance` and
+    :class:`BaseClusterer` (``mmreid_usl/clustering/base.py`` states the
+    protocol). :meth:`label` is steps 1-3 alone (what the
+    ``PseudoLabelHook`` runs on rank 0).
 
     With ``label_source='gt'`` steps 1-2 are replaced by the true ids of the
     training set (supervised training, or the upper bound of an
     unsupervised config), through the same result. A clusterer that declares
     ``needs_true_ids`` (:class:`OracleClusterer`: true ids with merge/split
-    noise) gets them too; its results are marked ``label_source='oracle'``
-    and logged as such, so they cannot be mistaken for a real run.
+    noise) gets them in the context; its results are marked
+    ``label_source='oracle'`` and logged as such, so they cannot be mistaken
+    for a real run.
 
     **Data fraction** (``fraction < 1``, Cluster Contrast Table 8): each
     labelling clusters only a random ``fraction`` of the training set (drawn
@@ -48,12 +75,13 @@ class PseudoLabeler:
     get label -1 and are not trained on that epoch.
 
     **Eps pruning** (``prune_by_eps``): DBSCAN only looks at pairs within
-    ``eps``. A sparse distance with the default ``max_distance=1`` (every
-    overlapping pair) is told to keep only the pairs ``< eps + 1e-3``: the
-    labels are identical and the memory at 200k images drops about 10x. It
-    applies when the clusterer has a numeric ``eps < 1`` and the distance a
-    ``max_distance`` of 1; it is re-applied if ``eps`` changes (a clusterer
-    may compute its eps from the data).
+    ``eps``, so the labeler passes the clusterer's
+    :meth:`~BaseClusterer.pruning_radius` (:math:`r = \varepsilon +
+    10^{-3}`) to the distance, which keeps only the pairs :math:`d < r`
+    unless its own ``max_distance`` is set below 1: the labels are
+    identical and the memory at 200k images drops about 10x. The radius is
+    asked at every call, so it follows an eps computed from the data; no
+    component is modified.
 
     **Degenerate clusterings**: fewer than ``min_clusters`` clusters (e.g.
     an eps that puts everything in one cluster, or nothing in any) either
@@ -104,33 +132,40 @@ class PseudoLabeler:
         self.seed = seed
         self.distance = build_module(distance, TASK_UTILS)
         self.clusterer = build_module(clusterer, TASK_UTILS)
+        if self.distance is not None and not isinstance(
+                self.distance, BaseDistance):
+            raise TypeError(
+                f'PseudoLabeler: the distance must be a BaseDistance '
+                f'(mmreid_usl.clustering.base), got '
+                f'{type(self.distance).__name__}.')
+        if not isinstance(self.clusterer, BaseClusterer):
+            raise TypeError(
+                f'PseudoLabeler: the clusterer must be a BaseClusterer '
+                f'(mmreid_usl.clustering.base), got '
+                f'{type(self.clusterer).__name__}.')
         self.prune_by_eps = prune_by_eps
         self.min_clusters = min_clusters
         self.on_degenerate = on_degenerate
-        self._default_max_distance = getattr(self.distance, 'max_distance',
-                                             None)
-        self._distance_takes_reference = self.distance is not None and \
-            'reference_features' in inspect.signature(
-                self.distance.__call__).parameters
+        #: Timing and distance diagnostics of the last :meth:`label`, for
+        #: interactive use (the hook reads its :class:`LabelingOutput`).
         self.last_timing: Dict[str, float] = {}
-        #: Diagnostics of the distance of the last call (e.g. the source
-        #: term of :class:`SourceAwareJaccardDistance`), logged by the hook.
         self.last_stats: Dict[str, float] = {}
-        self.needs_true_ids = bool(
-            getattr(self.clusterer, 'needs_true_ids', False))
 
     @property
     def needs_raw_features(self) -> bool:
         """bool: The distance also reads the unnormalised banks."""
-        return bool(getattr(self.distance, 'needs_raw_features', False))
+        return self.distance is not None and \
+            self.distance.needs_raw_features
 
-    def _apply_eps_pruning(self) -> None:
-        eps = getattr(self.clusterer, 'eps', None)
-        if not self.prune_by_eps or self._default_max_distance != 1.0 \
-                or not isinstance(eps, (int, float)):
-            return
-        self.distance.max_distance = min(1.0, eps + 1e-3) if eps < 1 \
-            else 1.0
+    @property
+    def needs_true_ids(self) -> bool:
+        """bool: The clusterer labels from the true ids (oracle)."""
+        return self.clusterer.needs_true_ids
+
+    def pruning_radius(self) -> Optional[float]:
+        """The radius passed to the distance (None: no pruning)."""
+        return self.clusterer.pruning_radius() if self.prune_by_eps \
+            else None
 
     def describe_clusterer(self) -> str:
         """``Type(param=value, ...)`` of the clusterer, for messages."""
@@ -155,7 +190,8 @@ class PseudoLabeler:
                  raw_features: Optional[torch.Tensor] = None,
                  raw_reference_features: Optional[torch.Tensor] = None
                  ) -> PseudoLabelResult:
-        """Label the training set.
+        """Label the training set: :meth:`label`, then
+        :meth:`build_result`.
 
         Args:
             features (Tensor | dict[str, Tensor]): ``(N, D)`` L2-normalised
@@ -167,7 +203,7 @@ class PseudoLabeler:
             reference_features (Tensor, optional): ``(M, D)`` reference bank
                 for the distance.
             true_ids (array-like, optional): ``(N,)`` true ids; required for
-                ``label_source='gt'``.
+                ``label_source='gt'`` and the oracle.
             label_source (str): ``'pseudo'`` or ``'gt'``.
             raw_features (Tensor, optional): ``(N, D)`` the clustered bank
                 unnormalised (for a distance with ``needs_raw_features``).
@@ -177,74 +213,131 @@ class PseudoLabeler:
         Returns:
             PseudoLabelResult: On the device of the features; centroids are
             computed on CPU so that they are bit-identical wherever the
-            result is rebuilt.
+            result is built.
         """
+        banks, feat_source = self.banks_of(features, feat_source)
+        context = LabelingContext(
+            features=banks[feat_source],
+            raw_features=raw_features,
+            camids=camids,
+            true_ids=None if true_ids is None else np.asarray(true_ids),
+            reference_features=reference_features,
+            raw_reference_features=raw_reference_features,
+            epoch=epoch)
+        output = self.label(context, label_source)
+        return self.build_result(output.labels, output.label_source, banks,
+                                 feat_source, camids, epoch)
+
+    @staticmethod
+    def banks_of(features: Union[torch.Tensor, Dict[str, torch.Tensor]],
+                 feat_source: Optional[str] = None
+                 ) -> Tuple[Dict[str, torch.Tensor], str]:
+        """``features`` as a dict of banks and the name of the clustered
+        one (a single tensor is ``feat_source`` or ``'student'``)."""
         if isinstance(features, torch.Tensor):
             features = {feat_source or 'student': features}
         if feat_source is None:
             feat_source = next(iter(features))
-        feats = features[feat_source]
-        self.last_timing = {}
-        self.last_stats = {}
+        return features, feat_source
+
+    @staticmethod
+    def build_result(labels: Union[np.ndarray, torch.Tensor],
+                     label_source: str,
+                     features: Dict[str, torch.Tensor],
+                     feat_source: str,
+                     camids: Optional[torch.Tensor] = None,
+                     epoch: int = 0) -> PseudoLabelResult:
+        """The one constructor of the result, called by every rank.
+
+        The centroids are computed on CPU (bit-identical on every rank and
+        machine) and moved to the device of the clustered bank; the banks
+        are kept where they are.
+
+        Args:
+            labels (np.ndarray | Tensor): ``(N,)`` labels, -1 outliers.
+            label_source (str): One of ``LABEL_SOURCES``.
+            features (dict[str, Tensor]): The banks by encoder name.
+            feat_source (str): The clustered bank.
+            camids (Tensor, optional): ``(N,)`` camera ids.
+            epoch (int): The epoch the labels are for.
+
+        Returns:
+            PseudoLabelResult: On the device of ``features[feat_source]``.
+        """
+        device = features[feat_source].device
+        return PseudoLabelResult.from_labels(
+            labels,
+            features,
+            feat_source=feat_source,
+            centroid_device='cpu',
+            camids=None if camids is None else torch.as_tensor(
+                camids, dtype=torch.long).to(device),
+            epoch=epoch,
+            label_source=label_source)
+
+    @torch.no_grad()
+    def label(self,
+              context: LabelingContext,
+              label_source: str = 'pseudo') -> LabelingOutput:
+        """Steps 1-3: labels of ``context.features`` (no result built).
+
+        Args:
+            context (LabelingContext): With ``features``, the clustered
+                bank, and whatever the distance and clusterer read.
+            label_source (str): ``'pseudo'`` (cluster) or ``'gt'`` (the
+                true ids of the context).
+
+        Returns:
+            LabelingOutput: Contiguous labels, their source, timing and the
+            distance's diagnostics.
+        """
+        if label_source not in LABEL_SOURCES:
+            raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
+                             f'got {label_source!r}')
+        feats = context.features
+        timing: Dict[str, float] = {}
+        stats: Dict[str, float] = {}
         start = time.perf_counter()
         if label_source == 'gt':
-            if true_ids is None:
+            if context.true_ids is None:
                 raise ValueError("label_source='gt' needs the true ids of "
                                  'the training set.')
-            labels = relabel_contiguous(np.asarray(true_ids))
+            labels = relabel_contiguous(np.asarray(context.true_ids))
         else:
-            subset = self._subset(len(feats), epoch)
-            sub_feats = feats if subset is None else feats[
-                torch.from_numpy(subset).to(feats.device)]
+            subset = self._subset(len(feats), context.epoch)
+            sub = context if subset is None else context.subset(subset)
             if self.needs_true_ids:
                 label_source = 'oracle'
-                if true_ids is None:
+                if sub.true_ids is None:
                     raise ValueError(
                         f'{self.describe_clusterer()} needs the true ids of '
                         'the training set.')
-                sub_ids = np.asarray(true_ids)
-                if subset is not None:
-                    sub_ids = sub_ids[subset]
-                sub_labels = self.clusterer(sub_feats, None, true_ids=sub_ids)
+                sub_labels = self.clusterer(None, sub)
             else:
-                self._apply_eps_pruning()
-                kwargs = {}
-                if self.distance is not None and \
-                        self._distance_takes_reference:
-                    if reference_features is not None:
-                        kwargs['reference_features'] = reference_features
-                    if self.needs_raw_features:
-                        if raw_features is None or \
-                                raw_reference_features is None:
-                            raise ValueError(
-                                f'{type(self.distance).__name__} needs the '
-                                'unnormalised banks (raw_features, '
-                                'raw_reference_features).')
-                        kwargs['raw_features'] = raw_features \
-                            if subset is None else raw_features[
-                                torch.from_numpy(subset).to(
-                                    raw_features.device)]
-                        kwargs['raw_reference_features'] = \
-                            raw_reference_features
-                if self.distance is None:
-                    dist = None
-                else:
-                    dist = self.distance(sub_feats, **kwargs)
-                    self.last_stats = dict(
-                        getattr(self.distance, 'last_stats', None) or {})
-                self.last_timing['distance_time'] = \
-                    time.perf_counter() - start
-                sub_labels = self.clusterer(sub_feats, dist)
+                dist = None
+                if self.distance is not None:
+                    if self.needs_raw_features and (
+                            sub.raw_features is None
+                            or sub.raw_reference_features is None):
+                        raise ValueError(
+                            f'{type(self.distance).__name__} needs the '
+                            'unnormalised banks (raw_features, '
+                            'raw_reference_features).')
+                    dist = self.distance(sub.features, sub,
+                                         self.pruning_radius())
+                    stats = dict(dist.stats)
+                timing['distance_time'] = time.perf_counter() - start
+                sub_labels = self.clusterer(dist, sub)
             labels = relabel_contiguous(sub_labels)
             if subset is not None:
                 full = np.full(len(feats), -1, dtype=np.int64)
                 full[subset] = labels
                 labels = full
-        self.last_timing['cluster_time'] = time.perf_counter() - start
+        timing['cluster_time'] = time.perf_counter() - start
         num_clusters = int(labels.max()) + 1 if (labels >= 0).any() else 0
         if label_source == 'pseudo' and num_clusters < self.min_clusters:
-            msg = (f'Epoch {epoch}: {self.describe_clusterer()} found '
-                   f'{num_clusters} cluster(s) and '
+            msg = (f'Epoch {context.epoch}: {self.describe_clusterer()} '
+                   f'found {num_clusters} cluster(s) and '
                    f'{int((labels < 0).sum())} outlier(s) among '
                    f'{len(labels)} images (min_clusters='
                    f'{self.min_clusters}): the pseudo-labels are '
@@ -257,18 +350,8 @@ class PseudoLabeler:
             warnings.warn(msg + ' Skipping: this epoch has no training '
                           'iteration.')
             labels = np.full_like(labels, -1)
-        cpu_banks = {k: v.detach().cpu() for k, v in features.items()}
-        result = PseudoLabelResult.from_labels(
-            labels,
-            cpu_banks,
-            feat_source=feat_source,
-            camids=None if camids is None else torch.as_tensor(
-                camids, dtype=torch.long).cpu(),
-            epoch=epoch,
-            label_source=label_source,
-            reference_features=None if reference_features is None else
-            reference_features.detach().cpu())
-        return result.to(feats.device)
+        self.last_timing, self.last_stats = timing, stats
+        return LabelingOutput(labels, label_source, timing, stats)
 
     def _subset(self, num: int, epoch: int) -> Optional[np.ndarray]:
         """Sorted indices of this epoch's data fraction (None: all)."""

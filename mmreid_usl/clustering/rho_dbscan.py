@@ -5,17 +5,18 @@ from typing import Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 from mmengine.logging import print_log
 
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.validation import check_real
+from .base import (DistanceMatrix, LabelingContext, RawDistance,
+                   as_distance_matrix)
 from .dbscan import DBSCANClusterer
 from .unstored_distance import UnstoredDistance, unstored_distance
 
 __all__ = ['RhoDBSCANClusterer', 'UnstoredDistance', 'unstored_distance']
 
-DistType = Union[sp.spmatrix, np.ndarray, torch.Tensor]
+DistType = Union[DistanceMatrix, RawDistance]
 
 
 @TASK_UTILS.register_module()
@@ -132,13 +133,13 @@ class RhoDBSCANClusterer(DBSCANClusterer):
         self.eps_info = dict(method='dense', top=top, num_pairs=tri.size)
         return float(np.partition(tri, top - 1)[:top].mean())
 
-    def _eps_sparse(self, dist: sp.spmatrix) -> float:
-        dist = dist.tocsr()
+    def _eps_sparse(self, distance: DistanceMatrix) -> float:
+        dist = distance.matrix.tocsr()
         n = dist.shape[0]
         rows = np.repeat(np.arange(n), np.diff(dist.indptr))
         upper = dist.indices > rows
         vals = dist.data[upper].astype(np.float64)
-        floor = unstored_distance(dist)
+        floor = distance.unstored_distance
         bound = floor.lower_bound()
         all_pairs = n * (n - 1) // 2
         num_missing = all_pairs - int(upper.sum())
@@ -217,24 +218,19 @@ class RhoDBSCANClusterer(DBSCANClusterer):
 
     def compute_eps(self, dist: DistType) -> float:
         """The eps of ``dist`` by the rho rule (does not store it)."""
-        if isinstance(dist, torch.Tensor):
-            dist = dist.detach().cpu().numpy()
-        if sp.issparse(dist):
-            return self._eps_sparse(dist)
-        return self._eps_dense(np.asarray(dist))
+        distance = as_distance_matrix(dist)
+        if distance.is_sparse:
+            return self._eps_sparse(distance)
+        return self._eps_dense(np.asarray(distance.matrix))
 
-    def __call__(self,
-                 feats: Optional[torch.Tensor] = None,
-                 dist: Optional[DistType] = None) -> np.ndarray:
+    def cluster(self, distance: Optional[DistanceMatrix],
+                context: LabelingContext) -> np.ndarray:
         """Cluster; the first call computes and keeps eps.
 
         Returns:
             np.ndarray: int64 labels (N,), 0..C-1, -1 = outlier.
         """
-        if dist is None:
-            if feats is None:
-                raise ValueError('need feats or dist')
-            dist = TASK_UTILS.build(self.distance_cfg)(feats)
+        dist = self.distance_of(distance, context)
         if self.eps is None:
             eps = self.compute_eps(dist)
             if not 0 < eps < 1:
@@ -248,12 +244,12 @@ class RhoDBSCANClusterer(DBSCANClusterer):
                 f'{type(self).__name__}: eps={eps:.4f} from rho={self.rho} '
                 f'(kept for every later clustering; {info})',
                 logger='current')
-        if sp.issparse(dist):
-            bound = unstored_distance(dist).lower_bound()
+        if dist.is_sparse:
+            bound = dist.unstored_distance.lower_bound()
             if self.eps >= bound:
                 raise ValueError(
                     f'{type(self).__name__}: eps={self.eps:.4g} reaches the '
                     f'pairs the sparse distance does not store (>= '
                     f'{bound:.4g}), so DBSCAN would miss neighbours; use a '
                     'smaller eps or a dense distance.')
-        return super().__call__(feats, dist)
+        return super().cluster(dist, context)

@@ -10,6 +10,7 @@ import torch
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils.search import check_backend, topk_search
 from mmreid_usl.utils.validation import check_real
+from .base import BaseDistance, DistanceMatrix, LabelingContext
 from .jaccard import JaccardDistance
 from .theory_rerank import theory_jaccard_fp16
 from .unstored_distance import UnstoredDistance
@@ -56,7 +57,7 @@ def nearest_sqdist(query: torch.Tensor,
 
 
 @TASK_UTILS.register_module()
-class SourceAwareJaccardDistance:
+class SourceAwareJaccardDistance(BaseDistance):
     r"""Jaccard distance of the target mixed with the distance to the source.
 
     The clustering distance of "Theory" (Song et al., "Unsupervised domain
@@ -109,19 +110,21 @@ class SourceAwareJaccardDistance:
 
     The ``PseudoLabelHook`` passes the features of its
     ``reference_dataloader`` (the source training set, extracted with the
-    current model at every clustering) as ``reference_features``.
+    current model at every clustering) as ``context.reference_features``
+    (:class:`LabelingContext`).
 
     **Sparse.** Only the pairs stored by the Jaccard distance (overlapping
     k-reciprocal neighbourhoods, :math:`d_J < 1`) are stored; every missing
     pair is at exactly :math:`(1 - \lambda) + \lambda(s_i + s_j)
-    \ge (1 - \lambda) + 2\lambda\min_k s_k`, which the returned matrix
-    records as its ``unstored_distance`` (:class:`UnstoredDistance`), so
-    :class:`RhoDBSCANClusterer` can check that its eps and the smallest
-    pairs it averages lie among the stored ones. With ``max_distance < 1``
-    (set by the ``PseudoLabeler`` to ``eps + 1e-3`` once eps is known) only
-    pairs with :math:`d < \text{max\_distance}` are kept (the Jaccard
-    distance is asked for :math:`d_J < \text{max\_distance}/(1-\lambda)`),
-    which changes no DBSCAN label.
+    \ge (1 - \lambda) + 2\lambda\min_k s_k`, which the returned
+    :class:`DistanceMatrix` records as its ``unstored_distance``
+    (:class:`UnstoredDistance`), so :class:`RhoDBSCANClusterer` can check
+    that its eps and the smallest pairs it averages lie among the stored
+    ones. With a radius :math:`r < 1` (``max_distance``, or the pruning
+    radius ``eps + 1e-3`` the ``PseudoLabeler`` passes once eps is known)
+    only pairs with :math:`d < r` are kept (the inner Jaccard distance is
+    called with the radius :math:`r/(1-\lambda)`), which changes no DBSCAN
+    label.
 
     Args:
         k1 (int): Jaccard neighbourhood size. Defaults to 20 (Theory).
@@ -229,34 +232,31 @@ class SourceAwareJaccardDistance:
             return np.zeros(raw.shape, dtype=np.float64)
         return (raw / top).astype(np.float16).astype(np.float64)
 
-    def __call__(self,
-                 feats: torch.Tensor,
-                 reference_features: Optional[torch.Tensor] = None,
-                 raw_features: Optional[torch.Tensor] = None,
-                 raw_reference_features: Optional[torch.Tensor] = None
-                 ) -> sp.csr_matrix:
-        """Mixed distance of all pairs of rows of ``feats`` ``(N, D)``.
+    def compute(self, features: torch.Tensor, context: LabelingContext,
+                max_distance: float) -> DistanceMatrix:
+        """Mixed distance of all pairs of rows of ``features`` ``(N, D)``.
 
         Args:
-            feats (Tensor): ``(N, D)`` L2-normalised target features.
-            reference_features (Tensor, optional): ``(M, D)`` L2-normalised
-                source features; required when ``lambda_source > 0`` with
-                ``source_feature='normalized'``.
-            raw_features (Tensor, optional): ``(N, D)`` the same target
-                features unnormalised; required with ``'raw_fp16'``.
-            raw_reference_features (Tensor, optional): ``(M, D)`` the
-                source features unnormalised; required with ``'raw_fp16'``.
+            features (Tensor): ``(N, D)`` L2-normalised target features.
+            context (LabelingContext): Reads ``reference_features``
+                (``(M, D)`` L2-normalised source features; required when
+                ``lambda_source > 0`` with ``source_feature='normalized'``)
+                and, with ``'raw_fp16'``, ``raw_features`` and
+                ``raw_reference_features`` (the same banks unnormalised).
+            max_distance (float): The radius (see above).
 
         Returns:
-            scipy.sparse.csr_matrix | np.ndarray: N x N float32 (diagonal
-            stored as 0, columns sorted) with the attribute
-            ``unstored_distance``; with ``jaccard='theory_fp16'`` the dense
-            float64 matrix of Theory.
+            DistanceMatrix: N x N float32 CSR (diagonal stored as 0, columns
+            sorted) with its ``unstored_distance`` and the source-term
+            ``stats``; with ``jaccard='theory_fp16'`` the dense float64
+            matrix of Theory.
         """
+        feats = features
+        raw_features = context.raw_features
         lam = self.lambda_source
         raw_mode = self.needs_raw_features
-        if lam > 0 and (reference_features if not raw_mode else
-                        raw_reference_features) is None:
+        if lam > 0 and (context.reference_features if not raw_mode else
+                        context.raw_reference_features) is None:
             raise ValueError(
                 f'{type(self).__name__} (lambda_source={lam}) needs the '
                 'source features: give the PseudoLabelHook a '
@@ -273,9 +273,10 @@ class SourceAwareJaccardDistance:
             if raw_features.shape[0] != n:
                 raise ValueError(f'raw_features has {raw_features.shape[0]} '
                                  f'rows, feats {n}')
-            s = self.source_term_fp16(raw_features, raw_reference_features)
+            s = self.source_term_fp16(raw_features,
+                                      context.raw_reference_features)
         else:
-            s = self.source_term(feats, reference_features)
+            s = self.source_term(feats, context.reference_features)
         self.last_source_term = s
         self.last_stats = {} if lam == 0 or not n else dict(
             source_term_min=float(s.min()),
@@ -283,28 +284,33 @@ class SourceAwareJaccardDistance:
             source_term_max=float(s.max()),
             source_term_at_max=float((s >= 1.0).mean()))
         if self.jaccard_mode == 'theory_fp16':
-            return self._theory_dense(raw_features, s)
-        pruned = self.max_distance < 1
-        inner = min(1.0, self.max_distance / (1 - lam)) if pruned else 1.0
-        self.jaccard.max_distance = inner
-        dj = self.jaccard(feats).tocsr()
+            return DistanceMatrix(
+                self._theory_dense(raw_features, s),
+                max_distance=math.inf,
+                stats=dict(self.last_stats))
+        pruned = max_distance < 1
+        inner = min(1.0, max_distance / (1 - lam)) if pruned else 1.0
+        dj = self.jaccard(feats, context, pruning_radius=inner).matrix
         rows = np.repeat(np.arange(n), np.diff(dj.indptr))
         cols = dj.indices
         vals = (1 - lam) * dj.data.astype(np.float64) + lam * (s[rows] +
                                                                s[cols])
         vals[rows == cols] = 0
-        keep = (vals < self.max_distance) | (rows == cols) if pruned \
+        keep = (vals < max_distance) | (rows == cols) if pruned \
             else np.ones(len(vals), dtype=bool)
         counts = np.bincount(rows[keep], minlength=n)
         out = sp.csr_matrix(
             (vals[keep].astype(np.float32), cols[keep],
              np.concatenate([[0], np.cumsum(counts)])),
             shape=(n, n))
-        out.unstored_distance = UnstoredDistance(
-            base=(1 - lam) * inner,
-            row=lam * s,
-            cap=self.max_distance if pruned else math.inf)
-        return out
+        return DistanceMatrix(
+            out,
+            unstored_distance=UnstoredDistance(
+                base=(1 - lam) * inner,
+                row=lam * s,
+                cap=max_distance if pruned else math.inf),
+            max_distance=max_distance,
+            stats=dict(self.last_stats))
 
     def _theory_dense(self, raw_features: torch.Tensor,
                       s: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """What a sparse distance matrix says about the pairs it does not store."""
 import math
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,9 +12,9 @@ class UnstoredDistance(NamedTuple):
 
     Every off-diagonal pair ``(i, j)`` missing from the matrix has a
     distance ``>= min(cap, base + row[i] + row[j])`` (``row`` None: 0), with
-    equality when ``cap`` is infinite. A distance attaches it to the matrix
-    it returns as the attribute ``unstored_distance``; a sparse matrix
-    without it is read with the convention of :class:`JaccardDistance`
+    equality when ``cap`` is infinite. A distance returns it in the
+    :class:`~mmreid_usl.clustering.DistanceMatrix` it computes; a bare
+    sparse matrix is read with the convention of :class:`JaccardDistance`
     (every missing pair is at distance exactly 1).
     """
     base: float = 1.0
@@ -42,7 +42,12 @@ class UnstoredDistance(NamedTuple):
         return self.base + row[rows][:, None] + row[None, :]
 
 
-def unstored_distance(dist: sp.spmatrix) -> UnstoredDistance:
-    """The :class:`UnstoredDistance` of a sparse distance matrix."""
-    found = getattr(dist, 'unstored_distance', None)
-    return found if found is not None else UnstoredDistance()
+def unstored_distance(dist: Any) -> UnstoredDistance:
+    """The :class:`UnstoredDistance` of a ``DistanceMatrix`` (that of a bare
+    sparse matrix: every missing pair at 1)."""
+    from .base import DistanceMatrix
+    if isinstance(dist, DistanceMatrix):
+        return dist.unstored_distance
+    if sp.issparse(dist):
+        return UnstoredDistance()
+    raise TypeError(f'not a distance matrix: {type(dist).__name__}')

@@ -60,10 +60,12 @@ def cluster_means(feats: torch.Tensor, labels: torch.Tensor,
 class PseudoLabelResult:
     """The labels of the training set for one epoch and what they came from.
 
-    Made by a :class:`PseudoLabeler` (on rank 0, broadcast), handed by the
+    Built by :meth:`PseudoLabeler.build_result` on every rank from the
+    labels that rank 0 computed and broadcast, handed by the
     ``PseudoLabelHook`` to ``model.set_pseudo_labels`` and to the sampler.
     Every consumer reads fields, never string keys; it is identical on every
-    rank.
+    rank. It holds what the model consumes, not the labeller's inputs (the
+    reference bank of domain adaptation stays in the labelling context).
 
     Attributes:
         labels (torch.LongTensor): ``(N,)`` labels ``0..C-1`` in dataset
@@ -82,9 +84,6 @@ class PseudoLabelResult:
         label_source (str): ``'pseudo'`` (clustering), ``'gt'`` (the
             dataset's true ids: supervised training / upper bound) or
             ``'oracle'`` (true ids with merge/split noise, a study).
-        reference_features (Tensor, optional): ``(M, D)`` L2-normalised
-            features of a reference set (e.g. the labelled source domain of
-            domain adaptation) the distance may use.
     """
     labels: torch.Tensor
     num_clusters: int
@@ -95,7 +94,6 @@ class PseudoLabelResult:
     camids: Optional[torch.Tensor] = None
     epoch: int = 0
     label_source: str = 'pseudo'
-    reference_features: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         if self.label_source not in LABEL_SOURCES:
@@ -107,6 +105,8 @@ class PseudoLabelResult:
                     labels: ArrayLike,
                     features: Union[torch.Tensor, Dict[str, torch.Tensor]],
                     feat_source: Optional[str] = None,
+                    centroid_device: Optional[Union[str,
+                                                    torch.device]] = None,
                     **kwargs) -> 'PseudoLabelResult':
         """Build from raw labels (relabelled contiguously) and features.
 
@@ -117,8 +117,12 @@ class PseudoLabelResult:
             feat_source (str, optional): Name of the clustered bank; required
                 when ``features`` is a dict with several banks. A single
                 tensor is stored as ``'student'`` unless named.
-            **kwargs: Other fields (``camids``, ``epoch``, ``label_source``,
-                ``reference_features``).
+            centroid_device (str | torch.device, optional): Where the
+                centroids :math:`c_j = \\frac{1}{|C_j|}\\sum_{i \\in C_j} f_i`
+                are summed (then moved to the bank's device); ``'cpu'``
+                gives bit-identical centroids on every rank. Defaults to
+                the bank's device.
+            **kwargs: Other fields (``camids``, ``epoch``, ``label_source``).
         """
         if isinstance(features, torch.Tensor):
             feat_source = feat_source or 'student'
@@ -138,11 +142,17 @@ class PseudoLabelResult:
             raise ValueError(f'{len(lab)} labels for {len(feats)} features')
         valid = lab >= 0
         num_clusters = int(lab.max()) + 1 if bool(valid.any()) else 0
+        if centroid_device is None:
+            centroids = cluster_means(feats, lab, num_clusters)
+        else:
+            centroids = cluster_means(
+                feats.detach().to(centroid_device), lab,
+                num_clusters).to(feats.device)
         return cls(
             labels=lab,
             num_clusters=num_clusters,
             num_outliers=int((~valid).sum()),
-            centroids=cluster_means(feats, lab, num_clusters),
+            centroids=centroids,
             features=features,
             feat_source=feat_source,
             **kwargs)
@@ -187,5 +197,4 @@ class PseudoLabelResult:
             centroids=move(self.centroids),
             features={k: move(v)
                       for k, v in self.features.items()},
-            camids=move(self.camids),
-            reference_features=move(self.reference_features))
+            camids=move(self.camids))

@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmreid_usl.clustering import PseudoLabeler
+from mmreid_usl.clustering import (BaseClusterer, BaseDistance,
+                                   DistanceMatrix, JaccardDistance,
+                                   PseudoLabeler)
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils import register_all_modules
 
@@ -35,30 +37,49 @@ def test_labels_the_identities_of_separated_blobs():
     assert 'cluster_time' in labeler.last_timing
 
 
+class _RecordingJaccard(JaccardDistance):
+    """Records the radius of every call and the matrix it returned."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.radii, self.results = [], []
+
+    def compute(self, features, context, max_distance):
+        self.radii.append(max_distance)
+        self.results.append(super().compute(features, context, max_distance))
+        return self.results[-1]
+
+
 def test_eps_pruning_is_explicit_and_keeps_a_users_max_distance():
+    distance = _RecordingJaccard(k1=10, k2=3)
     labeler = PseudoLabeler(
-        distance=dict(type='JaccardDistance', k1=10, k2=3),
+        distance=distance,
         clusterer=dict(type='DBSCANClusterer', eps=0.5, min_samples=2),
         min_clusters=0)
     labeler(torch.randn(20, 4))
-    assert 0.5 < labeler.distance.max_distance <= 0.502
+    # the radius is passed to the call, the distance is not modified
+    assert 0.5 < distance.radii[-1] <= 0.502
+    assert distance.results[-1].max_distance == distance.radii[-1]
+    assert (distance.results[-1].matrix.data < distance.radii[-1]).all()
+    assert distance.max_distance == 1.0
     # follows an eps changed later (e.g. computed from the data)
     labeler.clusterer.eps = 0.3
     labeler(torch.randn(20, 4))
-    assert 0.3 < labeler.distance.max_distance <= 0.302
+    assert 0.3 < distance.radii[-1] <= 0.302
+    assert distance.max_distance == 1.0
     explicit = PseudoLabeler(
-        distance=dict(type='JaccardDistance', max_distance=0.8),
+        distance=_RecordingJaccard(max_distance=0.8),
         clusterer=dict(type='DBSCANClusterer', eps=0.5),
         min_clusters=0)
     explicit(torch.randn(20, 4))
-    assert explicit.distance.max_distance == 0.8  # the user's choice
+    assert explicit.distance.radii == [0.8]  # the user's choice
     off = PseudoLabeler(
-        distance=dict(type='JaccardDistance'),
+        distance=_RecordingJaccard(),
         clusterer=dict(type='DBSCANClusterer', eps=0.5),
         prune_by_eps=False,
         min_clusters=0)
     off(torch.randn(20, 4))
-    assert off.distance.max_distance == 1.0
+    assert off.pruning_radius() is None and off.distance.radii == [1.0]
 
 
 @pytest.mark.parametrize('eps,min_samples,found', [(0.99, 3, 1),
@@ -102,7 +123,7 @@ def test_ground_truth_labels_skip_the_clustering():
         labeler(feats, label_source='gt')
 
 
-class _RefDistance:
+class _RefDistance(BaseDistance):
     """Records the reference bank the labeler hands over."""
 
     max_distance = 0.5
@@ -110,21 +131,22 @@ class _RefDistance:
     def __init__(self):
         self.seen = None
 
-    def __call__(self, feats, reference_features=None):
-        self.seen = reference_features
-        return 1 - (feats @ feats.t()).clamp(0, 1).numpy()
+    def compute(self, features, context, max_distance):
+        self.seen = context.reference_features
+        return DistanceMatrix(
+            1 - (features @ features.t()).clamp(0, 1).numpy())
 
 
-class _StatefulDBSCAN:
+class _StatefulDBSCAN(BaseClusterer):
 
     def __init__(self):
         self.eps = 0.3
         self.min_samples = 2
 
-    def __call__(self, feats, dist):
+    def cluster(self, distance, context):
         from sklearn.cluster import DBSCAN
         return DBSCAN(eps=self.eps, min_samples=2,
-                      metric='precomputed').fit_predict(dist)
+                      metric='precomputed').fit_predict(distance.matrix)
 
     def state_dict(self):
         return dict(eps=self.eps)
@@ -140,7 +162,8 @@ def test_reference_bank_and_clusterer_state():
     ref = torch.randn(3, 16)
     result = labeler(feats, reference_features=ref)
     assert distance.seen is ref
-    assert torch.equal(result.reference_features, ref)
+    # an input of the labelling, not part of what the model receives
+    assert not hasattr(result, 'reference_features')
     clusterer.eps = 0.42
     state = labeler.state_dict()
     assert state == dict(clusterer=dict(eps=0.42))

@@ -9,8 +9,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.cluster import DBSCAN
 
-from mmreid_usl.clustering import (RhoDBSCANClusterer, UnstoredDistance,
-                                   knn_search)
+from mmreid_usl.clustering import (DistanceMatrix, RhoDBSCANClusterer,
+                                   UnstoredDistance, knn_search)
 from mmreid_usl.engine.hooks import PseudoLabelHook
 
 
@@ -25,7 +25,8 @@ def dense_eps(full: np.ndarray, rho: float) -> float:
 
 def knn_sparse(n=150, k=8, seed=0, base=1.0, row_scale=0.0):
     """A symmetric sparse distance storing each point's kNN pairs; missing
-    pairs are at base + row_i + row_j (recorded as unstored_distance)."""
+    pairs are at base + row_i + row_j (recorded as unstored_distance of the
+    DistanceMatrix)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 6)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -43,8 +44,7 @@ def knn_sparse(n=150, k=8, seed=0, base=1.0, row_scale=0.0):
     coo = m.tocoo()
     full[coo.row, coo.col] = coo.data
     np.fill_diagonal(full, 0)
-    m.unstored_distance = floor
-    return m, full
+    return DistanceMatrix(m, unstored_distance=floor), full
 
 
 @pytest.mark.parametrize('rho', [1.6e-3, 5e-3, 2e-2])
@@ -78,17 +78,18 @@ def test_exactness_condition_checked_and_chunked_fallback():
     assert clusterer.eps_info['kth_stored'] > \
         clusterer.eps_info['missing_bound']
     # only a bound on the missing pairs: no exact answer -> clear error
-    dist.unstored_distance = UnstoredDistance(base=0.05, cap=0.06)
+    dist = DistanceMatrix(dist.matrix,
+                          unstored_distance=UnstoredDistance(base=0.05,
+                                                             cap=0.06))
     with pytest.raises(ValueError, match='not all among the stored'):
         RhoDBSCANClusterer(rho=0.01).compute_eps(dist)
 
 
 def test_plain_jaccard_convention_and_zero_pairs():
-    """A sparse matrix without unstored_distance: missing pairs are 1;
+    """A bare sparse matrix (no DistanceMatrix): missing pairs are 1;
     zero distances of distinct pairs are left out as in the official code."""
     dist, full = knn_sparse(n=60, k=5)
-    del dist.unstored_distance
-    dist = dist.tolil()
+    dist = dist.matrix.tolil()
     dist[3, 7] = dist[7, 3] = 0.0  # an explicit zero pair
     full[3, 7] = full[7, 3] = 0.0
     dist = dist.tocsr()

@@ -52,7 +52,7 @@ def test_matches_dense_reference(lam):
         k1=k1, k2=k2, lambda_source=lam, knn_backend='torch')(
             torch.from_numpy(target),
             reference_features=torch.from_numpy(source))
-    assert isinstance(dist, sp.csr_matrix)
+    assert isinstance(dist.matrix, sp.csr_matrix)
     dense = dist.toarray().astype(np.float64)
     stored = np.zeros(dense.shape, dtype=bool)
     coo = dist.tocoo()
@@ -136,7 +136,10 @@ def test_labeler_passes_reference_and_labels_equal_dense_dbscan():
     again = labeler(
         torch.from_numpy(target),
         reference_features=torch.from_numpy(source))
-    assert labeler.distance.max_distance == pytest.approx(eps + 1e-3)
+    # (the radius is passed to the call: the distance is not modified)
+    assert labeler.pruning_radius() == pytest.approx(eps + 1e-3)
+    assert labeler.distance.max_distance == 1.0
+    assert labeler.distance.jaccard.max_distance == 1.0
     np.testing.assert_array_equal(again.labels.numpy(),
                                   result.labels.numpy())
 

@@ -65,7 +65,7 @@ def test_mixed_distance_in_theory_mode():
         jaccard='theory_fp16')
     assert dist.needs_raw_features
     out = dist(torch.nn.functional.normalize(x, dim=1),
-               raw_features=x, raw_reference_features=src)
+               raw_features=x, raw_reference_features=src).matrix
     assert isinstance(out, np.ndarray) and out.dtype == np.float64
     s16 = dist.last_source_term.astype(np.float16)
     dj = theory_jaccard_fp16(x.numpy(), 5, 2)

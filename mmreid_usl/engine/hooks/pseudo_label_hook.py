@@ -12,7 +12,8 @@ from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
-from mmreid_usl.clustering import camera_stats, cluster_stats
+from mmreid_usl.clustering import (LabelingContext, camera_stats,
+                                   cluster_stats)
 from mmreid_usl.registry import HOOKS, TASK_UTILS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.build import build_module
@@ -40,10 +41,13 @@ class PseudoLabelHook(Hook):
        (``labeler.needs_raw_features``, e.g. Theory's source term) the
        clustered and reference banks are extracted unnormalised, handed over
        as such too, and normalised for everything else;
-    2. rank 0 alone runs the :class:`PseudoLabeler` (distance -> clusterer,
-       or the true ids when ``model.label_source == 'gt'``) and broadcasts
-       the labels and centroids, so every rank holds an identical
-       :class:`PseudoLabelResult`;
+    2. rank 0 alone runs the :class:`PseudoLabeler` on a
+       :class:`LabelingContext` (distance -> clusterer, or the true ids when
+       ``model.label_source == 'gt'``) and broadcasts the labels and their
+       source, nothing else; every rank then builds the
+       :class:`PseudoLabelResult` with the same constructor
+       (:meth:`PseudoLabeler.build_result`, centroids on CPU), so the
+       results are identical;
     3. ``model.set_pseudo_labels(result)`` resets the memories and
        ``sampler.set_labels(labels)`` the P x K sampler (the dataset is
        never mutated). If the sampler's length follows the labels
@@ -192,7 +196,7 @@ class PseudoLabelHook(Hook):
         }
 
     def _needs_raw(self) -> bool:
-        return bool(getattr(self.labeler, 'needs_raw_features', False))
+        return bool(self.labeler.needs_raw_features)
 
     def label(self, runner) -> PseudoLabelResult:
         """Extract, label on rank 0, broadcast; returns the result."""
@@ -237,38 +241,29 @@ class PseudoLabelHook(Hook):
             raise ValueError(
                 "label_source='gt' needs a training set with true ids "
                 f'(get_pids()); {type(dataset).__name__} has none.')
-
-        payload = [None]
+        feat_source = model.cluster_feat_source
+        context = LabelingContext(
+            features=banks[feat_source],
+            raw_features=raw.get('raw_features'),
+            camids=camids,
+            true_ids=true_ids,
+            reference_features=reference,
+            raw_reference_features=raw.get('raw_reference_features'),
+            epoch=runner.epoch)
+        output, payload = None, [None]
         if dist.is_main_process():
-            result = self.labeler(
-                banks,
-                feat_source=model.cluster_feat_source,
-                camids=camids,
-                epoch=runner.epoch,
-                reference_features=reference,
-                true_ids=true_ids,
-                label_source=model.label_source,
-                **raw)
-            payload = [(result.labels.cpu(), result.centroids.cpu(),
-                        dict(self.labeler.last_timing), result.label_source,
-                        dict(getattr(self.labeler, 'last_stats', None)
-                             or {}))]
+            output = self.labeler.label(context, model.label_source)
+            payload = [(torch.from_numpy(output.labels),
+                        output.label_source)]
+        # the labels and their source only: every rank builds the result
         dist.broadcast_object_list(payload, src=0)
-        labels, centroids, timing, label_source, extra = payload[0]
-        device = banks[model.cluster_feat_source].device
-        valid = labels >= 0
-        result = PseudoLabelResult(
-            labels=labels.to(device),
-            num_clusters=int(centroids.shape[0]),
-            num_outliers=int((~valid).sum()),
-            centroids=centroids.to(device),
-            features=banks,
-            feat_source=model.cluster_feat_source,
-            camids=camids.to(device),
-            epoch=runner.epoch,
-            label_source=label_source,
-            reference_features=reference)
-        self._log(runner, result, true_ids, extract_s, timing, extra)
+        labels, label_source = payload[0]
+        result = self.labeler.build_result(labels, label_source, banks,
+                                           feat_source, camids, runner.epoch)
+        # timing and distance diagnostics are rank 0's (logged there)
+        self._log(runner, result, true_ids, extract_s,
+                  output.timing if output else {},
+                  output.stats if output else {})
         return result
 
     def _true_ids(self, dataset) -> Optional[np.ndarray]:

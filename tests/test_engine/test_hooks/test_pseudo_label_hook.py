@@ -6,6 +6,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
+from mmreid_usl.clustering import BaseClusterer
 from mmreid_usl.engine.hooks import PseudoLabelHook
 from mmreid_usl.utils import register_all_modules
 
@@ -150,19 +151,20 @@ def test_resume_restores_labels_and_memory(tiny_reid_root, tmp_path,
                                       saved_labels.numpy())
 
 
-class _EpsOnce:
+class _EpsOnce(BaseClusterer):
     """A clusterer with state: eps fixed at its first call (like GDS)."""
 
     def __init__(self):
         self.eps = None
         self.calls = 0
 
-    def __call__(self, feats, dist):
+    def cluster(self, distance, context):
         from mmreid_usl.clustering import DBSCANClusterer
         self.calls += 1
         if self.eps is None:
             self.eps = 0.6
-        return DBSCANClusterer(eps=self.eps, min_samples=2)(feats, dist)
+        return DBSCANClusterer(eps=self.eps, min_samples=2)(distance,
+                                                             context)
 
     def state_dict(self):
         return dict(eps=self.eps)
