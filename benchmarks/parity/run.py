@@ -8,6 +8,7 @@ Usage::
         [--data data/cuhk03_detected] [--device cpu] [--out parity_cc.json]
     python benchmarks/parity/run.py ice --reference PATH
     python benchmarks/parity/run.py theory --reference PATH
+    python benchmarks/parity/run.py dcmip --reference PATH
 
 ``PATH`` is the root of your own clone of the reference repository
 (nothing of it is copied; it is imported from there, with the run-time
@@ -42,6 +43,7 @@ METHODS = {
     'cluster_contrast': ('parity.cluster_contrast', 'clustercontrast'),
     'ice': ('parity.ice', 'ice'),
     'theory': ('parity.theory', 'reid'),
+    'dcmip': ('parity.dcmip', 'clustercontrast'),
 }
 ALL_LEVELS = ('components', 'steps', 'run', 'timing')
 
