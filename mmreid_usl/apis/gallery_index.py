@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""An embedded gallery: features + image paths, cosine top-k, save / load."""
+"""An embedded gallery: features + image paths, top-k search, save / load."""
 import json
 import logging
 import os
@@ -11,18 +11,14 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
+from mmreid_usl.evaluation.functional import k_reciprocal_rerank
+from mmreid_usl.utils.search import (build_faiss_index, resolve_backend,
+                                     rows_per_chunk, topk_rows, topk_search)
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 #: Version of the ``.npz`` layout written by :meth:`GalleryIndex.save`.
 INDEX_FORMAT_VERSION = 1
-
-
-def _faiss_available() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:  # pragma: no cover - depends on the environment
-        return False
-    return True
 
 
 def parse_reid_names(
@@ -72,12 +68,22 @@ class GalleryIndex:
     ``numpy.load(allow_pickle=False)``) and :meth:`load` returns an index
     that gives bit-identical results; faiss structures are rebuilt on use.
 
-    Search backends (the two of :mod:`mmreid_usl.clustering.knn`):
+    :meth:`search` owns both kinds of search:
 
-    - ``'faiss'``: ``faiss.IndexFlatIP`` (CPU; exact inner product).
-    - ``'torch'``: ``torch.mm`` + ``torch.topk`` in query chunks on the
-      queries' device (CPU or GPU).
-    - ``'auto'``: faiss for CPU queries when it is importable, else torch.
+    - plain: the cosine top-k, by :func:`mmreid_usl.utils.search.topk_search`
+      (``metric='inner_product'``) on one of its backends: ``'faiss'``
+      (``faiss.IndexFlatIP``, exact, built once per index), ``'torch'``
+      (``torch.mm`` + ``torch.topk`` in query chunks on the queries' device,
+      CPU or GPU) or ``'auto'`` (faiss for CPU queries when it is
+      importable, else torch);
+    - re-ranked (``rerank=``): the top-k of the k-reciprocal re-ranked
+      distance of Zhong et al., *Re-ranking Person Re-identification with
+      k-reciprocal Encoding*, CVPR 2017 (https://arxiv.org/abs/1701.08398),
+      as :func:`mmreid_usl.evaluation.functional.k_reciprocal_rerank`
+      computes it: the queries and the whole gallery form one set, so the
+      cost grows with ``(Q + N)^2`` (a kNN pass over all pairs). The
+      distance ``d* = (1 - λ) d_J + λ d̃`` lies in ``[0, 1]``; the score is
+      ``1 - d*``.
 
     Args:
         features (np.ndarray | Tensor): ``(N, D)`` features, ``N >= 1``.
@@ -163,74 +169,8 @@ class GalleryIndex:
 
     # ------------------------------------------------------------------
     # search
-    def _resolve_backend(self, backend: str, query: torch.Tensor) -> str:
-        if backend not in ('auto', 'faiss', 'torch'):
-            raise ValueError("backend must be 'auto', 'faiss' or 'torch', "
-                             f'got {backend!r}')
-        if backend == 'auto':
-            return 'faiss' if (not query.is_cuda
-                               and _faiss_available()) else 'torch'
-        if backend == 'faiss' and not _faiss_available():
-            raise ImportError("backend='faiss' needs faiss "
-                              '(pip install faiss-cpu).')
-        return backend
-
-    def _search_faiss(self, query: torch.Tensor,
-                      k: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        import faiss
-        if self._faiss_index is None:
-            index = faiss.IndexFlatIP(self.feat_dim)
-            index.add(self.features.numpy())
-            self._faiss_index = index
-        scores, idx = self._faiss_index.search(
-            np.ascontiguousarray(query.cpu().numpy()), k)
-        return torch.from_numpy(scores), torch.from_numpy(idx).long()
-
-    def _search_torch(
-            self, query: torch.Tensor, k: int,
-            chunk_size: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-        key = str(query.device)
-        gallery = self._device_feats.get(key)
-        if gallery is None:
-            gallery = self.features.to(query.device)
-            self._device_feats[key] = gallery
-        if chunk_size is None:
-            # about 64 MiB of float32 similarities per chunk
-            chunk_size = max(1, (1 << 24) // len(self))
-        scores, indices = [], []
-        for s in range(0, query.shape[0], chunk_size):
-            sim = torch.mm(query[s:s + chunk_size], gallery.t())
-            sc, ix = torch.topk(sim, k, dim=1, largest=True, sorted=True)
-            scores.append(sc)
-            indices.append(ix)
-        return torch.cat(scores).cpu(), torch.cat(indices).cpu()
-
-    @torch.no_grad()
-    def search(
-            self,
-            query: ArrayLike,
-            topk: int = 10,
-            backend: str = 'auto',
-            chunk_size: Optional[int] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The ``topk`` most similar gallery rows of every query.
-
-        Args:
-            query (np.ndarray | Tensor): ``(Q, D)`` L2-normalised query
-                features (a ``(D, )`` vector is one query).
-            topk (int): Results per query; more than the gallery size gives
-                the whole gallery.
-            backend (str): ``'auto'``, ``'faiss'`` or ``'torch'``.
-            chunk_size (int, optional): Queries per chunk of the torch
-                backend. Defaults to about ``2**24 / N``.
-
-        Returns:
-            tuple[Tensor, Tensor]: ``scores`` float32 ``(Q, k)`` (cosine,
-            descending) and ``indices`` int64 ``(Q, k)`` into
-            :attr:`paths`, on CPU.
-        """
-        if topk < 1:
-            raise ValueError(f'topk must be >= 1, got {topk}.')
+    def _query(self, query: ArrayLike) -> torch.Tensor:
+        """``(Q, D)`` float32 queries; raises naming a dimension mismatch."""
         q = query.detach() if isinstance(query, torch.Tensor) else \
             torch.from_numpy(np.asarray(query))
         if q.ndim == 1:
@@ -240,13 +180,122 @@ class GalleryIndex:
                 f'query features must be (Q, {self.feat_dim}) to match the '
                 f'gallery, got shape {tuple(q.shape)} (was the gallery '
                 'built with another model?).')
-        q = q.float().contiguous()
+        return q.float().contiguous()
+
+    def _features_on(self, device: torch.device) -> torch.Tensor:
+        """The features on ``device`` (copied once per device)."""
+        key = str(device)
+        if key not in self._device_feats:
+            self._device_feats[key] = self.features.to(device)
+        return self._device_feats[key]
+
+    @torch.no_grad()
+    def search(
+        self,
+        query: ArrayLike,
+        topk: int = 10,
+        backend: str = 'auto',
+        chunk_size: Optional[int] = None,
+        rerank: Union[bool, dict, None] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The ``topk`` best gallery rows of every query.
+
+        Args:
+            query (np.ndarray | Tensor): ``(Q, D)`` L2-normalised query
+                features (a ``(D, )`` vector is one query).
+            topk (int): Results per query; more than the gallery size gives
+                the whole gallery.
+            backend (str): ``'auto'``, ``'faiss'`` or ``'torch'`` (plain
+                search).
+            chunk_size (int, optional): Queries per chunk of the torch
+                backend. Defaults to about ``2**24 / N``.
+            rerank (bool | dict, optional): k-reciprocal re-ranking: True
+                with the paper's ``k1=20, k2=6, lambda_value=0.3``, or a
+                dict of arguments of
+                :func:`~mmreid_usl.evaluation.functional.k_reciprocal_rerank`
+                (an empty dict is the defaults). None / False: the plain
+                cosine search. Defaults to None.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``scores`` float32 ``(Q, k)``, highest
+            first (cosine; with ``rerank``, ``1 - d*``), and ``indices``
+            int64 ``(Q, k)`` into :attr:`paths`, on CPU.
+
+        Raises:
+            ValueError: ``topk < 1``, an unknown backend, or queries of
+                another dimension.
+        """
+        if topk < 1:
+            raise ValueError(f'topk must be >= 1, got {topk}.')
+        q = self._query(query)
         k = min(topk, len(self))
+        if rerank is not None and rerank is not False:
+            cfg = {} if rerank is True else dict(rerank)
+            dist = k_reciprocal_rerank(q.cpu(), self.features, **cfg)
+            d, indices = topk_rows(dist,
+                                   q.shape[0],
+                                   k,
+                                   largest=False,
+                                   chunk_size=rows_per_chunk(len(self)))
+            return 1 - d, indices
+        resolved = resolve_backend(backend, q)
         if q.shape[0] == 0:
             return (torch.zeros(0, k), torch.zeros(0, k, dtype=torch.long))
-        if self._resolve_backend(backend, q) == 'faiss':
-            return self._search_faiss(q, k)
-        return self._search_torch(q, k, chunk_size)
+        faiss_index = None
+        if resolved == 'faiss' and not q.is_cuda:
+            if self._faiss_index is None:
+                self._faiss_index = build_faiss_index(
+                    self.features, 'inner_product')
+            faiss_index = self._faiss_index
+        scores, indices = topk_search(q,
+                                      self._features_on(q.device),
+                                      k,
+                                      metric='inner_product',
+                                      backend=backend,
+                                      chunk_size=chunk_size,
+                                      faiss_index=faiss_index)
+        return scores.cpu(), indices.cpu()
+
+    def to_results(self, queries: Sequence[str], scores: torch.Tensor,
+                   indices: torch.Tensor) -> List[dict]:
+        """The JSON-friendly results of :meth:`search`.
+
+        Args:
+            queries (Sequence[str]): The query names, in order.
+            scores (Tensor): ``(Q, k)`` scores of :meth:`search`.
+            indices (Tensor): ``(Q, k)`` indices of :meth:`search`.
+
+        Returns:
+            list[dict]: Per query ``query``, ``paths``, ``scores`` and
+            ``indices`` of the ranked gallery, best first, plus ``pids`` /
+            ``camids`` when the index has ids.
+        """
+        results = []
+        for name, sc, ix in zip(queries, scores.tolist(), indices.tolist()):
+            res = dict(query=name,
+                       paths=[self.paths[j] for j in ix],
+                       scores=[float(s) for s in sc],
+                       indices=[int(j) for j in ix])
+            if self.pids is not None:
+                res['pids'] = [int(self.pids[j]) for j in ix]
+                res['camids'] = [int(self.camids[j]) for j in ix]
+            results.append(res)
+        return results
+
+    def warn_if_other_model(self, meta: Dict) -> None:
+        """Warn when :attr:`meta` names another config, checkpoint or
+        feature source than ``meta`` (compared by base name): its features
+        may not be comparable with the queries'."""
+        for key in ('config', 'checkpoint', 'feat_source'):
+            theirs = self.meta.get(key)
+            if theirs and meta.get(key) and osp.basename(
+                    str(theirs)) != osp.basename(str(meta[key])):
+                print_log(
+                    f'the gallery index was built with {key}={theirs!r}, '
+                    f'this inferencer uses {meta[key]!r}; its features may '
+                    'not be comparable.',
+                    logger='current',
+                    level=logging.WARNING)
 
     # ------------------------------------------------------------------
     # persistence

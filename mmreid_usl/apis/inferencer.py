@@ -1,194 +1,58 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Search plain image folders with a trained ReID model."""
-import difflib
-import fnmatch
+"""Search plain image folders with a trained ReID model.
+
+The inferencer follows mmpretrain's split: the model zoo is
+:mod:`mmreid_usl.apis.model_zoo`, the input images are
+:mod:`mmreid_usl.apis.image_inputs`, the search is
+:class:`~mmreid_usl.apis.GalleryIndex` and the picture is
+:mod:`mmreid_usl.visualization.ranklist`; :class:`ReIDInferencer` runs the
+``preprocess`` → ``forward`` → ``visualize`` → ``postprocess`` flow.
+"""
 import logging
-import os.path as osp
-from collections import namedtuple
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dataset import Compose, default_collate
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from mmengine.registry import init_default_scope
-from mmengine.utils import ProgressBar, scandir
 from mmpretrain.apis import BaseInferencer
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 import mmreid_usl
-from mmreid_usl.registry import TRANSFORMS
-from mmreid_usl.utils import register_all_modules
-from mmreid_usl.utils.checkpoint_fit import check_checkpoint_fits
-
+from mmreid_usl.visualization.ranklist import draw_search_results
 from .gallery_index import GalleryIndex, parse_reid_names
-from .inference import init_model
+from .image_inputs import (InputDataset, InputType, ReIDInputPipeline,
+                           check_images, collate_readable, collect_features,
+                           config_name_pattern, image_names, list_images)
+from .model_zoo import get_model, list_models
 
 ModelType = Union[BaseModel, str, Path, Config]
-InputType = Union[str, Path, np.ndarray, Sequence]
-
-#: Image suffixes collected from folders (case-insensitive).
-IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-#: Default file-name pattern for pid / camera parsing (Market-1501 style).
-DEFAULT_NAME_PATTERN = r'([-\d]+)_c(\d+)'
-#: Transform types that read the image file (replaced for array inputs).
-_LOADERS = ('LoadReIDImage', 'LoadImageFromFile')
-#: An input the pipeline could not read (kept picklable for workers).
-_Unreadable = namedtuple('_Unreadable', ['index', 'name', 'reason'])
-
-
-def _repo_model_index() -> Optional[str]:
-    """``model-index.yml`` of the installed package (repository or .mim)."""
-    pkg = osp.dirname(osp.abspath(mmreid_usl.__file__))
-    for cand in (osp.join(pkg, '.mim', 'model-index.yml'),
-                 osp.join(osp.dirname(pkg), 'model-index.yml')):
-        if osp.isfile(cand):
-            return cand
-    return None
-
-
-def _load_model_zoo() -> Dict[str, dict]:
-    """Model name (lower case) -> ``dict(name, config, weights, results)``.
-
-    Read with ``modelindex`` (the library mmpretrain's model hub uses); the
-    configs of the metafiles are relative to the model index's folder.
-    """
-    path = _repo_model_index()
-    if path is None:
-        raise FileNotFoundError(
-            'model-zoo names need model-index.yml, which this installation '
-            'of mmreid_usl lacks; pass a config file instead.')
-    from modelindex.load_model_index import load
-    index = load(path)
-    index.build_models_with_collections()
-    root = osp.dirname(path)
-    zoo = {}
-    for model in index.models:
-        config = model.config
-        if config is not None and not osp.isabs(config):
-            config = osp.join(root, config)
-        zoo[model.name.lower()] = dict(
-            name=model.name,
-            config=config,
-            weights=model.weights,
-            results=[r.data for r in model.results] if model.results else [])
-    return zoo
-
-
-def _as_bgr(img: np.ndarray, name: str) -> np.ndarray:
-    """An HWC uint8 BGR image from an array input (gray is expanded)."""
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise ValueError(f'{name}: an image array must be (H, W), (H, W, 3) '
-                         f'or (H, W, 4), got shape {img.shape}.')
-    if img.shape[2] == 4:
-        img = img[..., :3]  # drop alpha
-    if img.dtype != np.uint8:
-        raise ValueError(f'{name}: image arrays must be uint8 (BGR, as '
-                         f'mmcv.imread returns), got {img.dtype}.')
-    return np.ascontiguousarray(img)
-
-
-class _ReIDInputPipeline:
-    """Load a path or take an array, then run the config's test pipeline."""
-
-    def __init__(self, loader: Callable, transforms: Callable) -> None:
-        self.loader = loader
-        self.transforms = transforms
-
-    def __call__(self, item: Union[str, np.ndarray], index: int,
-                 name: str) -> dict:
-        if isinstance(item, np.ndarray):
-            img = _as_bgr(item, name)
-            results = dict(img=img,
-                           img_shape=img.shape[:2],
-                           ori_shape=img.shape[:2])
-        else:
-            results = self.loader(dict(img_path=str(item)))
-            if results is None:
-                raise ValueError(f'cannot read image file {name!r}.')
-        results['img_path'] = name
-        results['sample_idx'] = index
-        packed = self.transforms(results)
-        if packed is None:
-            raise ValueError(f'the test pipeline dropped {name!r}.')
-        packed['data_samples'].set_metainfo(
-            dict(sample_idx=index, img_path=name))
-        return packed
-
-
-class _InputDataset(Dataset):
-    """Inputs in order; unreadable ones become :data:`_Unreadable`."""
-
-    def __init__(self, items: list, names: List[str],
-                 pipeline: _ReIDInputPipeline, skip_unreadable: bool) -> None:
-        self.items, self.names = items, names
-        self.pipeline = pipeline
-        self.skip_unreadable = skip_unreadable
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int):
-        try:
-            return self.pipeline(self.items[i], i, self.names[i])
-        except Exception as e:  # noqa: B902 (decoders raise many types)
-            if not self.skip_unreadable:
-                raise
-            return _Unreadable(i, self.names[i], f'{type(e).__name__}: {e}')
-
-
-def _collate_readable(batch: list):
-    """Collate the readable items; report the count and the unreadable."""
-    good = [b for b in batch if not isinstance(b, _Unreadable)]
-    bad = [b for b in batch if isinstance(b, _Unreadable)]
-    return (default_collate(good) if good else None), len(batch), bad
 
 
 class ReIDInferencer(BaseInferencer):
     """Embed person images and search a gallery with a trained ReID model.
 
-    Follows mmpretrain's inferencer conventions
-    (:class:`mmpretrain.apis.BaseInferencer`: ``preprocess`` → ``forward`` →
+    mmpretrain's inferencer flow (``preprocess`` → ``forward`` →
     ``visualize`` → ``postprocess``, keyword dispatch, ``list_models``). The
-    model comes from :func:`mmreid_usl.apis.init_model` (config file or
-    object, or a model-zoo name from ``model-index.yml``) and a checkpoint,
-    which must fit the config: every weight of the encoder that gives the
-    features present with the model's shape and nothing else under it
-    (:func:`mmreid_usl.utils.checkpoint_fit.check_checkpoint_fits`; a
-    ``ValueError`` names the missing / unexpected / mis-shaped keys, where
-    MMEngine's loader would only warn). Training-only state (memories,
-    pseudo-labels), which published models drop, may be missing.
-
-    Images are given as paths, BGR ``uint8`` arrays (as ``mmcv.imread``
-    returns; ``(N, H, W, 3)`` is ``N`` images) or folders, searched
-    recursively for image files (any names; no ids or cameras are needed).
-    Each goes through the config's test pipeline
-    (``cfg.test_dataloader.dataset.pipeline``; for arrays without its
-    loading step) and is embedded in batches, with a progress bar, on CPU or
-    GPU: the feature is the model's ``predict`` output, i.e. the
-    L2-normalised feature of ``test_cfg.feat_source`` — what evaluation
-    uses.
-
-    A gallery (:class:`GalleryIndex`) is searched by cosine similarity
-    ``s(q, g) = q · g``, highest first, which is the ranking of evaluation's
-    squared distance ``||q - g||² = 2 - 2 q · g``; the search runs on faiss
-    or torch (see :class:`GalleryIndex`). Optional k-reciprocal re-ranking
-    (Zhong et al., *Re-ranking Person Re-identification with k-reciprocal
-    Encoding*, CVPR 2017, https://arxiv.org/abs/1701.08398;
-    ``rerank=True``) re-orders the whole gallery with
-    :func:`mmreid_usl.evaluation.functional.k_reciprocal_rerank`.
+    model comes from :func:`~mmreid_usl.apis.model_zoo.get_model`; its
+    checkpoint must fit the encoder that gives the features (checked once,
+    by :func:`~mmreid_usl.apis.init_model`; the ``ValueError`` names the
+    missing / unexpected / mis-shaped keys). Images (paths, BGR ``uint8``
+    arrays, folders searched recursively: :mod:`~mmreid_usl.apis.
+    image_inputs`) go through the config's test pipeline; the feature is the
+    model's ``predict`` output, the L2-normalised feature of
+    ``test_cfg.feat_source`` that evaluation uses. The gallery
+    (:class:`GalleryIndex`) is ranked by cosine similarity ``q · g`` (the
+    ranking of evaluation's ``||q - g||² = 2 - 2 q · g``) or, with
+    ``rerank=True``, by the k-reciprocal re-ranked distance
+    (:meth:`GalleryIndex.search`).
 
     Unreadable images: a **gallery** image that cannot be read or decoded
-    (corrupt file, not an image) is **skipped with a warning naming it**,
-    so one bad file does not stop embedding a large folder; a gallery with
-    no readable image is an error. A **query** that cannot be read is an
-    **error** naming the file (the caller asked for that image). A folder
-    that does not exist or holds no image file is an error.
+    is **skipped with a warning naming it** (none readable is an error); a
+    **query** that cannot be read is an **error** naming the file; so is a
+    folder that does not exist or holds no image file.
 
     Args:
         model (BaseModel | str | Path | Config): Config file or object, a
@@ -245,206 +109,64 @@ class ReIDInferencer(BaseInferencer):
                  cfg_options: Optional[dict] = None) -> None:
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        self.checkpoint: Optional[str] = None
-        if isinstance(model, BaseModel):
-            if feat_source is not None:
-                model.test_cfg['feat_source'] = feat_source
-            if isinstance(pretrained, (str, Path)):
-                raise ValueError('pass a built model with its weights loaded, '
-                                 'or a config with pretrained=<checkpoint>.')
-            cfg = getattr(model, 'cfg', None)
-            if cfg is None:
-                cfg = getattr(model, '_config', None)
-            if cfg is None:
-                raise ValueError('a built model needs its config in '
-                                 'model.cfg (init_model sets it).')
-            model.to(device)
-        else:
-            cfg, checkpoint = self._resolve_model(model, pretrained)
-            cfg_options = dict(cfg_options or {})
-            if feat_source is not None:
-                cfg_options['model.test_cfg.feat_source'] = feat_source
-            if checkpoint is not None:
-                if not osp.isfile(checkpoint):
-                    raise FileNotFoundError(
-                        f'checkpoint {checkpoint!r} does not exist.')
-                self.checkpoint = str(checkpoint)
-            model = init_model(cfg,
-                               checkpoint,
-                               device=device,
-                               cfg_options=cfg_options)
-            cfg = model.cfg
-            if checkpoint is not None:
-                # strict for the encoder that gives the features (MMEngine's
-                # loader only warns): raises naming the mis-fitting keys
-                check_checkpoint_fits(model,
-                                      checkpoint,
-                                      [model.test_cfg['feat_source']],
-                                      name=checkpoint)
-        model._config = cfg  # BaseInferencer reads the config from here
-        register_all_modules(init_default_scope=False)
-        init_default_scope(cfg.get('default_scope', 'mmreid_usl'))
-        super().__init__(model=model, pretrained=False, device=None)
+        # init_model checks once that the checkpoint fits the encoder
+        model, checkpoint = get_model(model, pretrained, device, feat_source,
+                                      cfg_options)
+        self.checkpoint: Optional[str] = checkpoint
+        cfg = model.cfg
+        # what BaseInferencer.__init__ sets; it is not called because it
+        # builds models by name with mmpretrain's hub and reads the private
+        # ``model._config``, while ours come from get_model
+        self.config = cfg
+        self.model = model
+        self.pipeline = self._init_pipeline(cfg)
+        self.visualizer = None
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.backend = backend
-        if name_pattern is None:
-            name_pattern = cfg.get('test_dataloader',
-                                   {}).get('dataset',
-                                           {}).get('name_pattern',
-                                                   DEFAULT_NAME_PATTERN)
-        self.name_pattern = name_pattern
+        self.name_pattern = name_pattern if name_pattern is not None else \
+            config_name_pattern(cfg)
         self.rerank_cfg = dict(rerank_cfg or {})
         self._gallery: Optional[GalleryIndex] = None
         if gallery is not None:
             self.set_gallery(gallery)
 
-    # ------------------------------------------------------------------
-    # model and pipeline
-    @staticmethod
-    def _resolve_model(
-        model: Union[str, Path, Config], pretrained: Union[str, bool, None]
-    ) -> Tuple[Union[str, Config], Optional[str]]:
-        """Config and checkpoint of a config path / object / zoo name."""
-        checkpoint = str(pretrained) if isinstance(pretrained,
-                                                   (str, Path)) else None
-        if isinstance(model, Config):
-            return model, checkpoint
-        if not isinstance(model, (str, Path)):
-            raise TypeError('model must be a config file, a Config, a '
-                            'model-zoo name or a BaseModel, got '
-                            f'{type(model).__name__}.')
-        model = str(model)
-        if model.endswith('.py') or osp.isfile(model):
-            if not osp.isfile(model):
-                raise FileNotFoundError(f'config {model!r} does not exist.')
-            return model, checkpoint
-        zoo = _load_model_zoo()
-        info = zoo.get(model.lower())
-        if info is None:
-            close = difflib.get_close_matches(model.lower(), list(zoo), n=3)
-            raise ValueError(
-                f'{model!r} is neither a config file nor a model-zoo name' +
-                (f'; did you mean {close}?' if close else
-                 ' (ReIDInferencer.list_models() lists the names).'))
-        if pretrained is True:
-            if not info['weights']:
-                raise ValueError(
-                    f'the model zoo has no published weights for {model!r}; '
-                    'pass pretrained=<checkpoint file>.')
-            checkpoint = info['weights']
-        return info['config'], checkpoint
-
-    def _init_pipeline(self, cfg: Config) -> _ReIDInputPipeline:
+    def _init_pipeline(self, cfg: Config) -> ReIDInputPipeline:
         """The config's test pipeline, its loading step split off."""
-        try:
-            pipeline_cfg = list(cfg.test_dataloader.dataset.pipeline)
-        except AttributeError as e:
-            raise ValueError('the config has no test_dataloader.dataset.'
-                             'pipeline to preprocess images with.') from e
-        loader = None
-        rest = []
-        for t in pipeline_cfg:
-            if str(t['type']).split('.')[-1] in _LOADERS and loader is None:
-                loader = TRANSFORMS.build(t)
-            else:
-                rest.append(TRANSFORMS.build(t))
-        if loader is None:
-            loader = TRANSFORMS.build(dict(type='LoadReIDImage'))
-        return _ReIDInputPipeline(loader, Compose(rest))
+        return ReIDInputPipeline.from_config(cfg)
 
-    # ------------------------------------------------------------------
-    # inputs
     def _inputs_to_list(self, inputs: InputType) -> list:
-        """Flatten inputs: folders are expanded recursively (sorted).
-
-        Raises:
-            FileNotFoundError: A path is neither a file nor a folder.
-            ValueError: A folder holds no image file.
-        """
-        if isinstance(inputs, (str, Path)):
-            inputs = [inputs]
-        elif isinstance(inputs, np.ndarray):
-            inputs = list(inputs) if inputs.ndim == 4 else [inputs]
-        elif isinstance(inputs, torch.Tensor):
-            raise TypeError('pass images as paths or numpy arrays (HWC, '
-                            'BGR uint8), not tensors.')
-        items = []
-        for item in inputs:
-            if isinstance(item, np.ndarray):
-                items.append(item)
-                continue
-            if not isinstance(item, (str, Path)):
-                raise TypeError('inputs must be paths, folders or arrays, '
-                                f'got {type(item).__name__}.')
-            path = str(item)
-            if osp.isdir(path):
-                files = sorted(
-                    scandir(path,
-                            suffix=IMG_SUFFIXES,
-                            recursive=True,
-                            case_sensitive=False))
-                if not files:
-                    raise ValueError(
-                        f'folder {path!r} holds no image file (searched '
-                        f'recursively for {", ".join(IMG_SUFFIXES)}).')
-                items += [osp.join(path, f) for f in files]
-            elif osp.isfile(path):
-                items.append(path)
-            else:
-                raise FileNotFoundError(
-                    f'{path!r} is neither an image file nor a folder.')
-        return items
+        """Flatten inputs (:func:`~mmreid_usl.apis.image_inputs.list_images`:
+        folders are expanded recursively, sorted)."""
+        return list_images(inputs)
 
     def check_inputs(self, inputs: InputType) -> int:
-        """Read every input through the test pipeline without embedding.
-
-        For queries, before a (long) gallery embedding: a missing,
-        unreadable or undecodable query is then reported at once instead of
-        after the whole gallery has been embedded.
+        """Read every input through the test pipeline without embedding
+        (:func:`~mmreid_usl.apis.image_inputs.check_images`): a bad query is
+        named before a (long) gallery embedding.
 
         Returns:
             int: The number of images.
-
-        Raises:
-            FileNotFoundError: A path is neither a file nor a folder.
-            ValueError: A folder holds no image file, or an image cannot be
-                read or decoded (named).
         """
-        items = self._inputs_to_list(inputs)
-        for index, (item, name) in enumerate(zip(items,
-                                                 self._names(items))):
-            self.pipeline(item, index, name)
-        return len(items)
-
-    @staticmethod
-    def _names(items: list) -> List[str]:
-        return [
-            item if isinstance(item, str) else f'<array {i}>'
-            for i, item in enumerate(items)
-        ]
+        return check_images(self._inputs_to_list(inputs), self.pipeline)
 
     def preprocess(self,
                    inputs: list,
                    batch_size: Optional[int] = None,
                    num_workers: Optional[int] = None,
                    skip_unreadable: bool = False) -> DataLoader:
-        """A loader of ``(batch or None, num_items, unreadable)`` tuples.
-
-        ``batch`` is a ``default_collate``-d ``dict(inputs, data_samples)``
-        whose samples carry ``sample_idx`` (the input's position) and
-        ``img_path``; with ``skip_unreadable`` the items that failed are
-        listed as :data:`_Unreadable` instead of raising.
-        """
-        dataset = _InputDataset(inputs, self._names(inputs), self.pipeline,
-                                skip_unreadable)
+        """A loader of ``(batch or None, num_items, unreadable)`` tuples
+        (:func:`~mmreid_usl.apis.image_inputs.collate_readable`; samples
+        carry ``sample_idx``, the input's position, and ``img_path``)."""
+        dataset = InputDataset(inputs, image_names(inputs), self.pipeline,
+                               skip_unreadable)
         return DataLoader(dataset,
                           batch_size=batch_size or self.batch_size,
                           shuffle=False,
                           num_workers=self.num_workers
                           if num_workers is None else num_workers,
-                          collate_fn=_collate_readable)
+                          collate_fn=collate_readable)
 
     @torch.no_grad()
     def forward(self, data: dict, **kwargs) -> list:
@@ -463,17 +185,17 @@ class ReIDInferencer(BaseInferencer):
 
         Args:
             inputs: Paths, folders (recursive), arrays, or a list of them.
-            batch_size (int, optional): Defaults to the inferencer's.
-            num_workers (int, optional): Defaults to the inferencer's.
+            batch_size, num_workers (int, optional): Default to the
+                inferencer's.
             skip_unreadable (bool): Skip images that cannot be read (a
                 warning names each) instead of raising. Defaults to False.
-            show_progress (bool, optional): Show a progress bar; None shows
-                it when there is more than one batch. Defaults to True.
+            show_progress (bool, optional): Show a progress bar; None: when
+                there is more than one batch. Defaults to True.
 
         Returns:
             tuple: ``features`` (float32 ``(n, D)``, CPU), the ``names``
             (paths; ``'<array i>'`` for arrays) of the embedded images in
-            input order, and the original ``items`` they came from.
+            input order, and the ``items`` they came from.
 
         Raises:
             ValueError: No input, or (``skip_unreadable``) none readable.
@@ -481,31 +203,16 @@ class ReIDInferencer(BaseInferencer):
         items = self._inputs_to_list(inputs)
         if not items:
             raise ValueError('no image to embed (empty input).')
-        names = self._names(items)
+        names = image_names(items)
         loader = self.preprocess(items, batch_size, num_workers,
                                  skip_unreadable)
         if show_progress is None:
             show_progress = len(items) > (batch_size or self.batch_size)
-        progress = ProgressBar(len(items)) if show_progress else None
-        feats = [None] * len(items)
-        unreadable = []
         # a model evaluated on raw features (test_cfg.normalize=False, e.g.
         # Theory's configs) is still searched by cosine here
-        raw = not self.model.test_cfg.get('normalize', True)
-        try:
-            for batch, count, bad in loader:
-                unreadable += bad
-                if batch is not None:
-                    for sample in self.forward(batch):
-                        feat = sample.pred_feature.float().cpu()
-                        if raw:
-                            feat = torch.nn.functional.normalize(feat, dim=0)
-                        feats[sample.sample_idx] = feat
-                if progress is not None:
-                    progress.update(count)
-        finally:
-            if progress is not None:
-                progress.file.write('\n')
+        feats, unreadable = collect_features(
+            loader, self.forward, len(items),
+            not self.model.test_cfg.get('normalize', True), show_progress)
         for u in unreadable:
             print_log(f'skipped unreadable image {u.name}: {u.reason}',
                       logger='current',
@@ -526,9 +233,8 @@ class ReIDInferencer(BaseInferencer):
         return (torch.stack([feats[i] for i in keep]),
                 [names[i] for i in keep], [items[i] for i in keep])
 
-    # ------------------------------------------------------------------
-    # gallery
     def _meta(self) -> dict:
+        """Where gallery features come from (``GalleryIndex.meta``)."""
         return dict(config=str(getattr(self.config, 'filename', None) or ''),
                     checkpoint=self.checkpoint or '',
                     feat_source=self.model.test_cfg.get(
@@ -541,29 +247,27 @@ class ReIDInferencer(BaseInferencer):
                       num_workers: Optional[int] = None,
                       name_pattern: Optional[str] = None,
                       show_progress: bool = True) -> GalleryIndex:
-        """Embed a gallery (unreadable images skipped with a warning).
-
-        Person / camera ids are parsed from the file names with
-        ``name_pattern`` and attached when every name matches.
+        """Embed a gallery (unreadable images skipped with a warning);
+        person / camera ids parsed from the file names with ``name_pattern``
+        are attached when every name matches.
 
         Returns:
-            GalleryIndex: The embedded gallery (``meta`` records the
-            config, checkpoint and feature source).
+            GalleryIndex: The gallery; ``meta`` records the config,
+            checkpoint and feature source.
         """
         feats, names, _ = self.embed(inputs,
                                      batch_size=batch_size,
                                      num_workers=num_workers,
                                      skip_unreadable=True,
                                      show_progress=show_progress)
-        ids = parse_reid_names(names, name_pattern or self.name_pattern)
+        name_pattern = name_pattern or self.name_pattern
+        ids = parse_reid_names(names, name_pattern)
         pids, camids = ids if ids is not None else (None, None)
-        meta = self._meta()
-        meta['name_pattern'] = name_pattern or self.name_pattern
+        meta = dict(self._meta(), name_pattern=name_pattern)
         return GalleryIndex(feats, names, pids, camids, meta=meta)
 
-    def set_gallery(
-            self, gallery: Union[str, Path, Sequence,
-                                 GalleryIndex]) -> GalleryIndex:
+    def set_gallery(self, gallery: Union[str, Path, Sequence,
+                                         GalleryIndex]) -> GalleryIndex:
         """Use a gallery: an index, a saved index (``.npz``) or images.
 
         An index built with another config, checkpoint or feature source
@@ -577,17 +281,7 @@ class ReIDInferencer(BaseInferencer):
             index = GalleryIndex.load(str(gallery))
         else:
             index = self.build_gallery(gallery)
-        meta = self._meta()
-        for key in ('config', 'checkpoint', 'feat_source'):
-            theirs = index.meta.get(key)
-            if theirs and meta[key] and osp.basename(
-                    str(theirs)) != osp.basename(meta[key]):
-                print_log(
-                    f'the gallery index was built with {key}={theirs!r}, '
-                    f'this inferencer uses {meta[key]!r}; its features may '
-                    'not be comparable.',
-                    logger='current',
-                    level=logging.WARNING)
+        index.warn_if_other_model(self._meta())
         self._gallery = index
         return index
 
@@ -600,72 +294,24 @@ class ReIDInferencer(BaseInferencer):
                query_feats: torch.Tensor,
                topk: int = 10,
                rerank: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Rank the gallery for query features (see :class:`GalleryIndex`).
-
-        Args:
-            query_feats (Tensor): ``(Q, D)`` L2-normalised features.
-            topk (int): Results per query. Defaults to 10.
-            rerank (bool): k-reciprocal re-ranking (:meth:`_rerank`).
-                Defaults to False.
+        """:meth:`GalleryIndex.search` of the gallery with the inferencer's
+        ``backend`` and (``rerank=True``) ``rerank_cfg``.
 
         Returns:
-            tuple[Tensor, Tensor]: ``scores`` ``(Q, k)`` (cosine; with
-            ``rerank``, ``1 - d*`` of the re-ranked distance ``d*``), highest
-            first, and gallery ``indices`` ``(Q, k)``.
+            tuple[Tensor, Tensor]: ``scores`` ``(Q, k)``, highest first
+            (cosine; re-ranked: ``1 - d*``), and gallery ``indices``.
 
         Raises:
-            RuntimeError: No gallery is set, or re-ranking is unavailable.
+            RuntimeError: No gallery is set.
         """
         if self._gallery is None:
             raise RuntimeError('no gallery to search: pass gallery= to '
                                'ReIDInferencer or call set_gallery().')
-        if rerank:
-            return self._rerank(query_feats, topk)
         return self._gallery.search(query_feats.to(self.device),
                                     topk,
-                                    backend=self.backend)
+                                    backend=self.backend,
+                                    rerank=self.rerank_cfg if rerank else None)
 
-    def _rerank(self, query_feats: torch.Tensor,
-                topk: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Top-k by the k-reciprocal re-ranked distance.
-
-        Zhong et al., *Re-ranking Person Re-identification with k-reciprocal
-        Encoding*, CVPR 2017 (https://arxiv.org/abs/1701.08398), as computed
-        by :func:`mmreid_usl.evaluation.functional.k_reciprocal_rerank`
-        (``rerank_cfg``; queries and the whole gallery form one set, so the
-        cost grows with ``(Q + G)^2`` — a kNN pass over all pairs). The
-        distance ``d* = (1 - λ) d_J + λ d̃`` lies in ``[0, 1]``; the score
-        returned is ``1 - d*``.
-        """
-        try:
-            from mmreid_usl.evaluation.functional import k_reciprocal_rerank
-        except ImportError as e:
-            raise RuntimeError(
-                'k-reciprocal re-ranking is unavailable in this version of '
-                'mmreid_usl (mmreid_usl.evaluation.functional has no '
-                'k_reciprocal_rerank); search with rerank=False.') from e
-        gallery = self._gallery
-        q = query_feats.detach().float().cpu()
-        if q.ndim == 1:
-            q = q[None]
-        if q.ndim != 2 or q.shape[1] != gallery.feat_dim:
-            raise ValueError(
-                f'query features must be (Q, {gallery.feat_dim}) to match '
-                f'the gallery, got shape {tuple(q.shape)} (was the gallery '
-                'built with another model?).')
-        dist = k_reciprocal_rerank(q, gallery.features, **self.rerank_cfg)
-        k = min(topk, len(gallery))
-        chunk = max(1, (1 << 24) // len(gallery))
-        scores, indices = [], []
-        for s in range(0, q.shape[0], chunk):
-            d = dist(s, min(s + chunk, q.shape[0]))
-            val, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
-            scores.append(1 - val)
-            indices.append(idx)
-        return torch.cat(scores), torch.cat(indices)
-
-    # ------------------------------------------------------------------
-    # the mmpretrain call flow
     def __call__(self,
                  inputs: InputType,
                  return_datasamples: bool = False,
@@ -700,7 +346,7 @@ class ReIDInferencer(BaseInferencer):
         scores, indices = self.search(feats,
                                       topk=fwd.get('topk', 10),
                                       rerank=fwd.get('rerank', False))
-        results = self._pack(names, scores, indices)
+        results = self._gallery.to_results(names, scores, indices)
         visualization = self.visualize(items, results, **vis)
         if return_datasamples:
             return dict(features=feats,
@@ -710,31 +356,14 @@ class ReIDInferencer(BaseInferencer):
                         visualization=visualization)
         return self.postprocess(results, visualization, **post)
 
-    def _pack(self, names: List[str], scores: torch.Tensor,
-              indices: torch.Tensor) -> List[dict]:
-        gallery = self._gallery
-        results = []
-        for name, sc, ix in zip(names, scores.tolist(), indices.tolist()):
-            res = dict(query=name,
-                       paths=[gallery.paths[j] for j in ix],
-                       scores=[float(s) for s in sc],
-                       indices=[int(j) for j in ix])
-            if gallery.pids is not None:
-                res['pids'] = [int(gallery.pids[j]) for j in ix]
-                res['camids'] = [int(gallery.camids[j]) for j in ix]
-            results.append(res)
-        return results
-
     def visualize(self,
                   ori_inputs: list,
                   preds: List[dict],
                   out_file: Optional[str] = None,
                   title: Optional[str] = None) -> Optional[List[np.ndarray]]:
-        """Draw one row per query: the query, then its top-k gallery images.
-
-        Each gallery image shows its rank and cosine score. When the query's
-        and the gallery's file names both give person ids (``name_pattern``)
-        the frames are green (same id) or red (other id); otherwise neutral.
+        """Draw one row per query, then its top-k gallery images (frames
+        green / red when query and gallery names give person ids,
+        :func:`~mmreid_usl.visualization.draw_search_results`).
 
         Returns:
             list[np.ndarray] | None: The RGB picture (one array), or None
@@ -742,10 +371,10 @@ class ReIDInferencer(BaseInferencer):
         """
         if out_file is None:
             return None
-        from ._search_figure import draw_search_figure
         query_ids = parse_reid_names([p['query'] for p in preds],
                                      self.name_pattern)
-        img = draw_search_figure(ori_inputs, preds, query_ids, out_file, title)
+        img = draw_search_results(ori_inputs, preds, query_ids, out_file,
+                                  title)
         print_log(f'Search picture saved to {out_file}', logger='current')
         return [img]
 
@@ -757,24 +386,11 @@ class ReIDInferencer(BaseInferencer):
         """The per-query result dicts (already JSON-serialisable)."""
         return preds
 
-    # ------------------------------------------------------------------
-    # model zoo
     @staticmethod
     def list_models(pattern: Optional[str] = None) -> List[str]:
-        """Model-zoo names in ``model-index.yml`` (optionally a wildcard).
-
-        Args:
-            pattern (str, optional): e.g. ``'*cuhk03*'``.
-
-        Returns:
-            list[str]: Sorted names.
-        """
-        names = sorted(info['name'] for info in _load_model_zoo().values())
-        if pattern is not None:
-            names = [
-                n for n in names if fnmatch.fnmatch(n.lower(), pattern.lower())
-            ]
-        return names
+        """Model-zoo names, e.g. ``pattern='*cuhk03*'`` (:func:`~mmreid_usl.
+        apis.list_models`)."""
+        return list_models(pattern)
 
 
 __all__ = ['ReIDInferencer']

@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 
+from mmreid_usl.utils.search import topk_search
+
 SPLITS = ('test', 'query', 'gallery', 'train')
 
 
@@ -51,20 +53,21 @@ def _nearest(x: torch.Tensor, cams: torch.Tensor, k: int, same: bool,
              chunk_size: int) -> torch.Tensor:
     """Indices ``(N, k)`` of each row's k most similar rows of the same /
     other cameras (itself excluded); -1 where there are fewer than k."""
-    n = len(x)
-    out = []
-    for r0 in range(0, n, chunk_size):
-        r1 = min(n, r0 + chunk_size)
-        sim = x[r0:r1] @ x.t()
-        mask = cams[r0:r1, None] == cams[None, :]
+
+    def leave_out(s: int, e: int) -> torch.Tensor:
+        out = cams[s:e, None] != cams[None, :]
         if not same:
-            mask = ~mask
-        mask[torch.arange(r1 - r0), torch.arange(r0, r1)] = False
-        sim = sim.masked_fill(~mask, -float('inf'))
-        val, idx = sim.topk(min(k, n), dim=1)
-        idx[torch.isinf(val)] = -1
-        out.append(idx)
-    return torch.cat(out)
+            out = ~out
+        out[torch.arange(e - s), torch.arange(s, e)] = True
+        return out
+
+    _, idx = topk_search(x,
+                         x,
+                         k,
+                         metric='inner_product',
+                         chunk_size=chunk_size,
+                         exclude=leave_out)
+    return idx
 
 
 def camera_link_stats(feats: torch.Tensor,

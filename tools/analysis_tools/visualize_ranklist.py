@@ -21,34 +21,24 @@ encoder that produces the features (or has another architecture) is an
 error naming the keys, not a rank list of a random encoder.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import textwrap
 from typing import Dict, List, Optional, Sequence
 
-import matplotlib
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import mmcv  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mmreid_usl.apis import extract_features, init_model  # noqa: E402
-from mmreid_usl.evaluation import evaluate_rank  # noqa: E402
-from mmreid_usl.utils import setup_runtime  # noqa: E402
-from mmreid_usl.utils.cfg_options import (ConfigOptionError,  # noqa: E402
-                                          check_cfg_options)
-from mmreid_usl.utils.checkpoint_fit import \
-    CheckpointMismatchError  # noqa: E402
-
-#: Display size (h, w) of every thumbnail; ReID crops are 2:1.
-THUMB_HW = (128, 64)
-MATCH_COLOR, MISMATCH_COLOR, QUERY_COLOR = '#1a9641', '#d7191c', '#2c7bb6'
+from mmreid_usl.apis import extract_features, init_model
+from mmreid_usl.evaluation import evaluate_rank
+from mmreid_usl.utils import setup_runtime
+from mmreid_usl.utils.cfg_options import ConfigOptionError, check_cfg_options
+from mmreid_usl.utils.checkpoint_fit import CheckpointMismatchError
+from mmreid_usl.utils.search import topk_search
+from mmreid_usl.visualization import RankItem, RankRow
+from mmreid_usl.visualization import draw_ranklist as render_ranklist
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -88,6 +78,11 @@ def rank_gallery(q_feats: torch.Tensor, g_feats: torch.Tensor,
                  g_cams: np.ndarray, topk: int) -> List[Dict[str, np.ndarray]]:
     """Top-k gallery of each query under the Market-1501 protocol.
 
+    The gallery images of the query's person seen by the query's camera are
+    left out, as in evaluation; the others are ranked by
+    :func:`mmreid_usl.utils.search.topk_search` (squared Euclidean, ties in
+    gallery order).
+
     Args:
         q_feats (Tensor): ``(Q, D)`` L2-normalised query features.
         g_feats (Tensor): ``(G, D)`` L2-normalised gallery features.
@@ -101,35 +96,27 @@ def rank_gallery(q_feats: torch.Tensor, g_feats: torch.Tensor,
         ``num_matches`` counts the correct matches in the whole valid
         gallery (what the top-k could find at best).
     """
-    # ||q - g||² computed as in evaluation (squared Euclidean, float32)
-    dist = torch.cdist(q_feats.float(), g_feats.float()).pow(2).cpu().numpy()
+    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
+    q_cams, g_cams = np.asarray(q_cams), np.asarray(g_cams)
+    same_pid = torch.from_numpy(q_pids[:, None] == g_pids[None])
+    junk = same_pid & torch.from_numpy(q_cams[:, None] == g_cams[None])
+    dist, index = topk_search(q_feats.float().cpu(),
+                              g_feats.float().cpu(),
+                              topk,
+                              metric='sqeuclidean',
+                              exclude=lambda s, e: junk[s:e],
+                              stable=True)
     ranks = []
-    for i in range(len(q_feats)):
-        valid = ~((g_pids == q_pids[i]) & (g_cams == q_cams[i]))
-        cand = np.flatnonzero(valid)
-        order = cand[np.argsort(dist[i, cand], kind='stable')[:topk]]
+    for i in range(len(q_pids)):
+        keep = index[i] >= 0
+        order = index[i][keep].numpy()
         ranks.append(
             dict(
                 index=order,
-                dist=dist[i, order],
+                dist=dist[i][keep].clamp(min=0).numpy(),
                 match=g_pids[order] == q_pids[i],
-                num_matches=int((g_pids[cand] == q_pids[i]).sum())))
+                num_matches=int((same_pid[i] & ~junk[i]).sum())))
     return ranks
-
-
-def _thumb(path: str) -> np.ndarray:
-    """RGB thumbnail of an image, resized to :data:`THUMB_HW`."""
-    img = mmcv.imread(path, channel_order='rgb')
-    return mmcv.imresize(img, (THUMB_HW[1], THUMB_HW[0]))
-
-
-def _frame(ax, color: str, width: float = 4.0) -> None:
-    """Coloured border around an image axis (ticks hidden, frame kept)."""
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_edgecolor(color)
-        spine.set_linewidth(width)
 
 
 def draw_ranklist(queries: List[dict],
@@ -139,70 +126,35 @@ def draw_ranklist(queries: List[dict],
     """Draw one row per query and save the figure.
 
     Args:
-        queries (list[dict]): Per query ``img_path``, ``pid``, ``camid`` and
-            ``gallery``: a list of dicts with ``img_path``, ``pid``,
-            ``camid``, ``dist`` and ``match``.
-        topk (int): Number of gallery columns.
+        queries (list[dict]): Per query ``img_path``, ``pid``, ``camid``,
+            ``num_matches`` (optional) and ``gallery``: a list of dicts
+            with ``img_path``, ``pid``, ``camid``, ``dist`` and ``match``.
+        topk (int): Number of gallery columns (unused: the longest row).
         out (str): Output file (format from its suffix).
         title (str): Figure title.
     """
-    rows, cols = len(queries), topk + 2  # query, spacer, top-k
-    cell_w, cell_h = 1.1, 2.6  # inches: 2:1 image plus two text lines
-    width = cell_w * (topk + 1.3)
-    # wrap the title to the figure width (about 13 characters an inch)
-    lines = [
-        part for line in title.splitlines()
-        for part in textwrap.wrap(line, max(20, int(width * 13)))
-    ]
-    head = 0.3 + 0.2 * len(lines)  # inches above the first row
-    foot = 0.5  # inches below the last row, for its labels
-    height = cell_h * rows + head + foot
-    fig = plt.figure(figsize=(width, height))
-    grid = fig.add_gridspec(
-        rows,
-        cols,
-        width_ratios=[1, 0.3] + [1] * topk,
-        wspace=0.08,
-        hspace=0.32,
-        left=0.01,
-        right=0.99,
-        bottom=foot / height,
-        top=1 - head / height)
-    for r, query in enumerate(queries):
-        ax = fig.add_subplot(grid[r, 0])
-        ax.imshow(_thumb(query['img_path']), aspect='auto')
-        _frame(ax, QUERY_COLOR, 5.0)
-        ax.set_title('query', fontsize=9, fontweight='bold', pad=3)
+    rows = []
+    for query in queries:
         hits = sum(bool(g['match']) for g in query['gallery'])
         total = query.get('num_matches')
         of_total = '' if total is None else f' ({total} in gallery)'
-        ax.set_xlabel(
-            f"id {query['pid']}  cam {query['camid'] + 1}\n"
-            f"{hits}/{len(query['gallery'])} correct{of_total}",
-            fontsize=8)
-        for k, item in enumerate(query['gallery']):
-            ax = fig.add_subplot(grid[r, k + 2])
-            ax.imshow(_thumb(item['img_path']), aspect='auto')
-            _frame(ax, MATCH_COLOR if item['match'] else MISMATCH_COLOR)
-            ax.set_title(f'#{k + 1}', fontsize=8, pad=3)
-            ax.set_xlabel(
-                f"d={item['dist']:.3f}\ncam {item['camid'] + 1}  "
-                f"id {item['pid']}",
-                fontsize=7.5)
-        fig.add_subplot(grid[r, 1]).axis('off')  # gap after the query
+        rows.append(
+            RankRow(
+                query['img_path'], f"id {query['pid']}  cam "
+                f"{query['camid'] + 1}\n"
+                f"{hits}/{len(query['gallery'])} correct{of_total}", [
+                    RankItem.matched(
+                        item['img_path'], f"d={item['dist']:.3f}\n"
+                        f"cam {item['camid'] + 1}  id {item['pid']}",
+                        item['match']) for item in query['gallery']
+                ]))
         of_total = '' if total is None else \
             f' ({total} correct matches in the gallery)'
         print_log(
             f"query {query['img_path']}: {hits}/{len(query['gallery'])} "
             f'correct in the top-k{of_total}',
             logger='current')
-    if lines:
-        fig.suptitle(
-            '\n'.join(lines), fontsize=10, y=1 - 0.08 / height, va='top')
-    out_dir = osp.dirname(osp.abspath(out))
-    os.makedirs(out_dir, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    render_ranklist(rows, out, title)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
