@@ -31,6 +31,18 @@ class DumpStateHook(Hook):
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
         self.batches = []
+        self.result = None
+
+    def before_run(self, runner):
+        # keep the PseudoLabelResult this rank built (hook -> model)
+        model = get_ori_model(runner.model)
+        set_pseudo_labels = model.set_pseudo_labels
+
+        def record(result):
+            self.result = result
+            return set_pseudo_labels(result)
+
+        model.set_pseudo_labels = record
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -50,7 +62,17 @@ class DumpStateHook(Hook):
                 bn_stats=[
                     b.clone() for b in norm_running_stats(model.encoder)
                 ],
-                batches=self.batches),
+                batches=self.batches,
+                result=None if self.result is None else dict(
+                    fields=sorted(vars(self.result)),
+                    labels=self.result.labels.clone(),
+                    num_clusters=self.result.num_clusters,
+                    num_outliers=self.result.num_outliers,
+                    centroids=self.result.centroids.clone(),
+                    camids=self.result.camids.clone(),
+                    epoch=self.result.epoch,
+                    label_source=self.result.label_source,
+                    bank=self.result.bank().clone())),
             osp.join(self.out_dir,
                      f'rank{get_rank()}_epoch{runner.epoch}.pth'))
         self.batches = []

@@ -71,6 +71,17 @@ def test_ranks_hold_identical_state(two_process_run):
                 blocks = torch.as_tensor(batch).view(-1, 4)
                 assert (labels[blocks] >= 0).all()
                 assert (labels[blocks] == labels[blocks][:, :1]).all()
+        # every rank built the same PseudoLabelResult from the broadcast
+        # labels and source; the labeller's inputs did not travel with it
+        res0, res1 = r0['result'], r1['result']
+        assert res0['fields'] == res1['fields']
+        assert 'reference_features' not in res0['fields']
+        assert res0['num_clusters'] > 0 and res0['epoch'] == epoch
+        for key in ('labels', 'centroids', 'camids', 'bank'):
+            assert torch.equal(res0[key], res1[key]), key
+        for key in ('num_clusters', 'num_outliers', 'epoch', 'label_source'):
+            assert res0[key] == res1[key], key
+        assert torch.equal(res0['labels'], labels)
         seen0 = {i for b in r0['batches'] for i in b}
         seen1 = {i for b in r1['batches'] for i in b}
         assert seen0 != seen1
