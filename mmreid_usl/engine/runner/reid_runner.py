@@ -72,6 +72,61 @@ class ReIDRunner(Runner):
     #: See the module-level :data:`PARTIAL_SUFFIX`.
     PARTIAL_SUFFIX = PARTIAL_SUFFIX
 
+    def runtime_env(self, env_cfg: dict) -> Dict[str, object]:
+        """The "Runtime environment" lines of the start-up log.
+
+        MMEngine's, corrected for what the run really uses: its
+        ``GPU number: <world size>`` says 1 on a CPU run and its
+        ``dist_cfg`` names ``nccl`` even when no process group is started.
+        Here the device and the number of processes are given as such
+        (``GPU number`` only on CUDA), and ``dist_cfg`` only for a
+        distributed run, with the backend its process group actually uses
+        (gloo for CPU processes, see :func:`setup_cpu_distributed`).
+
+        Args:
+            env_cfg (dict): The ``env_cfg`` of the config.
+
+        Returns:
+            dict: Ordered name -> value.
+        """
+        import torch.distributed as torch_dist
+        from mmengine.device import get_device
+
+        runtime_env: Dict[str, object] = dict(env_cfg)
+        if self._distributed and torch_dist.is_initialized():
+            runtime_env['dist_cfg'] = dict(
+                env_cfg.get('dist_cfg') or {},
+                backend=torch_dist.get_backend())
+        else:
+            runtime_env.pop('dist_cfg', None)  # no process group: unused
+        runtime_env.update(self._randomness_cfg)
+        runtime_env['seed'] = self._seed
+        runtime_env['Distributed launcher'] = self._launcher
+        runtime_env['Distributed training'] = self._distributed
+        device = get_device()
+        runtime_env['Device'] = device
+        runtime_env['Processes'] = self._world_size
+        if device == 'cuda':
+            runtime_env['GPU number'] = self._world_size
+        return runtime_env
+
+    def _log_env(self, env_cfg: dict) -> None:
+        """Log the environment as MMEngine does, with :meth:`runtime_env`."""
+        from mmengine.utils.dl_utils import collect_env
+
+        def lines(items: Dict[str, object]) -> str:
+            return '\n    ' + '\n    '.join(f'{k}: {v}'
+                                            for k, v in items.items())
+
+        dash_line = '-' * 60
+        self.logger.info('\n' + dash_line + '\nSystem environment:' +
+                         lines(collect_env()) + '\n'
+                         '\nRuntime environment:' +
+                         lines(self.runtime_env(env_cfg)) + '\n' +
+                         dash_line + '\n')
+        if self.cfg._cfg_dict:
+            self.logger.info(f'Config:\n{self.cfg.pretty_text}')
+
     @master_only
     def save_checkpoint(self,
                         out_dir: str,

@@ -59,3 +59,23 @@ def test_a_remote_backend_is_written_as_mmengine_does(monkeypatch):
     runner = ReIDRunner.__new__(ReIDRunner)
     runner.save_checkpoint('s3://bucket/run', 'epoch_3.pth')
     assert calls == [('s3://bucket/run', 'epoch_3.pth')]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a CPU run')
+def test_the_environment_log_of_a_cpu_run_names_no_gpu_and_no_nccl(
+        tiny_reid_root, make_tiny_cfg, tmp_path):
+    """Issue 24 case 12: a CPU run logged ``GPU number: 1`` and the unused
+    ``dist_cfg: {'backend': 'nccl'}`` as its runtime environment."""
+    cfg = make_tiny_cfg(tiny_reid_root, str(tmp_path / 'work'),
+                        max_epochs=1, iters=1)
+    cfg.env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='nccl'))
+    cfg.log_level = 'INFO'
+    runner = ReIDRunner.from_cfg(cfg)
+    with open(os.path.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
+        log = f.read()
+    env = log.split('Runtime environment:')[1].split('-' * 60)[0]
+    assert 'GPU number' not in env and 'nccl' not in env
+    assert 'Device: cpu' in env and 'Processes: 1' in env
+    assert 'Distributed training: False' in env and 'seed: ' in env
+    assert runner.runtime_env(dict(dist_cfg=dict(backend='nccl'))).get(
+        'dist_cfg') is None
