@@ -1,8 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # Cluster Contrast, ResNet-50, MSMT17, InfoMap clustering as the official
 # README (--iters 400 --eps 0.5 --k1 15 --k2 4): see
-# cluster-contrast_r50-infomap_market.py. README figure: 31.2 / 61.5 mAP /
-# R1.
+# cluster-contrast_r50-infomap_market.py. The official figures: README.md.
 _base_ = ['./cluster-contrast_r50_msmt17.py']
 
 default_hooks = dict(

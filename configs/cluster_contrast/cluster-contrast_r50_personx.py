@@ -3,8 +3,8 @@
 # dataset of configs/_base_/datasets/personx_usl.py). The official README has
 # no PersonX command; its run_code.sh runs PersonX with the Market settings
 # and eps 0.7 (--iters 200 --momentum 0.1 --eps 0.7), the default here. The
-# paper: 256x128 (as here), eps 0.4 (its batch-hard update), Table 2: 84.8 /
-# 94.5 mAP / R1 (IBN: cluster-contrast_r50-ibn_personx.py, 87.1 / 95.6).
+# paper: 256x128 (as here), eps 0.4 (its batch-hard update); its Table 2
+# figures (and those of cluster-contrast_r50-ibn_personx.py): README.md.
 _base_ = [
     '../_base_/models/cluster_contrast_r50.py',
     '../_base_/datasets/personx_usl.py',

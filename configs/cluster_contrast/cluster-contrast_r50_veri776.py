@@ -3,9 +3,9 @@
 # image_query/, image_test/; the dataset of
 # configs/_base_/datasets/veri776_usl.py). The official README command:
 # --iters 400 --momentum 0.1 --eps 0.6 --height 224 --width 224 (the
-# default here); the paper: 224x224, best eps 0.7 (Table 7: 42.5 mAP; set
-# default_hooks.pseudo_label.labeler.clusterer.eps=0.7), Table 2: 42.5 /
-# 87.7 mAP / R1 (IBN: cluster-contrast_r50-ibn_veri776.py, 43.6 / 89.8).
+# default here); the paper: 224x224, best eps 0.7 (Table 7; set
+# default_hooks.pseudo_label.labeler.clusterer.eps=0.7); its Table 2 figures
+# (and those of cluster-contrast_r50-ibn_veri776.py): README.md.
 _base_ = [
     '../_base_/models/cluster_contrast_r50.py',
     '../_base_/datasets/veri776_usl.py',

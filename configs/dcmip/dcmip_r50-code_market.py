@@ -1,6 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # DCMIP as the UNOFFICIAL code (Trangle12/DCMIP at dfe3563) trains it on
-# Market-1501 (its reproduction: 86.7 mAP / 94.5 R1). Its two stages run as
+# Market-1501 (its reproduction's figures: README.md). Its two stages run as
 # one schedule of 90 epochs x 100 iterations of 256 = 16 ids x 16:
 # - stage 1, epochs 0-39: L_DCP only, Adam 3.5e-4 / wd 5e-4, x0.1 at 20;
 # - stage 2, epochs 40-89: a NEW Adam and StepLR (OptimizerResetHook: Adam's

@@ -1,6 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Supplement Table 3, "DCMIP w/o f_theta_m" (81.7 mAP / 92.1 R1 on
-# Market-1501): the instance proxies are filled and replaced with the
+# Supplement Table 3, "DCMIP w/o f_theta_m" (Market-1501; figures:
+# README.md): the instance proxies are filled and replaced with the
 # encoder's (student's) features, and the student is deployed. The momentum
 # encoder still exists (and is still evaluated as momentum/...) but no loss
 # or proxy reads it.

@@ -1,7 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 # DCMIP, ResNet-50, DukeMTMC-reID. The paper reports no Duke result; eps 0.7
-# as the unofficial code's README (its reproduction: 74.4 mAP / 86.0 R1, with
-# its own 320x128 two-stage recipe). `bash tools/dist_train.sh <this> 4`.
+# as the unofficial code's README (its reproduction, with its own 320x128
+# two-stage recipe: README.md). `bash tools/dist_train.sh <this> 4`.
 _base_ = [
     '../_base_/models/dcmip_r50.py',
     '../_base_/datasets/dukemtmc_reid_usl.py',

@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# DCMIP, ResNet-50, Market-1501 (paper: 86.7 mAP / 94.7 R1).
+# DCMIP, ResNet-50, Market-1501 (the paper's main row, README.md).
 # `bash tools/dist_train.sh <this> 4`: 4 processes x 64 images (4 pseudo-ids x
 # 16 instances) = batch 256 = 16 ids x 16 per step, as the paper's 4 GPUs;
 # 200 iterations per epoch, 50 epochs, Adam 3.5e-4 / wd 5e-4, x0.1 every 20

@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# DCMIP, ResNet-50, MSMT17 (paper: 40.9 mAP / 69.3 R1): 200 iterations per
+# DCMIP, ResNet-50, MSMT17 (the paper's row, README.md): 200 iterations per
 # epoch (supplement C, for every dataset; the Cluster Contrast README uses 400
 # on MSMT17), DBSCAN eps 0.7 (supplement Fig. 2). `bash tools/dist_train.sh
 # <this> 4` (4 processes x 64 = 16 ids x 16).

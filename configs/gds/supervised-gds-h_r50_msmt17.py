@@ -1,6 +1,6 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# GDS-H on fully supervised ReID (GDS supplement Sec. 7, Table 4: MSMT17
-# 47.2 -> 49.1 mAP): source-pretrain_r50_msmt17.py plus the GDS loss with hard
+# GDS-H on fully supervised ReID (GDS supplement Sec. 7, Table 4; figures:
+# README.md): source-pretrain_r50_msmt17.py plus the GDS loss with hard
 # mining on the pooled feature, the true ids defining the pairs.
 _base_ = ['./source-pretrain_r50_msmt17.py']
 

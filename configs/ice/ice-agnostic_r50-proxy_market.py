@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Ablation, camera-agnostic: L_agnostic only (Table 4: 65.8 Market mAP).
+# Ablation, camera-agnostic: L_agnostic only (Table 4, README.md).
 _base_ = ['./ice-agnostic_r50_market.py']
 
 model = dict(loss_h_ins=None, loss_s_ins=None)

@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Ablation, camera-aware: L_proxy + L_s_ins (Table 4: 81.1 Market mAP).
+# Ablation, camera-aware: L_proxy + L_s_ins (Table 4, README.md).
 _base_ = ['./ice_r50_market.py']
 
 model = dict(loss_h_ins=None)

@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-# Ablation, camera-aware: L_proxy only (Table 4 row 1: 79.3 Market mAP).
+# Ablation, camera-aware: L_proxy only (Table 4, README.md).
 _base_ = ['./ice_r50_market.py']
 
 model = dict(loss_h_ins=None, loss_s_ins=None)
