@@ -7,7 +7,8 @@ One-process pipeline (:class:`JaccardDistance` + :class:`DBSCANClusterer`)::
     -> d_J pairs -> DBSCAN
 
 Sharded pipeline, rank ``r`` of ``W`` owning the rows ``[s_r, e_r)``
-(:func:`shard_bounds`, ``s_r = floor(r N / W)``):
+(:func:`knn_shard_bounds`: ``s_r ≈ r N / W``, cut at a multiple of faiss's
+query block when faiss takes its BLAS path):
 
 1. **Ring kNN** (:func:`ring_knn`): the feature blocks travel round the ring
    ``r -> r + 1`` (``W - 1`` send/recv steps, the next block received while
@@ -32,11 +33,14 @@ the same summation order of every ``m_ij = sum_k min(V^_ik, V^_jk)``: over
 ``k`` ascending, in float64), so the distance matrix on rank 0 is
 bit-identical to the one-process one and so are the DBSCAN labels. The kNN
 distances are those of ``faiss.knn`` (the function behind the one-process
-``IndexFlatL2`` search) applied per pair of blocks: its blocked BLAS product
-gives each ``(q, b)`` pair the same float32 value whatever the block shapes
-(checked by the tests, 2 and 4 processes, and the benchmark's
-``--compare-single``); ties are ordered by ascending index like faiss's
-heaps. With CUDA features (NCCL) the torch backend is used and the values may
+``IndexFlatL2`` search) applied per pair of blocks, forced onto the path
+(per-pair or BLAS) that the one-process search takes. The BLAS path's float32
+values depend on the shape of each product and on OpenBLAS's thread count:
+the blocks are cut at multiples of faiss's query block (so every product has
+its one-process shape) and ``knn_threads`` sets the threads; with the same
+thread count as the one-process run the kNN is bit-identical (checked by the
+2- and 4-process tests and the benchmark's ``--compare-single``). Ties are
+ordered by ascending index like faiss's heaps. With CUDA features (NCCL) the torch backend is used and the values may
 differ from a one-process GPU run in the last bit (cuBLAS picks kernels by
 shape), so there only ARI ~ 1 is promised.
 
@@ -56,7 +60,7 @@ from .jaccard import JaccardDistance, PairBudgetError
 from .knn import _put_self_first
 
 __all__ = [
-    'shard_bounds', 'ring_knn', 'ring_pass', 'sharded_jaccard_upper',
+    'shard_bounds', 'knn_shard_bounds', 'ring_knn', 'ring_pass', 'sharded_jaccard_upper',
     'sharded_pseudo_labels', 'jaccard_upper_rows'
 ]
 
@@ -86,13 +90,57 @@ def _global_rank(group, rank: int) -> int:
     return dist.get_global_rank(group, rank)
 
 
-def shard_bounds(n: int, world_size: int) -> List[Tuple[int, int]]:
-    """Row blocks of the ranks: ``[floor(r N / W), floor((r + 1) N / W))``.
+def shard_bounds(n: int, world_size: int,
+                 align: int = 1) -> List[Tuple[int, int]]:
+    """Row blocks of the ranks, contiguous and in rank order.
 
-    Contiguous, in rank order, sizes differing by at most one.
+    The cut between rank ``r - 1`` and ``r`` is ``round(r N / W / a) * a``
+    (``a = align``), clipped to ``[0, N]``: block sizes differ by at most
+    ``a`` (a rank may get no row when ``N < W a``).
     """
-    return [(r * n // world_size, (r + 1) * n // world_size)
-            for r in range(world_size)]
+    cuts = [0] + [
+        min(n, int(round(r * n / world_size / align)) * align)
+        for r in range(1, world_size)
+    ] + [n]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return faiss
+
+
+def _faiss_uses_blas(n: int, dim: int) -> bool:
+    """Whether faiss's one-process exact search of ``n`` queries runs its
+    BLAS path (``n * dim >= distance_compute_blas_threshold``, measured on
+    faiss 1.15; 20 queries in older releases compare the same way)."""
+    faiss = _faiss()
+    if faiss is None:
+        return False
+    return n * dim >= faiss.cvar.distance_compute_blas_threshold
+
+
+def knn_shard_bounds(n: int, dim: int,
+                     world_size: int) -> List[Tuple[int, int]]:
+    """The row blocks that :func:`sharded_pseudo_labels` expects.
+
+    faiss's BLAS path cuts the queries into blocks of
+    ``distance_compute_blas_query_bs`` rows and the base into blocks of
+    ``distance_compute_blas_database_bs`` rows, and a product's float32
+    values depend on its shape. Cutting the ranks' blocks at multiples of
+    ``lcm(query_bs, database_bs)`` (4096 by default) gives every product of
+    the ring the shape it has in the one-process search, hence the same
+    values. The per-pair path (below the BLAS threshold) needs no alignment.
+    """
+    faiss = _faiss()
+    align = 1
+    if faiss is not None and _faiss_uses_blas(n, dim):
+        align = int(np.lcm(faiss.cvar.distance_compute_blas_query_bs,
+                           faiss.cvar.distance_compute_blas_database_bs))
+    return shard_bounds(n, world_size, align)
 
 
 def _all_gather_rows(t: torch.Tensor, sizes: Sequence[int],
@@ -104,6 +152,8 @@ def _all_gather_rows(t: torch.Tensor, sizes: Sequence[int],
         return t
     dev = _comm_device(group)
     width = max(sizes)
+    if width == 0:
+        return t
     buf = torch.zeros((width, ) + tuple(t.shape[1:]), dtype=t.dtype,
                       device=dev)
     buf[:t.shape[0]] = t.to(dev)
@@ -176,6 +226,7 @@ def ring_pass(block: torch.Tensor,
     (mod W), ``block_b`` being rank b's rows: at step t it sends the block it
     holds to ``r + 1``, receives the next from ``r - 1`` (non-blocking, so the
     transfer overlaps ``visit``). At most two blocks are held at a time.
+    Empty blocks are neither sent nor visited (both ends know the sizes).
 
     Args:
         block (Tensor): This rank's rows ``(e_r - s_r, D)``.
@@ -193,14 +244,17 @@ def ring_pass(block: torch.Tensor,
             s, e = bounds[src_owner]
             nxt = torch.empty((e - s, ) + tuple(block.shape[1:]),
                               dtype=block.dtype, device=dev)
-            send_buf = cur.to(dev).contiguous()
-            reqs = [
-                dist.isend(send_buf, _global_rank(group, (rank + 1) % world),
-                           group=group),
-                dist.irecv(nxt, _global_rank(group, (rank - 1) % world),
-                           group=group)
-            ]
-        visit(owner, cur)
+            if cur.shape[0]:
+                reqs.append(
+                    dist.isend(cur.to(dev).contiguous(),
+                               _global_rank(group, (rank + 1) % world),
+                               group=group))
+            if e > s:
+                reqs.append(
+                    dist.irecv(nxt, _global_rank(group, (rank - 1) % world),
+                               group=group))
+        if cur.shape[0]:
+            visit(owner, cur)
         for req in reqs:
             req.wait()
         if nxt is not None:
@@ -210,22 +264,25 @@ def ring_pass(block: torch.Tensor,
 # ----------------------------------------------------------------------
 # 1. ring kNN
 # ----------------------------------------------------------------------
-def _block_knn(query: torch.Tensor, base: torch.Tensor,
-               k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """k nearest ``base`` rows of every ``query`` row: the search of the
-    one-process :func:`knn_search` (``faiss.knn`` = the ``IndexFlatL2``
-    search on CPU; torch chunked matmul on CUDA / without faiss)."""
+def _block_knn(query: torch.Tensor, base: torch.Tensor, k: int,
+               blas: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """k nearest ``base`` rows of every ``query`` row with the search of the
+    one-process :func:`knn_search`: ``faiss.knn`` (what ``IndexFlatL2``
+    runs) on CPU, forced onto the path (``blas``) that the one-process
+    search of all N rows takes; torch's chunked matmul on CUDA or without
+    faiss."""
     k = min(k, base.shape[0])
-    if not query.is_cuda:
+    faiss = _faiss()
+    if not query.is_cuda and faiss is not None:
+        old = faiss.cvar.distance_compute_blas_threshold
+        faiss.cvar.distance_compute_blas_threshold = 0 if blas else 2**31 - 1
         try:
-            import faiss
-        except ImportError:  # pragma: no cover - depends on the environment
-            faiss = None
-        if faiss is not None:
             d, i = faiss.knn(
                 np.ascontiguousarray(query.float().numpy()),
                 np.ascontiguousarray(base.float().numpy()), k)
-            return d, i
+        finally:
+            faiss.cvar.distance_compute_blas_threshold = old
+        return d, i
     from mmreid_usl.utils.search import topk_search
     d, i = topk_search(query, base, k, metric='sqeuclidean',
                        backend='torch')
@@ -247,37 +304,58 @@ def _merge_topk(d_a: np.ndarray, i_a: np.ndarray, d_b: np.ndarray,
 def ring_knn(block: torch.Tensor,
              k: int,
              bounds: Sequence[Tuple[int, int]],
-             group=None) -> Tuple[torch.Tensor, torch.Tensor]:
+             group=None,
+             threads: Optional[int] = None
+             ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Exact kNN of this rank's rows against all rows, blocks ring-passed.
 
     ``d(i, j) = ||x_i||^2 + ||x_j||^2 - 2 x_i . x_j`` (float32, as faiss);
     the running top-k is merged with every visiting block by
     ``(d, j)`` lexicographic order. The query is then put at rank 0 like
-    :func:`knn_search`.
+    :func:`knn_search`. Memory: ``O(N D / W + N k / W)``.
+
+    The values equal the one-process search's when the blocks are
+    :func:`knn_shard_bounds` and faiss runs with the same number of threads
+    as there (OpenBLAS's float32 products depend on its thread split):
+    ``threads`` sets faiss's OpenMP threads for the search (restored after).
 
     Args:
         block (Tensor): This rank's rows ``(e_r - s_r, D)``.
         k (int): Neighbours per row, self included (``k <= N``).
-        bounds (Sequence[tuple]): :func:`shard_bounds`.
+        bounds (Sequence[tuple]): :func:`knn_shard_bounds`.
         group: Process group.
+        threads (int, optional): faiss threads during the search.
 
     Returns:
         tuple[Tensor, Tensor]: float32 ``sqdist`` and int64 global ``index``
         ``(e_r - s_r, k)``, ascending, on CPU.
     """
     rank, _ = _world(group)
+    n = bounds[-1][1]
+    blas = _faiss_uses_blas(n, block.shape[1])
     best: Dict[str, np.ndarray] = {}
+    faiss = _faiss()
+    old_threads = None
+    if threads is not None and faiss is not None:
+        old_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(threads)
 
     def visit(owner: int, rows: torch.Tensor) -> None:
-        d, i = _block_knn(block, rows, k)
+        d, i = _block_knn(block, rows, k, blas)
         i = i.astype(np.int64) + bounds[owner][0]
         if not best:
             best['d'], best['i'] = d, i
         else:
             best['d'], best['i'] = _merge_topk(best['d'], best['i'], d, i, k)
 
-    ring_pass(block, bounds, visit, group)
+    try:
+        ring_pass(block, bounds, visit, group)
+    finally:
+        if old_threads is not None:
+            faiss.omp_set_num_threads(old_threads)
     s = bounds[rank][0]
+    if not best:  # this rank has no row
+        return torch.zeros(0, k), torch.zeros(0, k, dtype=torch.long)
     sqdist = torch.from_numpy(np.ascontiguousarray(best['d']))
     index = torch.from_numpy(np.ascontiguousarray(best['i']))
     # _put_self_first works on local row numbers
@@ -659,11 +737,12 @@ def sharded_pseudo_labels(block: torch.Tensor,
                           clusterer: Callable,
                           group=None,
                           timing: Optional[Dict[str, float]] = None,
-                          return_dist: bool = False):
+                          return_dist: bool = False,
+                          knn_threads: Optional[int] = None):
     """Labels of all N images, computed by the ranks of ``group`` together.
 
     Every rank passes its own rows ``block`` = ``features[s_r:e_r]`` with
-    ``(s_r, e_r) = shard_bounds(n, W)[r]``; every rank gets the same labels,
+    ``(s_r, e_r) = knn_shard_bounds(n, D, W)[r]``; every rank gets the same labels,
     identical to ``clusterer(dist=jaccard(features))`` in one process (see
     the module docstring).
 
@@ -680,21 +759,25 @@ def sharded_pseudo_labels(block: torch.Tensor,
             ``gather_pairs_s``, ``cluster_s`` (rank 0; 0 elsewhere).
         return_dist (bool): Also return the symmetric distance (rank 0;
             None elsewhere).
+        knn_threads (int, optional): faiss threads of the kNN; the same
+            number as the one-process run gives identical kNN values (see
+            :func:`ring_knn`).
 
     Returns:
         np.ndarray | tuple: int64 labels ``(N,)`` (and the distance).
     """
     timing = {} if timing is None else timing
     rank, world = _world(group)
-    bounds = shard_bounds(n, world)
+    bounds = knn_shard_bounds(n, block.shape[1], world)
     s, e = bounds[rank]
     if block.shape[0] != e - s:
         raise ValueError(f'rank {rank} holds {block.shape[0]} rows, expected '
-                         f'{e - s} (rows {s}:{e} of N={n}, W={world}); '
-                         'pass features[s:e] with shard_bounds(N, W).')
+                         f'{e - s} (rows {s}:{e} of N={n}, W={world}); pass '
+                         'features[s:e] with knn_shard_bounds(N, D, W).')
     k = min(jaccard.k1, n)
     t = time.perf_counter()
-    sq_b, idx_b = ring_knn(block.detach().float(), k, bounds, group)
+    sq_b, idx_b = ring_knn(block.detach().float(), k, bounds, group,
+                           knn_threads)
     timing['knn_s'] = time.perf_counter() - t
     t = time.perf_counter()
     sizes = [b - a for a, b in bounds]
