@@ -14,6 +14,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from mmreid_usl.clustering import BaseClusterer
 from mmreid_usl.engine.hooks import PseudoLabelHook
 from mmreid_usl.registry import TASK_UTILS
 from mmreid_usl.utils import register_all_modules
@@ -27,7 +28,7 @@ SCHEDULE = [6, 3, 4]
 
 
 @TASK_UTILS.register_module(name='ScheduledClusterer', force=True)
-class ScheduledClusterer:
+class ScheduledClusterer(BaseClusterer):
     """Call c: ``schedule[c]`` clusters of 5 consecutive images; every
     other image is an outlier (-1)."""
 
@@ -35,10 +36,10 @@ class ScheduledClusterer:
         self.schedule = list(schedule)
         self.calls = 0
 
-    def __call__(self, feats, dist=None):
+    def cluster(self, distance, context):
         num = self.schedule[self.calls]
         self.calls += 1
-        labels = np.full(len(feats), -1, dtype=np.int64)
+        labels = np.full(len(context.features), -1, dtype=np.int64)
         labels[:5 * num] = np.arange(5 * num) // 5
         return labels
 
