@@ -139,8 +139,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'{failed} of {len(leaves)} configs differ')
         return int(failed > 0)
     if args.update:
-        todo = [osp.relpath(osp.abspath(p), REPO).replace(osp.sep, '/')
-                for p in args.update]
+        # paths from the working directory or from the repository root
+        todo = [
+            osp.relpath(
+                osp.abspath(p if osp.exists(p) else osp.join(REPO, p)),
+                REPO).replace(osp.sep, '/') for p in args.update
+        ]
     else:
         todo = [p for p in leaves if p not in data]
     for path in todo:
