@@ -138,7 +138,7 @@ def topk_rows(rows: Callable[[int, int], torch.Tensor],
               num_rows: int,
               k: int,
               largest: bool = False,
-              chunk_size: int = 1,
+              chunk_size: Optional[int] = None,
               exclude: Optional[ExcludeFn] = None,
               stable: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` smallest (or largest) entries of every row of a matrix.
@@ -153,7 +153,8 @@ def topk_rows(rows: Callable[[int, int], torch.Tensor],
         k (int): Entries kept per row, at most ``N`` (the caller clamps).
         largest (bool): Largest first (similarities) instead of smallest
             first (distances). Defaults to False.
-        chunk_size (int): Rows per call of ``rows``. Defaults to 1.
+        chunk_size (int, optional): Rows per call of ``rows``. Defaults to
+            all rows at once.
         exclude (Callable, optional): ``exclude(s, e)`` -> bool ``(e - s,
             N)``, True for the entries to leave out. They are ranked last
             and come back with index ``-1`` (value ``inf``, or ``-inf`` when
@@ -167,6 +168,7 @@ def topk_rows(rows: Callable[[int, int], torch.Tensor],
         int64 ``indices`` ``(num_rows, k)``, on the device of the rows.
     """
     fill = -float('inf') if largest else float('inf')
+    chunk_size = chunk_size or max(num_rows, 1)
     values, indices = [], []
     for s in range(0, num_rows, chunk_size):
         e = min(s + chunk_size, num_rows)
