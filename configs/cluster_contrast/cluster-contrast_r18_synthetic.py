@@ -7,39 +7,13 @@
 # 4 epochs.
 _base_ = [
     '../_base_/models/cluster_contrast_r50.py',
-    '../_base_/datasets/market1501_usl.py',
+    '../_base_/datasets/synthetic_usl.py',
     '../_base_/schedules/adam_50e_step20.py',
 ]
 
 model = dict(
     encoder=dict(backbone=dict(depth=18, init_cfg=None)),
     bn_group_size=None)  # BN over the whole batch of 32 (one process)
-
-__data = dict(type='SyntheticPedestrians', data_root=None)
-__train_pipeline = [
-    dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(32, 64), interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomCrop', crop_size=(64, 32), padding=4),
-    dict(type='ReIDRandomErasing', erase_prob=0.5),
-    dict(type='PackReIDInputs'),
-]
-__test_pipeline = [
-    dict(type='LoadReIDImage'),
-    dict(type='Resize', scale=(32, 64), interpolation='bicubic'),
-    dict(type='PackReIDInputs'),
-]
-train_dataloader = dict(
-    global_batch_size=None,  # a per-process batch
-    batch_size=32,
-    num_workers=2,
-    sampler=dict(num_instances=4, samples_per_epoch=40 * 32),
-    dataset=dict(__data, pipeline=__train_pipeline))
-cluster_dataloader = dict(
-    num_workers=0, dataset=dict(__data, pipeline=__test_pipeline))
-val_dataloader = dict(
-    num_workers=0, dataset=dict(__data, pipeline=__test_pipeline))
-test_dataloader = val_dataloader
 
 # training from scratch tolerates a larger learning rate than fine-tuning
 # ImageNet weights (3.5e-4 in the paper configs)

@@ -6,7 +6,7 @@
 # epochs; DBSCAN eps 0.45 (supplement Fig. 2). One GPU with the 4-GPU BN
 # statistics: dcmip_r50_1xb256_market.py. The recipe lives in the bases: model,
 # loop and hooks in _base_/models/dcmip_r50.py, data in
-# _base_/datasets/market1501_usl.py.
+# _base_/datasets/market1501_usl.py (on _base_/recipes/usl_pk.py).
 _base_ = [
     '../_base_/models/dcmip_r50.py',
     '../_base_/datasets/market1501_usl.py',

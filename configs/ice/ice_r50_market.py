@@ -4,7 +4,7 @@
 # 8 images (2 pseudo-ids x 4 instances) = batch 32 = 8 ids x 4, 400 iters.
 # The recipe lives in the bases: model, loop and hooks in
 # _base_/models/ice_r50.py, the three-view pipeline and sampler in
-# _base_/datasets/market1501_ice.py.
+# _base_/recipes/ice_3view.py (under _base_/datasets/market1501_ice.py).
 _base_ = [
     '../_base_/models/ice_r50.py',
     '../_base_/datasets/market1501_ice.py',
