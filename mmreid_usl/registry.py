@@ -35,7 +35,7 @@ __all__ = [
     'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
     'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
     'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'METRICS',
-    'EVALUATOR', 'VISUALIZERS', 'VISBACKENDS'
+    'EVALUATOR', 'VISUALIZERS', 'VISBACKENDS', 'CAMERA_STRATEGIES'
 ]
 
 # Runner and its parts.
@@ -79,6 +79,12 @@ TRANSFORMS = Registry(
     'transform',
     parent=MMENGINE_TRANSFORMS,
     locations=['mmreid_usl.datasets.transforms'])
+# How PseudoIdentitySampler draws one identity's block (its ``camera_mode``).
+# Our own registry: MMEngine has no root registry for it.
+CAMERA_STRATEGIES = Registry(
+    'camera strategy',
+    scope='mmreid_usl',
+    locations=['mmreid_usl.datasets.samplers'])
 
 # Models: backbones, necks, memories, losses, algorithms, preprocessors.
 MODELS = Registry(

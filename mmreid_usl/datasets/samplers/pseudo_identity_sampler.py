@@ -11,8 +11,8 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmreid_usl.registry import DATA_SAMPLERS
+from .camera_strategies import build_camera_strategy
 
-CAMERA_MODES = ('prefer_other', 'more_camera', 'ignore')
 #: Named epoch lengths of :class:`PseudoIdentitySampler`
 #: (``samples_per_epoch``); an int is a fixed length.
 EPOCH_LENGTHS = ('dataset', 'clusters')
@@ -30,21 +30,16 @@ class PseudoIdentitySampler(Sampler):
     (``docs/algorithms/common.md#samplers``):
 
     - ``'prefer_other'`` (RandomMultipleGallerySampler of Cluster Contrast /
-      DCMIP): emit a random anchor ``a``; let ``S`` be the cluster's images
-      from a camera other than ``a``'s. If ``S`` is non-empty emit ``K-1``
-      images of ``S``, without replacement iff ``|S| >= K`` (the threshold is
-      K, not K-1). Otherwise let ``S'`` be the other images of the cluster;
-      if empty emit only the anchor, else ``K-1`` images of ``S'`` (without
-      replacement iff ``|S'| >= K``). Blocks have ``K`` images except for
-      singleton clusters (1 image), exactly as in the original code.
-    - ``'more_camera'`` (ICE's MoreCameraSampler): one random image per
-      camera of the cluster; if that gives ``>= K`` keep ``K`` of them at
-      random; otherwise top up from the remaining images (without
-      replacement if enough remain, with replacement if not; from the
-      per-camera picks with replacement if none remain). Always ``K``.
+      DCMIP): a random anchor, then ``K-1`` images from other cameras;
+    - ``'more_camera'`` (ICE's MoreCameraSampler): one image per camera,
+      topped up to ``K``;
     - ``'ignore'`` (RandomIdentitySampler of Theory, GDS's baseline): ``K``
-      images of the cluster, with replacement only if it has fewer than
-      ``K``.
+      images of the cluster.
+
+    Each mode is a registered strategy (``CAMERA_STRATEGIES``, exact rules in
+    :mod:`.camera_strategies`); ``camera_mode`` also takes a config dict or a
+    strategy object, so a new method registers its own without editing the
+    sampler.
 
     Distributed use: the seed is ``sync_random_seed()`` (identical on all
     ranks) plus the epoch, so every rank builds the same global block list
@@ -99,8 +94,10 @@ class PseudoIdentitySampler(Sampler):
             multiple of ``num_instances``), ``None`` / ``'dataset'`` (one
             pass over the dataset) or ``'clusters'`` (every cluster once,
             Theory's epoch); see above. Defaults to None.
-        camera_mode (str): ``'prefer_other'``, ``'more_camera'`` or
-            ``'ignore'``. Defaults to ``'prefer_other'``.
+        camera_mode (str | dict | BaseCameraStrategy): A
+            ``CAMERA_STRATEGIES`` key (``'prefer_other'``, ``'more_camera'``,
+            ``'ignore'``), a config dict or a strategy. Defaults to
+            ``'prefer_other'``.
         seed (int, optional): Base seed; None draws one and synchronises it
             across ranks. Defaults to None.
         label_source (str): ``'pseudo'`` (default): the labels come from
@@ -120,9 +117,8 @@ class PseudoIdentitySampler(Sampler):
         if not isinstance(num_instances, int) or num_instances < 1:
             raise ValueError('num_instances must be a positive int, got '
                              f'{num_instances!r}.')
-        if camera_mode not in CAMERA_MODES:
-            raise ValueError(f'camera_mode must be one of {CAMERA_MODES}, '
-                             f'got {camera_mode!r}.')
+        #: The :class:`BaseCameraStrategy` that draws each block.
+        self.block_strategy = build_camera_strategy(camera_mode)
         rank, world_size = get_dist_info()
         self.rank = rank
         self.world_size = world_size
@@ -161,7 +157,7 @@ class PseudoIdentitySampler(Sampler):
         #: Indices this rank yields in the current epoch (``len(self)``).
         self.samples_per_epoch = int(samples_per_epoch)
         self.camids: Optional[np.ndarray] = None
-        if camera_mode != 'ignore':
+        if self.block_strategy.needs_camids:
             self.camids = self._read_camids(dataset)
         self.labels: Optional[np.ndarray] = None
         self._members: List[np.ndarray] = []
@@ -244,39 +240,9 @@ class PseudoIdentitySampler(Sampler):
         """Set the epoch; it is added to the seed (``DistSamplerSeedHook``)."""
         self.epoch = epoch
 
-    def _choice(self, rng: np.random.Generator, pool: np.ndarray, size: int,
-                replace: bool) -> np.ndarray:
-        return pool[rng.choice(pool.size, size=size, replace=replace)]
-
     def _block(self, rng: np.random.Generator, members: np.ndarray) -> list:
-        k = self.num_instances
-        if self.camera_mode == 'ignore':
-            return self._choice(rng, members, k, members.size < k).tolist()
-        cams = self.camids[members]
-        if self.camera_mode == 'prefer_other':
-            a = int(rng.integers(members.size))
-            block = [int(members[a])]
-            others = members[cams != cams[a]]
-            if others.size == 0:
-                others = np.delete(members, a)
-            if others.size > 0 and k > 1:
-                block += self._choice(rng, others, k - 1, others.size
-                                      < k).tolist()
-            return block
-        # 'more_camera'
-        picks = np.array([
-            self._choice(rng, members[cams == c], 1, False)[0]
-            for c in np.unique(cams)
-        ])
-        if picks.size >= k:
-            return self._choice(rng, picks, k, False).tolist()
-        rest = np.setdiff1d(members, picks)
-        need = k - picks.size
-        if rest.size > 0:
-            extra = self._choice(rng, rest, need, rest.size < need)
-        else:
-            extra = self._choice(rng, picks, need, True)
-        return picks.tolist() + extra.tolist()
+        cams = None if self.camids is None else self.camids[members]
+        return self.block_strategy(rng, members, cams, self.num_instances)
 
     def _indices_of_rank(self) -> List[int]:
         rng = np.random.default_rng([self.seed, self.epoch])
