@@ -31,7 +31,7 @@ from mmreid_usl.utils import (get_ori_model, register_all_modules,
                               setup_cpu_distributed, setup_runtime)
 from mmreid_usl.utils.cfg_options import (ConfigOptionError,
                                           check_cfg_options)
-from mmreid_usl.utils.checkpoint_fit import (CheckpointMismatchError,
+from mmreid_usl.engine.checkpointing.fits import (CheckpointMismatchError,
                                              check_checkpoint_fits)
 
 

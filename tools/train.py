@@ -28,7 +28,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmreid_usl.engine.load_from import (check_load_from,
+from mmreid_usl.engine.checkpointing.load_from import (check_load_from,
                                          skip_replaced_pretrained_inits)
 from mmreid_usl.engine.work_dir_lock import (WorkDirBusyError, launcher_rank,
                                              lock_work_dir)
@@ -40,7 +40,7 @@ from mmreid_usl.utils import (register_all_modules, setup_cpu_distributed,
 from mmreid_usl.utils.cfg_options import (ConfigOptionError,
                                           check_cfg_options,
                                           unconsumed_top_level_keys)
-from mmreid_usl.utils.checkpoint_fit import CheckpointMismatchError
+from mmreid_usl.engine.checkpointing.fits import CheckpointMismatchError
 from mmreid_usl.utils.global_batch import check_batch_size_overrides
 from mmreid_usl.utils.nan_advice import set_restart_command
 from mmreid_usl.utils.resume import (ResumeError, check_run_not_finished,

@@ -34,7 +34,7 @@ def init_model(config: ConfigType,
     allow-list of :func:`mmreid_usl.utils.setup_runtime`) and checked
     strictly for the encoder that produces the features
     (``model.get_encoder(test_cfg['feat_source'])``, see
-    :func:`mmreid_usl.utils.checkpoint_fit.check_checkpoint_fits`): a
+    :func:`mmreid_usl.engine.checkpointing.fits.check_checkpoint_fits`): a
     checkpoint of another algorithm or architecture is an error naming the
     missing / unexpected keys. The other parts (memories, pseudo-labels, the
     encoder that is not used) are loaded non-strictly, so a published model
@@ -58,7 +58,7 @@ def init_model(config: ConfigType,
             encoder, or has unexpected / wrongly shaped ones.
     """
     from mmreid_usl.utils import setup_runtime
-    from mmreid_usl.utils.checkpoint_fit import check_checkpoint_fits
+    from mmreid_usl.engine.checkpointing.fits import check_checkpoint_fits
     setup_runtime()
     if isinstance(config, (str, Path)):
         config = Config.fromfile(str(config))

@@ -15,7 +15,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseAveragedModel
 
-from .misc import get_ori_model
+from mmreid_usl.utils.misc import get_ori_model
 
 #: How many keys of each kind an error message names.
 MAX_KEYS_SHOWN = 12

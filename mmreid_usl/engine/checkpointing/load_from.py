@@ -23,10 +23,9 @@ from typing import List, Sequence, Tuple
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from mmreid_usl.utils.checkpoint_fit import (CheckpointMismatchError,
-                                             check_checkpoint_fits,
-                                             feature_prefixes)
 from mmreid_usl.utils.misc import get_ori_model
+from .fits import (CheckpointMismatchError, check_checkpoint_fits,
+                   feature_prefixes)
 
 #: The encoder a training starts from (the student).
 TRAINED_SOURCES = ('student', )

@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 from mmengine.model import ExponentialMovingAverage
 
-from mmreid_usl.utils import checkpoint_fit
-from mmreid_usl.utils.checkpoint_fit import (CheckpointMismatchError,
+from mmreid_usl.engine.checkpointing import fits as checkpoint_fit
+from mmreid_usl.engine.checkpointing.fits import (CheckpointMismatchError,
                                              check_checkpoint_fits,
                                              feature_prefixes)
 
