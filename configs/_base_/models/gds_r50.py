@@ -2,7 +2,7 @@
 # GDS (docs/algorithms/gds.md, configs/gds/README.md): the Theory adaptation
 # model (theory_r50.py) plus the global distance-distributions separation
 # loss L_GDS (lambda_sigma = 1, statistics averaged with beta = 0.9 =
-# GDSLoss.momentum, the weight of the OLD statistics) on the pooled feature;
+# GDSLoss.old_weight, the weight of the OLD statistics) on the pooled feature;
 # no hard mining (GDS-H: loss_gds.lambda_h=0.5, hard_mining='tails'). The
 # exact form of L_GDS is reconstructed (GDSLoss docstring).
 _base_ = ['./theory_r50.py']
@@ -11,7 +11,7 @@ model = dict(
     loss_gds=dict(
         _delete_=True,
         type='GDSLoss',
-        momentum=0.9,
+        old_weight=0.9,
         lambda_sigma=1.0,
         lambda_h=0.0,
         form='softplus',

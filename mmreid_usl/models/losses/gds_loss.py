@@ -9,6 +9,7 @@ from mmengine import dist
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from mmreid_usl.utils.deprecation import UNSET, renamed_argument
 
 GDS_DISTANCES = ('cosine', 'euclidean')
 FORMS = ('softplus', 'margin')
@@ -66,7 +67,7 @@ class GDSLoss(nn.Module):
     distances of all positive pairs (same (pseudo-)identity) and of all
     negative pairs are taken as samples of two global Gaussians, Pos-distr
     :math:`N(\mu^+, \sigma^{+2})` and Neg-distr :math:`N(\mu^-,
-    \sigma^{-2})`, whose statistics follow the momentum rule of the
+    \sigma^{-2})`, whose statistics follow the moving average (``old_weight``) of the
     supplement's Eq. 1-3: for the M batch distances :math:`d_j` of one kind,
 
     .. math::
@@ -102,8 +103,9 @@ class GDSLoss(nn.Module):
       (``'euclidean'``), both in ``[0, 1]`` as the initial statistics imply;
     - all pairs of the batch (not only batch-hard ones), each unordered pair
       once;
-    - :math:`\beta` (``momentum``), not given in the supplement: 0.9.
-      ``momentum=None`` uses the supplement's own :math:`\beta = N/(N+M)`
+    - :math:`\beta` (``old_weight``, the weight of the OLD statistics, as
+      ``ClusterMemory.old_weight``), not given in the supplement: 0.9.
+      ``old_weight=None`` uses the supplement's own :math:`\beta = N/(N+M)`
       with :math:`N` the number of pairs seen before the batch (its toy
       game): the mean is then the exact mean of every distance seen (Eq. 1)
       and the variance follows Eq. 3.
@@ -119,8 +121,11 @@ class GDSLoss(nn.Module):
     resume.
 
     Args:
-        momentum (float, optional): :math:`\beta` in ``[0, 1)``; None for
-            the cumulative :math:`N/(N+M)`. Defaults to 0.9.
+        old_weight (float, optional): :math:`\beta` in ``[0, 1)``, the
+            weight of the OLD statistics in an update (the project's
+            convention for memories and statistics; ``momentum`` of the
+            EMA encoders is the weight of the NEW parameters); None for the
+            cumulative :math:`N/(N+M)`. Defaults to 0.9.
         lambda_sigma (float): :math:`\lambda_\sigma`. Defaults to 1.0.
         lambda_h (float): :math:`\lambda_h`, the weight of ``L_H``; 0 turns
             the hard mining off (plain GDS). Defaults to 0.5.
@@ -139,10 +144,13 @@ class GDSLoss(nn.Module):
         check_sync (bool): After every update, all-gather the statistics
             and raise if two ranks differ (a debugging check; one extra
             collective per iteration). Defaults to False.
+        momentum (float, optional): Deprecated name of ``old_weight`` (same
+            value and meaning: the OLD statistics' weight); a
+            :class:`~mmreid_usl.utils.deprecation.DeprecatedNameWarning`.
     """
 
     def __init__(self,
-                 momentum: Optional[float] = 0.9,
+                 old_weight: Optional[float] = 0.9,
                  lambda_sigma: float = 1.0,
                  lambda_h: float = 0.5,
                  form: str = 'softplus',
@@ -153,11 +161,14 @@ class GDSLoss(nn.Module):
                  init_mean: float = 0.5,
                  init_var: float = 1.0 / 6,
                  loss_weight: float = 1.0,
-                 check_sync: bool = False) -> None:
+                 check_sync: bool = False,
+                 momentum: Optional[float] = UNSET) -> None:
         super().__init__()
-        if momentum is not None and not 0 <= momentum < 1:
-            raise ValueError(f'momentum (beta) must be in [0, 1) or None, '
-                             f'got {momentum}')
+        old_weight = renamed_argument('GDSLoss', 'momentum', 'old_weight',
+                                      momentum, old_weight, 0.9)
+        if old_weight is not None and not 0 <= old_weight < 1:
+            raise ValueError(f'old_weight (beta) must be in [0, 1) or None, '
+                             f'got {old_weight}')
         if form not in FORMS:
             raise ValueError(f'form must be one of {FORMS}, got {form!r}')
         if hard_mining not in HARD_MODES:
@@ -169,7 +180,7 @@ class GDSLoss(nn.Module):
         if lambda_sigma < 0 or lambda_h < 0 or init_var < 0:
             raise ValueError('lambda_sigma, lambda_h and init_var must be '
                              '>= 0')
-        self.momentum = None if momentum is None else float(momentum)
+        self.old_weight = None if old_weight is None else float(old_weight)
         self.lambda_sigma = float(lambda_sigma)
         self.lambda_h = float(lambda_h)
         self.form = form
@@ -185,7 +196,7 @@ class GDSLoss(nn.Module):
         self.register_buffer('var_neg', torch.tensor(float(init_var)))
         self.register_buffer('num_updates', torch.tensor(0,
                                                          dtype=torch.long))
-        # pairs seen so far (N of beta = N / (N + M), momentum=None)
+        # pairs seen so far (N of beta = N / (N + M), old_weight=None)
         self.register_buffer('count_pos',
                              torch.tensor(0., dtype=torch.float64))
         self.register_buffer('count_neg',
@@ -215,10 +226,10 @@ class GDSLoss(nn.Module):
         count, total, sq = _global_sum(stats)
         if float(count.detach()) == 0:
             return mean.detach().clone(), var.detach().clone(), count
-        if self.momentum is None:
+        if self.old_weight is None:
             b = float(seen) / (float(seen) + float(count.detach()))
         else:
-            b = self.momentum
+            b = self.old_weight
         new_mean = b * mean.detach() + (1 - b) * total / count
         new_var = b * var.detach() + (1 - b) * sq / count
         return new_mean, new_var, count
@@ -314,7 +325,8 @@ class GDSLoss(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return (f'momentum={self.momentum}, lambda_sigma={self.lambda_sigma},'
+        return (f'old_weight={self.old_weight}, '
+                f'lambda_sigma={self.lambda_sigma},'
                 f' lambda_h={self.lambda_h}, form={self.form!r}, '
                 f'hard_mining={self.hard_mining!r}, '
                 f'distance={self.distance!r}')

@@ -1,6 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """GDSLoss: the momentum statistics (supplement Eq. 1-3) and the losses."""
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def _stream(num_batches=6, p=4, k=4, dim=8, seed=0):
 
 def test_constant_momentum_matches_closed_form():
     beta, mu0, var0 = 0.8, 0.5, 1 / 6
-    loss = GDSLoss(momentum=beta).train()
+    loss = GDSLoss(old_weight=beta).train()
     batches = list(_stream())
     for feats, labels in batches:
         loss(torch.from_numpy(feats), torch.from_numpy(labels))
@@ -59,7 +60,7 @@ def test_constant_momentum_matches_closed_form():
 def test_cumulative_beta_gives_exact_mean_and_eq3_variance():
     """beta = N / (N + M): Eq. 1 is the exact mean of all distances seen;
     the variance follows Eq. 3 and approaches the exact one (N >> M)."""
-    loss = GDSLoss(momentum=None).train()
+    loss = GDSLoss(old_weight=None).train()
     batches = list(_stream(num_batches=200, seed=1))
     seen, var = [], None
     for feats, labels in batches:
@@ -120,7 +121,7 @@ def test_losses_fall_as_distributions_separate_and_sharpen(kwargs):
     levels = np.linspace(0, 1, 6)
     gds, hard = [], []
     for level in levels:
-        loss = GDSLoss(momentum=0.5, **kwargs).train()
+        loss = GDSLoss(old_weight=0.5, **kwargs).train()
         vals = []
         for step in range(30):
             out = loss(*_separated_batch(level, step))
@@ -136,7 +137,7 @@ def test_losses_fall_as_distributions_separate_and_sharpen(kwargs):
 def test_training_stream_statistics_separate():
     """Fed batches that separate over time, the global means move apart and
     both standard deviations shrink (supplement Fig. 2)."""
-    loss = GDSLoss(momentum=0.9).train()
+    loss = GDSLoss(old_weight=0.9).train()
     first = None
     for step, level in enumerate(np.linspace(0, 1, 60)):
         out = loss(*_separated_batch(level, step))
@@ -159,7 +160,7 @@ def test_gradient_flows_through_batch_share_only():
     feats.requires_grad_(True)
     g = []
     for b in (beta, 0.0):
-        loss = GDSLoss(momentum=b, lambda_h=0.0, form='margin',
+        loss = GDSLoss(old_weight=b, lambda_h=0.0, form='margin',
                        margin=5.0).train()
         out = loss(feats, labels)
         assert 'loss_gds_h' not in out
@@ -177,7 +178,7 @@ def test_formulas_by_hand():
     pos, neg = _pairs(feats.numpy(), labels.numpy())
     mp, vp, mn, vn = pos.mean(), pos.var(), neg.mean(), neg.var()
     sp = lambda x: np.log1p(np.exp(x))  # noqa: E731
-    out = GDSLoss(momentum=0.0, lambda_sigma=2.0, lambda_h=0.5,
+    out = GDSLoss(old_weight=0.0, lambda_sigma=2.0, lambda_h=0.5,
                   init_mean=0.3, init_var=0.0).train()(feats, labels)
     # beta = 0: variance around the PREVIOUS global mean (init 0.3), Eq. 3
     vp0 = ((pos - 0.3)**2).mean()
@@ -188,7 +189,7 @@ def test_formulas_by_hand():
     assert float(out['loss_gds_h']) == pytest.approx(0.5 * sp(tails),
                                                      rel=1e-5)
     assert vp0 >= vp and vn0 >= vn  # deviation from another mean is larger
-    margin = GDSLoss(momentum=0.0, form='margin', margin=0.2,
+    margin = GDSLoss(old_weight=0.0, form='margin', margin=0.2,
                      lambda_h=0.0).train()(feats, labels)
     assert float(margin['loss_gds']) == pytest.approx(
         max(0, mp - mn + 0.2) + (((pos - .5)**2).mean() +
@@ -201,7 +202,7 @@ def test_beyond_mean_by_hand():
     pos, neg = _pairs(feats.numpy(), labels.numpy())
     mp, mn = pos.mean(), neg.mean()
     out = GDSLoss(
-        momentum=0.0, hard_mining='beyond_mean', form='margin',
+        old_weight=0.0, hard_mining='beyond_mean', form='margin',
         lambda_h=1.0).train()(feats, labels)
     hp, hn = pos[pos > mn] - mn, mp - neg[neg < mp]
     expect = (hp.mean() if hp.size else 0) + (hn.mean() if hn.size else 0)
@@ -210,11 +211,38 @@ def test_beyond_mean_by_hand():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match='momentum'):
-        GDSLoss(momentum=1.0)
+    with pytest.raises(ValueError, match='old_weight'):
+        GDSLoss(old_weight=1.0)
     with pytest.raises(ValueError, match='form'):
         GDSLoss(form='hinge')
     with pytest.raises(ValueError, match='hard_mining'):
         GDSLoss(hard_mining='top')
     with pytest.raises(ValueError, match='targets'):
         GDSLoss()(torch.randn(4, 3), torch.zeros(3, dtype=torch.long))
+
+
+def test_deprecated_momentum_name_same_numbers():
+    """``momentum`` is the deprecated name of ``old_weight`` (the OLD
+    statistics' weight, the opposite of the EMA encoders' ``momentum``):
+    accepted with a warning, the same statistics and losses."""
+    from mmreid_usl.registry import MODELS
+    from mmreid_usl.utils.deprecation import DeprecatedNameWarning
+    feats, labels = _separated_batch(0.3, 4)
+    outs = []
+    for kwargs in (dict(old_weight=0.7), dict(momentum=0.7)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            loss = GDSLoss(**kwargs).train()
+        assert [w.category for w in caught] == (
+            [DeprecatedNameWarning] if 'momentum' in kwargs else [])
+        outs.append([loss(feats, labels) for _ in range(3)])
+        assert loss.old_weight == 0.7
+    with pytest.warns(DeprecatedNameWarning, match='old_weight'):
+        old = MODELS.build(dict(type='GDSLoss', momentum=None))
+    assert old.old_weight is None
+    for new, dep in zip(*outs):
+        assert set(new) == set(dep)
+        for key in new:
+            assert torch.equal(new[key], dep[key]), key
+    with pytest.raises(TypeError, match='both'):
+        GDSLoss(old_weight=0.5, momentum=0.5)

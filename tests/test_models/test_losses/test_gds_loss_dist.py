@@ -44,7 +44,7 @@ def _worker(rank: int, world: int, port: int, out: dict) -> None:
     try:
         lin = _linear()
         ddp = DDP(lin)
-        loss = GDSLoss(momentum=BETA, lambda_h=LAMBDA_H,
+        loss = GDSLoss(old_weight=BETA, lambda_h=LAMBDA_H,
                        check_sync=True).double().train()
         opt = torch.optim.SGD(lin.parameters(), lr=0.5)
         records = []
