@@ -1,0 +1,86 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Approximate kNN (issue 26): contract of knn_search, recall and labels."""
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from mmreid_usl.clustering import DBSCANClusterer, JaccardDistance, knn_search
+from mmreid_usl.clustering.approx_knn import (approx_knn_search,
+                                              default_nlist, recall_at_k,
+                                              refine_knn)
+
+pytest.importorskip('faiss')
+
+
+def _clustered(n=3000, ids=150, dim=32, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((ids, dim))
+    pids = rng.integers(0, ids, n)
+    x = centres[pids] + 0.35 * rng.standard_normal((n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return torch.from_numpy(x.astype(np.float32)), pids
+
+
+def test_default_nlist():
+    assert default_nlist(10) == 1
+    assert default_nlist(1_000_000) == 4000
+    assert default_nlist(20_000) == 512  # N // 39 = 512 < 566
+
+
+def test_recall_at_k():
+    exact = np.array([[0, 1, 2], [1, 0, 2]])
+    assert recall_at_k(exact, exact) == 1.0
+    assert recall_at_k(np.array([[0, 2, 5], [1, 7, 8]]), exact) == \
+        pytest.approx(3 / 6)
+
+
+@pytest.mark.parametrize('kw', [dict(), dict(index_type='ivf_pq'),
+                                dict(pca_dim=16)])
+def test_contract_recall_and_ari(kw):
+    feats, pids = _clustered()
+    k = 20
+    sq_e, ix_e = knn_search(feats, k)
+    info = {}
+    sq, ix = approx_knn_search(feats, k, info=info, **kw)
+    n = len(feats)
+    assert sq.dtype == torch.float32 and ix.dtype == torch.int64
+    assert sq.shape == ix.shape == (n, k)
+    assert torch.equal(ix[:, 0], torch.arange(n))  # self first
+    assert bool((sq[:, 1:] >= sq[:, :-1]).all())  # ascending
+    # squared distances of the returned pairs
+    true = ((feats[:, None] - feats[ix])**2).sum(-1)
+    torch.testing.assert_close(sq[:, 1:], true[:, 1:], atol=1e-5, rtol=0)
+    assert info['nlist'] == default_nlist(n) and 1 <= info['nprobe']
+    recall = recall_at_k(ix, ix_e)
+    assert recall >= (0.9 if not kw else 0.8), (kw, info, recall)
+    jd = JaccardDistance(k1=k, k2=6)
+    exact = DBSCANClusterer(eps=0.6)(dist=jd.from_knn(feats, sq_e, ix_e))
+    approx = DBSCANClusterer(eps=0.6)(dist=jd.from_knn(feats, sq, ix))
+    assert exact.max() >= 50
+    assert adjusted_rand_score(exact, approx) >= 0.95
+    assert adjusted_rand_score(pids, approx) >= 0.9
+
+
+def test_fixed_params_and_refine():
+    feats, _ = _clustered(n=2000)
+    sq_e, ix_e = knn_search(feats, 10)
+    info = {}
+    _, ix1 = approx_knn_search(feats, 10, nlist=40, nprobe=1, info=info)
+    assert info['nprobe'] == 1 and info['nlist'] == 40
+    r1 = recall_at_k(ix1, ix_e)
+    _, ix2 = approx_knn_search(feats, 10, nlist=40, nprobe=1,
+                               refine_iters=1)
+    assert recall_at_k(ix2, ix_e) >= r1
+    # refinement of the exact graph changes nothing
+    x = feats.numpy()
+    d, i = refine_knn(x, sq_e.numpy(), ix_e.numpy())
+    assert recall_at_k(i, ix_e) == 1.0
+
+
+def test_bad_args():
+    feats, _ = _clustered(n=500)
+    with pytest.raises(ValueError):
+        approx_knn_search(feats, 10, index_type='hnsw')
+    with pytest.raises(ValueError):
+        approx_knn_search(feats, 10, whiten=True)
