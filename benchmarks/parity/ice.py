@@ -710,12 +710,10 @@ def _term_gradients(report, trainer, ours, mem, f, keys, weak, targets,
             F.softmax(F.normalize(weak) @ F.normalize(weak).t() /
                       trainer.scale_kl, dim=1)) * 10,
     }
-    cam_index = mem.camera_index(cams)
+    cam_proxies = mem.camera_proxies(cams)
     ours_fns = {
         'loss_agnostic': lambda q: ours.loss_agnostic(q, centers, targets),
-        'loss_cross': lambda q: ours.loss_cross(
-            q, mem.proxies, mem.proxy_labels, targets, cam_index,
-            mem.proxy_cams),
+        'loss_cross': lambda q: ours.loss_cross(q, targets, cam_proxies),
         'loss_h_ins': lambda q: ours.loss_h_ins(q, keys, targets),
         'loss_s_ins': lambda q: ours.loss_s_ins(q, keys, weak),
     }
@@ -978,12 +976,11 @@ def _pad_deviation(report, ours, mem, feats, result, batch,
     """The cross-camera loss of step 1 with our default selection of the
     negatives (other clusters only) against the reference's value."""
     targets = result.labels[torch.as_tensor(batch)]
-    cams = mem.camera_index(result.camids[torch.as_tensor(batch)])
+    cam_proxies = mem.camera_proxies(result.camids[torch.as_tensor(batch)])
     loss = copy.deepcopy(ours.loss_cross)
     loss.pad_negatives_with_positives = False
     with torch.no_grad():
-        default = float(loss(feats, mem.proxies, mem.proxy_labels, targets,
-                             cams, mem.proxy_cams))
+        default = float(loss(feats, targets, cam_proxies))
     report.deviation(
         'hard negatives of the cross-camera loss on a short bank',
         'model.loss_cross.pad_negatives_with_positives=True',

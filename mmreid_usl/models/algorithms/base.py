@@ -326,6 +326,19 @@ class BaseUSLReID(BaseModel):
                                'loss; the sampler must skip outliers.')
         return targets
 
+    def get_camids(
+            self,
+            data_samples: List[ReIDDataSample]) -> Optional[torch.Tensor]:
+        """Raw camera ids of a batch, on the labels' device.
+
+        What a memory's ``update`` receives next to the targets; None when a
+        sample carries no ``camid``.
+        """
+        if not all('camid' in s for s in data_samples):
+            return None
+        return torch.tensor([s.camid for s in data_samples],
+                            device=self.pseudo_labels.device)
+
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
         """Sum the losses and stop on NaN/inf before the optimiser step.
 

@@ -63,5 +63,5 @@ class ClusterContrast(BaseUSLReID):
         targets = self.get_targets(data_samples)
         feats = F.normalize(self.student_forward(inputs), dim=1)
         loss = self.loss_cluster(feats, self.memory.features, targets)
-        self.memory.update(feats, targets)
+        self.memory.update(feats, targets, self.get_camids(data_samples))
         return dict(loss_cluster=loss)

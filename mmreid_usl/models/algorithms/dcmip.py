@@ -281,8 +281,9 @@ class DCMIP(BaseMomentumUSLReID):
                 feats, self.instance_memory.features, targets)
             if self.momentum_forward_needed:
                 keys = F.normalize(self.momentum_forward(inputs), dim=1)
-        self.dcp_memory.update(feats, targets)
+        camids = self.get_camids(data_samples)
+        self.dcp_memory.update(feats, targets, camids)
         if mip:
             new = keys if self.mip_update_source == 'momentum' else feats
-            self.instance_memory.update(new, targets)
+            self.instance_memory.update(new, targets, camids)
         return losses

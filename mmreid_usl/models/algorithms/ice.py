@@ -126,7 +126,6 @@ class ICE(BaseMomentumUSLReID):
                                'were found (or set_pseudo_labels never ran).')
         i_s1, i_weak, i_s2 = self.view_order
         targets = self.get_targets(data_samples)
-        device = targets.device
 
         # raw post-BN student features of strong1 (with gradient)
         feats = self.student_forward(inputs[i_s1])
@@ -142,8 +141,7 @@ class ICE(BaseMomentumUSLReID):
             weak = self.momentum_forward(inputs[i_weak])
 
         mem = self.proxy_memory
-        cam_index = mem.camera_index(
-            torch.tensor([s.camid for s in data_samples], device=device))
+        cam_proxies = mem.camera_proxies(self.get_camids(data_samples))
         world_size = get_world_size()
         gather = self.gather_keys and world_size > 1
 
@@ -153,7 +151,8 @@ class ICE(BaseMomentumUSLReID):
             return all_gather_cat(x.contiguous())
 
         all_keys, all_weak = gathered(keys), gathered(weak)
-        all_targets, all_cams = gathered(targets), gathered(cam_index)
+        all_targets = gathered(targets)
+        all_cams = gathered(cam_proxies.query_cams)
 
         losses = dict()
         if self.loss_agnostic is not None:
@@ -162,11 +161,8 @@ class ICE(BaseMomentumUSLReID):
         if self.loss_cross is not None:
             losses['loss_cross'] = self.loss_cross(
                 feats,
-                mem.proxies,
-                mem.proxy_labels,
                 targets,
-                cam_index,
-                mem.proxy_cams,
+                cam_proxies,
                 batch_cam_index=all_cams,
                 scale=float(world_size) if gather else 1.0)
         if self.loss_h_ins is not None:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from mmreid_usl.structures import CameraProxies
 from ..utils.precision import at_least_fp32
 
 
@@ -114,26 +115,21 @@ class CrossCameraProxyLoss(nn.Module):
 
     def forward(self,
                 feats: Tensor,
-                proxies: Tensor,
-                proxy_labels: Tensor,
                 targets: Tensor,
-                cam_index: Tensor,
-                proxy_cams: Optional[Tensor] = None,
+                camera_proxies: CameraProxies,
                 batch_cam_index: Optional[Tensor] = None,
                 scale: float = 1.0) -> Tensor:
         """Compute the loss.
 
         Args:
             feats (Tensor): ``(B, D)`` online features (normalised here).
-            proxies (Tensor): ``(M, D)`` camera proxies (the whole bank:
-                with ``proxy_norm='official'`` every logit depends on all
-                M rows).
-            proxy_labels (Tensor): ``(M,)`` cluster of each proxy.
             targets (Tensor): ``(B,)`` pseudo-labels of the batch.
-            cam_index (Tensor): ``(B,)`` camera index of each sample (the
-                same camera -> index map as ``proxy_cams``).
-            proxy_cams (Tensor, optional): ``(M,)`` camera index of each
-                proxy; required for ``variant='paper'``.
+            camera_proxies (CameraProxies): What the memory computes
+                (``CameraProxyMemory.camera_proxies(camids)``): the ``(M,
+                D)`` proxies (the whole bank: with ``proxy_norm='official'``
+                every logit depends on all M rows), the cluster of each, the
+                camera index of each (required for ``variant='paper'``) and
+                the ``(B,)`` camera index of each sample in the same map.
             batch_cam_index (Tensor, optional): Camera indices of the whole
                 (all-gathered) batch; the per-camera sizes :math:`|B_c|` of
                 ``variant='code'`` are counted there. Defaults to
@@ -145,6 +141,7 @@ class CrossCameraProxyLoss(nn.Module):
         Returns:
             Tensor: Scalar loss.
         """
+        proxies, proxy_labels, proxy_cams, cam_index = camera_proxies
         with torch.autocast(device_type=feats.device.type, enabled=False):
             feats = F.normalize(at_least_fp32(feats), dim=1)
             proxies = proxies.detach().to(feats.dtype)

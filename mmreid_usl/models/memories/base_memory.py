@@ -18,9 +18,10 @@ class BaseMemory(BaseModule):
     - :meth:`reset` rebuilds the memory from the :class:`PseudoLabelResult`
       of the new epoch (called by ``BaseUSLReID.set_pseudo_labels`` for every
       memory of the model, identically on every rank);
-    - :meth:`update` takes this iteration's features and labels after the
-      loss was computed (a frozen memory keeps the default no-op); updates
-      must all-gather the batch first, so every rank applies the same one;
+    - :meth:`update` takes this iteration's features, labels and raw camera
+      ids (None where the samples carry none) after the loss was computed (a
+      frozen memory keeps the default no-op); updates must all-gather the
+      batch first, so every rank applies the same one;
     - :meth:`forward` optionally returns the ``(B, K)`` similarities of
       L2-normalised features against the memory.
 
@@ -53,8 +54,19 @@ class BaseMemory(BaseModule):
         raise NotImplementedError
 
     @torch.no_grad()
-    def update(self, feats: Tensor, targets: Tensor) -> None:
-        """Update with this rank's batch (no-op: a frozen memory)."""
+    def update(self,
+               feats: Tensor,
+               targets: Tensor,
+               camids: Optional[Tensor] = None) -> None:
+        """Update with this rank's batch (no-op: a frozen memory).
+
+        Args:
+            feats (Tensor): ``(B, D)`` L2-normalised features of this rank.
+            targets (Tensor): ``(B,)`` cluster indices of this rank.
+            camids (Tensor, optional): ``(B,)`` raw camera ids of this rank's
+                batch (``BaseUSLReID.get_camids``), for camera-aware
+                memories.
+        """
 
     def forward(self, feats: Tensor) -> Tensor:
         """Similarities of ``(B, D)`` L2-normalised features to the memory."""

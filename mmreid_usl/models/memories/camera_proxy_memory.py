@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
-from mmreid_usl.structures import PseudoLabelResult
+from mmreid_usl.structures import CameraProxies, PseudoLabelResult
 from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
@@ -147,6 +147,17 @@ class CameraProxyMemory(BaseMemory):
         self.proxy_labels = pair_keys % max(num_clusters, 1)
         self.proxy_cams = pair_keys // max(num_clusters, 1)
         self.camera_ids = camera_ids
+
+    def camera_proxies(self, camids: Tensor) -> CameraProxies:
+        """The camera proxies, with the batch's cameras in their index.
+
+        What a camera-aware loss takes (``CrossCameraProxyLoss``).
+
+        Args:
+            camids (Tensor): ``(B,)`` raw camera ids of the batch.
+        """
+        return CameraProxies(self.proxies, self.proxy_labels, self.proxy_cams,
+                             self.camera_index(camids))
 
     def camera_index(self, camids: Tensor) -> Tensor:
         """Map raw camera ids to camera indices (-1 for unseen cameras).

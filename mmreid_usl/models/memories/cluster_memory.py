@@ -147,12 +147,17 @@ class ClusterMemory(BaseMemory):
             return q.mm(self.features.detach().clone().to(q.dtype).t())
 
     @torch.no_grad()
-    def update(self, feats: Tensor, targets: Tensor) -> None:
+    def update(self,
+               feats: Tensor,
+               targets: Tensor,
+               camids: Optional[Tensor] = None) -> None:
         """Update the proxies with this iteration's batch (all ranks).
 
         Args:
             feats (Tensor): ``(B, D)`` L2-normalised features of this rank.
             targets (Tensor): ``(B, )`` cluster indices of this rank.
+            camids (Tensor, optional): ``(B,)`` raw camera ids of this
+                rank's batch (unused here).
         """
         feats = all_gather_cat(at_least_fp32(feats.detach()).contiguous())
         targets = all_gather_cat(targets.contiguous())

@@ -109,7 +109,10 @@ class DiscrepantClusterMemory(BaseMemory):
             proxy.num_resets += 1
 
     @torch.no_grad()
-    def update(self, feats: Tensor, targets: Tensor) -> None:
+    def update(self,
+               feats: Tensor,
+               targets: Tensor,
+               camids: Optional[Tensor] = None) -> None:
         """Apply every proxy type's rule to this iteration's batch.
 
         Each :meth:`ClusterMemory.update` all-gathers the batch, so every
@@ -118,6 +121,8 @@ class DiscrepantClusterMemory(BaseMemory):
         Args:
             feats (Tensor): ``(B, D)`` L2-normalised features of this rank.
             targets (Tensor): ``(B,)`` cluster indices of this rank.
+            camids (Tensor, optional): ``(B,)`` raw camera ids of this
+                rank's batch, passed on to every proxy type.
         """
         for proxy in self.proxies:
-            proxy.update(feats, targets)
+            proxy.update(feats, targets, camids)

@@ -129,13 +129,18 @@ class InstanceProxyMemory(BaseMemory):
         return order[starts.unsqueeze(1) + offset]
 
     @torch.no_grad()
-    def update(self, feats: Tensor, targets: Tensor) -> None:
+    def update(self,
+               feats: Tensor,
+               targets: Tensor,
+               camids: Optional[Tensor] = None) -> None:
         """Replace the slots of the batch's clusters by its instances.
 
         Args:
             feats (Tensor): ``(B, D)`` L2-normalised features of this rank
                 (the momentum encoder's).
             targets (Tensor): ``(B,)`` cluster indices of this rank.
+            camids (Tensor, optional): ``(B,)`` raw camera ids of this
+                rank's batch (unused here).
         """
         if self.num_clusters == 0:
             raise RuntimeError('InstanceProxyMemory is empty: reset() was not '

@@ -146,3 +146,21 @@ def test_bn_groups_of_the_student_forward():
     assert not torch.allclose(whole.encoder(x), grouped)
     with pytest.raises(ValueError, match='multiple of the BN group size'):
         model.student_forward(torch.randn(6, 3, 32, 16))
+
+
+def test_memory_update_receives_the_batch_camids(monkeypatch):
+    model = _model()
+    model.set_pseudo_labels(_result())
+    seen = []
+    monkeypatch.setattr(model.memory, 'update',
+                        lambda f, t, camids=None: seen.append(camids))
+    inputs, _ = _batch([0, 1, 2, 3])
+    samples = [
+        ReIDDataSample(metainfo=dict(sample_idx=i, camid=10 + i))
+        for i in range(4)
+    ]
+    model(inputs, samples, mode='loss')
+    assert seen[0].tolist() == [10, 11, 12, 13]
+    # samples without a camid: the memory gets None
+    model(*_batch([0, 1]), mode='loss')
+    assert seen[1] is None

@@ -6,7 +6,24 @@ import torch
 import torch.nn.functional as F
 
 from mmreid_usl.models.losses.cross_camera_proxy_loss import \
-    CrossCameraProxyLoss
+    CrossCameraProxyLoss as _Loss
+from mmreid_usl.structures import CameraProxies
+
+
+class CrossCameraProxyLoss(_Loss):
+    """The loss called with the bank's parts, packed as the memory does."""
+
+    def __call__(self,
+                 feats,
+                 proxies,
+                 plabels,
+                 targets,
+                 cams,
+                 proxy_cams=None,
+                 **kwargs):
+        return super().__call__(feats, targets,
+                                CameraProxies(proxies, plabels, proxy_cams,
+                                              cams), **kwargs)
 
 
 def _reference_code(feats,

@@ -55,8 +55,7 @@ def test_ice_memory_and_losses_keep_float64():
     keys = feats.flip(0)
     losses = [
         AgnosticProxyLoss()(q, mem.centroids, labels),
-        CrossCameraProxyLoss()(q, mem.proxies, mem.proxy_labels, labels,
-                               mem.camera_index(cams), mem.proxy_cams),
+        CrossCameraProxyLoss()(q, labels, mem.camera_proxies(cams)),
         HardInstanceContrastiveLoss()(q, keys, labels),
         SoftInstanceConsistencyLoss()(q, keys, feats),
     ]
