@@ -108,7 +108,8 @@ def main() -> List[dict]:
         action=DictAction,
         help='override settings of the config (key=value)')
     args = parser.parse_args()
-    from mmreid_usl.utils import register_all_modules, setup_runtime
+    from mmreid_usl.engine.checkpointing import setup_runtime
+    from mmreid_usl.utils import register_all_modules
     setup_runtime()
     register_all_modules(init_default_scope=False)
     # the training split's features in dataset order, extracted as the

@@ -34,7 +34,7 @@ from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 from mmreid_usl.apis import ReIDInferencer
-from mmreid_usl.utils import setup_runtime
+from mmreid_usl.engine.checkpointing import setup_runtime
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -35,11 +35,11 @@ import os.path as osp
 from typing import List, Optional, Sequence
 
 import torch
-from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 from mmreid_usl.apis import ReIDInferencer
-from mmreid_usl.utils import setup_runtime
+from mmreid_usl.engine.checkpointing.run_setup import (add_cfg_options_arg,
+                                                       setup_runtime)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -89,12 +89,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--name-pattern',
         help='regex with two groups (pid, camera) to read ids from names')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
+    add_cfg_options_arg(parser)
     return parser.parse_args(argv)
 
 

@@ -23,16 +23,15 @@ import os.path as osp
 import sys
 
 from mmengine import dist
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.config import Config
 
-from mmreid_usl.registry import RUNNERS
-from mmreid_usl.utils import (get_ori_model, register_all_modules,
-                              setup_cpu_distributed, setup_runtime)
-from mmreid_usl.utils.cfg_options import (ConfigOptionError,
-                                          check_cfg_options)
-from mmreid_usl.engine.checkpointing.fits import (CheckpointMismatchError,
+from mmreid_usl.engine.checkpointing import (CheckpointMismatchError,
                                              check_checkpoint_fits)
+from mmreid_usl.engine.checkpointing.run_setup import (
+    add_cfg_options_arg, add_launcher_args, build_runner, default_work_dir,
+    load_config, parse_tool_args)
+from mmreid_usl.utils import get_ori_model
+from mmreid_usl.utils.cfg_options import (ConfigOptionError, check_cfg_options)
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,22 +59,9 @@ def parse_args() -> argparse.Namespace:
         help='evaluate with k-reciprocal re-ranking (Zhong et al. CVPR '
         '2017; k1=20, k2=6, lambda=0.3): sets rerank=True on the test '
         'evaluator(s), so the metrics (and --out) are the re-ranked ones')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_cfg_options_arg(parser)
+    add_launcher_args(parser)
+    return parse_tool_args(parser)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -86,8 +72,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is not None:
         work_dir = cfg.work_dir
     else:
-        work_dir = osp.join('./work_dirs',
-                            osp.splitext(osp.basename(args.config))[0])
+        work_dir = default_work_dir(args.config)
     # The Runner adds a <timestamp>/ log folder and replaces <config>.py in
     # its work dir on every call: keep both out of the training run's files.
     cfg.work_dir = osp.join(work_dir, 'test')
@@ -96,8 +81,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.model.setdefault('test_cfg', {})['feat_source'] = args.feat_source
     if args.rerank:
         evaluators = cfg.test_evaluator
-        for evaluator in (evaluators if isinstance(evaluators, list) else
-                          [evaluators]):
+        for evaluator in (evaluators
+                          if isinstance(evaluators, list) else [evaluators]):
             evaluator['rerank'] = True
     # Testing needs neither re-clustering nor a training dataloader.
     cfg.default_hooks.pop('pseudo_label', None)
@@ -123,18 +108,14 @@ def feature_sources(cfg: Config, model) -> list:
 def main() -> None:
     """Build the Runner and evaluate on the test split."""
     args = parse_args()
-    setup_runtime()
-    register_all_modules(init_default_scope=False)
     try:
-        cfg = merge_args(Config.fromfile(args.config), args)
+        cfg = merge_args(load_config(args.config), args)
     except ConfigOptionError as err:
         sys.exit(f'tools/test.py: error: {err}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         sys.exit(f'tools/test.py: error: no such checkpoint file: '
                  f'{args.checkpoint}')
-    setup_cpu_distributed(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     try:
         check_checkpoint_fits(runner.model, args.checkpoint,
                               feature_sources(cfg, runner.model))

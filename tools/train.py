@@ -8,9 +8,13 @@ given checkpoint. A resume at an epoch boundary is bit-exact. A learning rate
 given in the config / ``--cfg-options`` replaces the one stored in the
 checkpoint (e.g. to restart after a NaN loss with a lower one).
 
-``load_from`` (a new run from another stage's checkpoint) must hold every
-weight of the student encoder, as in ``tools/test.py``; ``--partial-load``
-allows a deliberate partial load.
+A two-stage config (GDS / Theory) starts from its stage-1 checkpoint,
+``--cfg-options stage1_checkpoint=CKPT``: the encoder's ``init_cfg``
+(``Pretrained``, ``prefix='encoder.'``); ``load_from`` (a new run from a
+whole checkpoint, OpenMMLab's fine-tune setting; also accepted for the
+stage-1 checkpoint) likewise. Either must hold every weight of the student
+encoder, as in ``tools/test.py``; ``--partial-load`` allows a deliberate
+partial load.
 
 One run per work dir: a run holds a lock on its work dir (released when the
 process ends, however it ends), so a second run into it is refused naming
@@ -19,34 +23,29 @@ checkpoints of an earlier run is refused unless ``--overwrite`` is given.
 """
 import argparse
 import logging
-import os
-import os.path as osp
 import sys
-from typing import List, Optional
+from typing import Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.runner import Runner
 
-from mmreid_usl.engine.checkpointing.load_from import (check_load_from,
-                                         skip_replaced_pretrained_inits)
-from mmreid_usl.engine.work_dir_lock import (WorkDirBusyError, launcher_rank,
-                                             lock_work_dir)
-from mmreid_usl.engine.work_dir_reuse import (WorkDirNotEmptyError,
-                                              check_new_run)
-from mmreid_usl.registry import RUNNERS
-from mmreid_usl.utils import (register_all_modules, setup_cpu_distributed,
-                              setup_runtime)
-from mmreid_usl.utils.cfg_options import (ConfigOptionError,
-                                          check_cfg_options,
+from mmreid_usl.engine.checkpointing import (
+    CheckpointMismatchError, ResumeError, WeightsUnavailableError,
+    WorkDirBusyError, WorkDirNotEmptyError, check_new_run, checkpoint_dir,
+    lock_work_dir, resolve_resume, restart_advice)
+from mmreid_usl.engine.checkpointing.restart import (cfg_option_tokens,
+                                                     config_lr)
+from mmreid_usl.engine.checkpointing.stage1 import (Stage1CheckpointError,
+                                                    apply_stage1_checkpoint,
+                                                    check_start_checkpoint)
+from mmreid_usl.engine.checkpointing.run_setup import (
+    add_cfg_options_arg, add_launcher_args, build_runner, default_work_dir,
+    load_config, parse_tool_args)
+from mmreid_usl.engine.checkpointing.work_dir_lock import launcher_rank
+from mmreid_usl.models import NonFiniteLossError
+from mmreid_usl.utils.cfg_options import (ConfigOptionError, check_cfg_options,
                                           unconsumed_top_level_keys)
-from mmreid_usl.engine.checkpointing.fits import CheckpointMismatchError
 from mmreid_usl.utils.global_batch import check_batch_size_overrides
-from mmreid_usl.utils.nan_advice import set_restart_command
-from mmreid_usl.utils.resume import (ResumeError, check_run_not_finished,
-                                     find_resume_checkpoint,
-                                     resolve_resume_path)
-from mmreid_usl.utils.safe_url_loader import WeightsUnavailableError
 
 #: Checkpoint hooks upgraded to the work-dir-confined subclass.
 PLAIN_CHECKPOINT_HOOKS = ('CheckpointHook', 'mmengine.CheckpointHook')
@@ -80,13 +79,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--partial-load',
         action='store_true',
-        help='let load_from (a new run, not --resume) load a checkpoint whose '
-        'encoder weights do not all fit the config (default: an error naming '
-        'the missing / unexpected keys)')
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        help='enable automatic-mixed-precision training')
+        help='let stage1_checkpoint or load_from (a new run, not --resume) '
+        'load a checkpoint whose encoder weights do not all fit the config '
+        '(default: an error naming the missing / unexpected keys)')
+    parser.add_argument('--amp',
+                        action='store_true',
+                        help='enable automatic-mixed-precision training')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -105,26 +103,9 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='whether to disable the persistent_workers option in '
         'dataloaders.')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_cfg_options_arg(parser)
+    add_launcher_args(parser)
+    return parse_tool_args(parser)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -146,8 +127,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = default_work_dir(args.config)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -183,20 +163,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     ensure_robust_hooks(cfg)
     # resolved here, after --work-dir and --cfg-options, so that a bad
     # resume stops before anything is built
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = find_resume_checkpoint(
-            checkpoint_dir(cfg), fallback=args.resume_fallback)
-        print_log(
-            'Auto-resume: the newest checkpoint of this work dir is '
-            f'{cfg.load_from}.',
-            logger='current')
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = resolve_resume_path(
-            args.resume, fallback=args.resume_fallback)
     if args.resume is not None:
-        check_run_not_finished(cfg.load_from, cfg.get('train_cfg'))
+        cfg.resume = True
+        cfg.load_from = resolve_resume(args.resume,
+                                       run_checkpoint_dir(cfg),
+                                       fallback=args.resume_fallback,
+                                       train_cfg=cfg.get('train_cfg'))
     return cfg
 
 
@@ -205,54 +177,33 @@ RESTART_FLAGS = ('amp', 'no_validate', 'auto_scale_lr', 'no_pin_memory',
                  'no_persistent_workers')
 
 
-def cfg_option_tokens(argv: List[str]) -> List[str]:
-    """The ``--cfg-options`` tokens of a command line, as typed."""
-    tokens, inside = [], False
-    for arg in argv:
-        if arg.startswith('--cfg-options='):
-            tokens.append(arg.split('=', 1)[1])
-            inside = False
-        elif arg == '--cfg-options':
-            inside = True
-        elif arg.startswith('--'):
-            inside = False
-        elif inside:
-            tokens.append(arg)
-    return tokens
-
-
-def record_restart_command(cfg: Config, args: argparse.Namespace,
-                           config_lr: Optional[float]) -> None:
-    """Let the NaN advice repeat this command line (see
-    :func:`mmreid_usl.utils.nan_advice.set_restart_command`)."""
+def nan_restart_advice(err: NonFiniteLossError, cfg: Config,
+                       args: argparse.Namespace, runner,
+                       file_lr: Optional[float]) -> str:
+    """The command that restarts this run after a non-finite loss: its
+    config, work dir, flags and ``--cfg-options``, its own last checkpoint
+    and a lower learning rate (:func:`restart_advice`)."""
     flags = [
         '--' + name.replace('_', '-') for name in RESTART_FLAGS
         if getattr(args, name, False)
     ]
-    set_restart_command(
-        args.config,
-        cfg.work_dir,
+    return restart_advice(
+        err.terms,
+        config=args.config,
+        work_dir=getattr(runner, 'work_dir', None) or cfg.work_dir,
         flags=flags,
         cfg_options=cfg_option_tokens(sys.argv[1:]),
-        config_lr=config_lr)
-
-
-def config_file_lr(cfg: Config) -> Optional[float]:
-    """``optim_wrapper.optimizer.lr`` of a config, if it is a number."""
-    try:
-        lr = cfg.optim_wrapper.optimizer.lr
-    except (AttributeError, KeyError, TypeError):
-        return None
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        return None
-    return float(lr)
+        run_lr=config_lr(cfg),
+        config_lr=file_lr,
+        last_checkpoint=runner.message_hub.get_info('last_ckpt'))
 
 
 def claim_work_dir(cfg: Config, args: argparse.Namespace) -> None:
     """Hold the work dir for this run and keep earlier runs' files apart.
 
     On the main process (rank 0 of the launcher): locks the work dir (see
-    :mod:`mmreid_usl.engine.work_dir_lock`) and, for a run that does not
+    :mod:`mmreid_usl.engine.checkpointing.work_dir_lock`) and, for a run
+    that does not
     resume, refuses a work dir holding another run's checkpoints, or with
     ``--overwrite`` deletes them (:func:`check_new_run`).
 
@@ -264,17 +215,14 @@ def claim_work_dir(cfg: Config, args: argparse.Namespace) -> None:
         return
     lock_work_dir(cfg.work_dir)
     if not cfg.get('resume', False):
-        check_new_run([cfg.work_dir, checkpoint_dir(cfg)],
+        check_new_run([cfg.work_dir, run_checkpoint_dir(cfg)],
                       overwrite=args.overwrite)
 
 
-def checkpoint_dir(cfg: Config) -> str:
+def run_checkpoint_dir(cfg: Config) -> str:
     """Where the checkpoint hook writes (work_dir or out_dir/<name>)."""
     hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
-    out_dir = hook.get('out_dir')
-    if out_dir is None:
-        return cfg.work_dir
-    return osp.join(out_dir, osp.basename(osp.abspath(cfg.work_dir)))
+    return checkpoint_dir(cfg.work_dir, hook.get('out_dir'))
 
 
 def ensure_robust_hooks(cfg: Config) -> None:
@@ -300,9 +248,7 @@ def ensure_robust_hooks(cfg: Config) -> None:
 def main() -> None:
     """Build the Runner from the config and train."""
     args = parse_args()
-    setup_runtime()
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     unused = unconsumed_top_level_keys(cfg)
     if unused:
         print_log(
@@ -311,29 +257,27 @@ def main() -> None:
             'effect; override the keys that use them.',
             logger='current',
             level=logging.WARNING)
-    config_lr = config_file_lr(cfg)
+    file_lr = config_lr(cfg)
     try:
         cfg = merge_args(cfg, args)
+        # the stage-1 hand-off: the encoder's init_cfg (Pretrained)
+        apply_stage1_checkpoint(cfg, args.config)
         claim_work_dir(cfg, args)
-    except (ConfigOptionError, ResumeError, WorkDirBusyError,
-            WorkDirNotEmptyError) as err:
+    except (ConfigOptionError, ResumeError, Stage1CheckpointError,
+            WorkDirBusyError, WorkDirNotEmptyError) as err:
         sys.exit(f'tools/train.py: error: {err}')
-    record_restart_command(cfg, args, config_lr)
-    setup_cpu_distributed(cfg)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    if cfg.get('load_from') and not cfg.get('resume', False):
-        # a stage hand-off: the encoder must fit, as in tools/test.py
-        try:
-            if check_load_from(runner.model, cfg.load_from,
-                               args.partial_load):
-                skip_replaced_pretrained_inits(runner.model, cfg.load_from)
-        except (CheckpointMismatchError, FileNotFoundError) as err:
-            sys.exit(f'tools/train.py: error: {err}')
+    runner = build_runner(cfg)
+    # a new run from stage1_checkpoint / load_from: the encoder must fit,
+    # as in tools/test.py
+    try:
+        check_start_checkpoint(runner.model, cfg, args.partial_load)
+    except (CheckpointMismatchError, FileNotFoundError) as err:
+        sys.exit(f'tools/train.py: error: {err}')
     try:
         runner.train()
+    except NonFiniteLossError as err:
+        sys.exit('tools/train.py: error: ' +
+                 nan_restart_advice(err, cfg, args, runner, file_lr))
     except (ResumeError, WorkDirBusyError, WeightsUnavailableError) as err:
         # resume=True set in the config itself; a Runner-level lock;
         # ImageNet weights offline

@@ -9,9 +9,9 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import (_load_checkpoint,
-                                        _load_checkpoint_to_model)
 
+from mmreid_usl.engine.checkpointing import (load_checked_checkpoint,
+                                             setup_runtime)
 from mmreid_usl.engine.feature_extraction import extract_features
 from mmreid_usl.registry import MODELS
 from mmreid_usl.utils import register_all_modules
@@ -31,8 +31,8 @@ def init_model(config: ConfigType,
     with a checkpoint every weight comes from it, without one the model keeps
     PyTorch's default initialisation (a warning is logged). The checkpoint is
     read with MMEngine's loader (``torch.load(weights_only=True)``, with the
-    allow-list of :func:`mmreid_usl.utils.setup_runtime`) and checked
-    strictly for the encoder that produces the features
+    allow-list of :func:`mmreid_usl.engine.checkpointing.setup_runtime`) once
+    and checked strictly for the encoder that produces the features
     (``model.get_encoder(test_cfg['feat_source'])``, see
     :func:`mmreid_usl.engine.checkpointing.fits.check_checkpoint_fits`): a
     checkpoint of another algorithm or architecture is an error naming the
@@ -57,8 +57,6 @@ def init_model(config: ConfigType,
         CheckpointMismatchError: The checkpoint lacks weights of the feature
             encoder, or has unexpected / wrongly shaped ones.
     """
-    from mmreid_usl.utils import setup_runtime
-    from mmreid_usl.engine.checkpointing.fits import check_checkpoint_fits
     setup_runtime()
     if isinstance(config, (str, Path)):
         config = Config.fromfile(str(config))
@@ -78,12 +76,8 @@ def init_model(config: ConfigType,
             logger='current',
             level=logging.WARNING)
     else:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-        check_checkpoint_fits(
-            model,
-            ckpt, [model.test_cfg.get('feat_source', 'student')],
-            name=str(checkpoint))
-        _load_checkpoint_to_model(model, ckpt)
+        ckpt = load_checked_checkpoint(
+            model, checkpoint, [model.test_cfg.get('feat_source', 'student')])
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         if 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']

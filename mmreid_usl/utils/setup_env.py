@@ -9,6 +9,9 @@ from mmengine import DefaultScope
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Import every sub-package so that all modules are registered.
 
+    Also enables weights-only loading of checkpoints
+    (:func:`mmreid_usl.engine.checkpointing.enable_weights_only_loading`).
+
     Args:
         init_default_scope (bool): Also set the default scope to
             ``'mmreid_usl'`` so registries look here first. Defaults to True.
@@ -18,6 +21,11 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmreid_usl.engine  # noqa: F401,F403
     import mmreid_usl.evaluation  # noqa: F401,F403
     import mmreid_usl.models  # noqa: F401,F403
+    from mmreid_usl.engine.checkpointing import enable_weights_only_loading
+
+    # MMEngine's checkpoints load weights-only (torch >= 2.6) in scripts
+    # that use the registries without the tools' setup_runtime()
+    enable_weights_only_loading()
 
     if not init_default_scope:
         return

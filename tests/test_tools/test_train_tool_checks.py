@@ -38,8 +38,8 @@ def _fail(tool, monkeypatch, *argv) -> str:
     return str(err.value.code)
 
 
-def test_resume_with_nothing_to_resume_exits(train_tool, config_file,
-                                             tmp_path, monkeypatch):
+def test_resume_with_nothing_to_resume_exits(train_tool, config_file, tmp_path,
+                                             monkeypatch):
     typo = tmp_path / 'wrok_dirs' / 'run'
     msg = _fail(train_tool, monkeypatch, config_file, '--work-dir', str(typo),
                 '--resume')
@@ -89,17 +89,18 @@ class _Built(Exception):
 
 
 def _stop_before_building(tool, monkeypatch):
+
     def stop(cfg):
         raise _Built
 
-    monkeypatch.setattr(tool, 'setup_cpu_distributed', stop)
+    monkeypatch.setattr(tool, 'build_runner', stop)
 
 
 def test_new_run_into_an_earlier_runs_work_dir_is_refused(
         train_tool, config_file, tmp_path, monkeypatch):
     """Issue 24, case 3: a new run wrote its epoch_1/2.pth next to another
     run's epoch_10-12.pth (and a later --resume picked epoch_12)."""
-    from mmreid_usl.engine.work_dir_lock import release_work_dir
+    from mmreid_usl.engine.checkpointing.work_dir_lock import release_work_dir
     work = tmp_path / 'work'
     work.mkdir()
     for name in ('epoch_11.pth', 'epoch_12.pth', 'best_reid_mAP_epoch_8.pth',
@@ -117,10 +118,10 @@ def test_new_run_into_an_earlier_runs_work_dir_is_refused(
 
         # --overwrite: the earlier run's checkpoints go, the run starts
         _stop_before_building(train_tool, monkeypatch)
-        monkeypatch.setattr(
-            'sys.argv',
-            ['tools/train.py', config_file, '--work-dir',
-             str(work), '--overwrite'])
+        monkeypatch.setattr('sys.argv', [
+            'tools/train.py', config_file, '--work-dir',
+            str(work), '--overwrite'
+        ])
         with pytest.raises(_Built):
             train_tool.main()
         assert sorted(p.name for p in work.iterdir()) == ['.train.lock']
@@ -130,13 +131,14 @@ def test_new_run_into_an_earlier_runs_work_dir_is_refused(
 
 def test_a_resumed_or_fresh_work_dir_is_accepted(train_tool, config_file,
                                                  tmp_path, monkeypatch):
-    from mmreid_usl.engine.work_dir_lock import release_work_dir
+    from mmreid_usl.engine.checkpointing.work_dir_lock import release_work_dir
     _stop_before_building(train_tool, monkeypatch)
     work = tmp_path / 'fresh'
     try:
         monkeypatch.setattr(
-            'sys.argv', ['tools/train.py', config_file, '--work-dir',
-                         str(work)])
+            'sys.argv',
+            ['tools/train.py', config_file, '--work-dir',
+             str(work)])
         with pytest.raises(_Built):
             train_tool.main()
     finally:
@@ -173,7 +175,7 @@ def test_load_from_that_does_not_fit_is_an_error(train_tool, config_file,
                                                  stop_at_train):
     """Issue 24, case 4: load_from of another architecture only warned and
     training went on from the ImageNet initialisation (rc 0)."""
-    from mmreid_usl.engine.work_dir_lock import release_work_dir
+    from mmreid_usl.engine.checkpointing.work_dir_lock import release_work_dir
     ckpt = tmp_path / 'r34.pth'
     _save_tiny_checkpoint(ckpt, depth=34)
     work = tmp_path / 'w'
@@ -205,7 +207,7 @@ def test_load_from_that_fits_skips_the_imagenet_download(
         train_tool, config_file, tmp_path, monkeypatch, stop_at_train):
     """Issue 24, case 8: a stage-2 run downloaded the ImageNet weights that
     its stage-1 checkpoint replaces (and failed offline)."""
-    from mmreid_usl.engine.work_dir_lock import release_work_dir
+    from mmreid_usl.engine.checkpointing.work_dir_lock import release_work_dir
     ckpt = tmp_path / 'stage1.pth'
     _save_tiny_checkpoint(ckpt)
     work = tmp_path / 'w'
@@ -231,10 +233,15 @@ def test_resume_of_a_finished_run_says_so(train_tool, config_file, tmp_path,
     import torch
     work = tmp_path / 'done'
     work.mkdir()
-    torch.save({'meta': {'epoch': 2, 'iter': 6}, 'state_dict': {}},
-               str(work / 'epoch_2.pth'))  # the config has max_epochs=2
-    msg = _fail(train_tool, monkeypatch, config_file, '--work-dir',
-                str(work), '--resume')
+    torch.save({
+        'meta': {
+            'epoch': 2,
+            'iter': 6
+        },
+        'state_dict': {}
+    }, str(work / 'epoch_2.pth'))  # the config has max_epochs=2
+    msg = _fail(train_tool, monkeypatch, config_file, '--work-dir', str(work),
+                '--resume')
     assert 'is at epoch 2' in msg and 'train_cfg.max_epochs is 2' in msg
     assert 'that run has finished' in msg
     assert '--cfg-options train_cfg.max_epochs=N' in msg
@@ -242,36 +249,38 @@ def test_resume_of_a_finished_run_says_so(train_tool, config_file, tmp_path,
 
 def test_the_nan_advice_repeats_this_command_line(train_tool, config_file,
                                                   tmp_path, monkeypatch):
-    from mmreid_usl.engine.work_dir_lock import release_work_dir
-    from mmreid_usl.utils import nan_advice
-    monkeypatch.setattr(nan_advice, '_command', None)
-    _stop_before_building(train_tool, monkeypatch)
+    """The model raises NonFiniteLossError; tools/train.py prints the
+    command that restarts this very run (its options, a lower lr)."""
+    from mmreid_usl.engine.checkpointing.work_dir_lock import release_work_dir
+    from mmreid_usl.models import NonFiniteLossError
+
+    def diverge(self):
+        raise NonFiniteLossError({'loss': float('nan')})
+
+    monkeypatch.setattr('mmengine.runner.Runner.train', diverge)
     work = tmp_path / 'w'
-    monkeypatch.setattr('sys.argv', [
-        'tools/train.py', config_file, '--work-dir',
-        str(work), '--no-validate', '--cfg-options',
-        'optim_wrapper.optimizer.lr=10000000000.0', 'train_cfg.max_epochs=1'
-    ])
     try:
-        with pytest.raises(_Built):
-            train_tool.main()
+        msg = _fail(train_tool, monkeypatch, config_file, '--work-dir',
+                    str(work), '--no-validate', '--cfg-options',
+                    'optim_wrapper.optimizer.lr=10000000000.0',
+                    'train_cfg.max_epochs=1')
     finally:
         release_work_dir(str(work))
-    from mmengine.logging import MessageHub
-    MessageHub.get_instance('nan_advice_of_the_tool')  # nothing recorded
-    msg = nan_advice.nan_loss_message({'loss': float('nan')})
+    assert msg.startswith('tools/train.py: error: Non-finite loss (loss=nan)')
     assert (f'python tools/train.py {config_file} --work-dir {work} '
             '--no-validate --cfg-options train_cfg.max_epochs=1 '
             'optim_wrapper.optimizer.lr=3.5e-05') in msg
+    assert 'This run has saved no checkpoint yet' in msg
 
 
 def test_batch_size_override_of_a_paper_config_names_the_global_batch(
         train_tool, tmp_path, monkeypatch):
     work = tmp_path / 'w'
-    msg = _fail(train_tool, monkeypatch,
-                osp.join(REPO, 'configs/cluster_contrast/'
-                         'cluster-contrast_r50_market.py'), '--work-dir',
-                str(work), '--cfg-options', 'train_dataloader.batch_size=16')
+    msg = _fail(
+        train_tool, monkeypatch,
+        osp.join(REPO, 'configs/cluster_contrast/'
+                 'cluster-contrast_r50_market.py'), '--work-dir', str(work),
+        '--cfg-options', 'train_dataloader.batch_size=16')
     assert 'train_dataloader.global_batch_size=256' in msg
     assert not work.exists()
 
@@ -280,7 +289,7 @@ def test_offline_imagenet_weights_are_one_line(train_tool, config_file,
                                                tmp_path, monkeypatch):
     from urllib.error import URLError
 
-    from mmreid_usl.engine.work_dir_lock import release_work_dir
+    from mmreid_usl.engine.checkpointing.work_dir_lock import release_work_dir
 
     def no_network(url, dst, *args, **kwargs):
         raise URLError('[Errno 101] Network is unreachable')

@@ -66,7 +66,8 @@ KILLED_WHILE_SAVING_BEST = r'''
 import os, signal, sys
 from mmengine.config import Config
 from mmengine.fileio import LocalBackend
-from mmreid_usl.utils import register_all_modules, setup_runtime
+from mmreid_usl.engine.checkpointing import setup_runtime
+from mmreid_usl.utils import register_all_modules
 from mmreid_usl.engine.hooks import WorkDirCheckpointHook
 from mmreid_usl.engine.runner import ReIDRunner
 

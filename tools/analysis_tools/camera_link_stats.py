@@ -186,7 +186,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     args = parse_args(argv)
-    from mmreid_usl.utils import register_all_modules, setup_runtime
+    from mmreid_usl.engine.checkpointing import setup_runtime
+    from mmreid_usl.utils import register_all_modules
     setup_runtime()
     register_all_modules(init_default_scope=False)
     got = _distance_tool().features_of(

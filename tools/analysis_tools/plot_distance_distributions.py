@@ -285,7 +285,7 @@ def draw(panels: List[Dict], out: str, split: str, distance: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     """Extract, measure, draw; returns the per-model statistics."""
     args = parse_args(argv)
-    from mmreid_usl.utils import setup_runtime
+    from mmreid_usl.engine.checkpointing import setup_runtime
     setup_runtime()
     panels = []
     pairs = list(zip(args.pairs[::2], args.pairs[1::2]))

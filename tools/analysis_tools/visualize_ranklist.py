@@ -32,10 +32,10 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmreid_usl.apis import extract_features, init_model
+from mmreid_usl.engine.checkpointing import (CheckpointMismatchError,
+                                             setup_runtime)
 from mmreid_usl.evaluation import evaluate_rank
-from mmreid_usl.utils import setup_runtime
 from mmreid_usl.utils.cfg_options import ConfigOptionError, check_cfg_options
-from mmreid_usl.engine.checkpointing.fits import CheckpointMismatchError
 from mmreid_usl.utils.search import topk_search
 from mmreid_usl.visualization import RankItem, RankRow
 from mmreid_usl.visualization import draw_ranklist as render_ranklist

@@ -16,6 +16,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseAveragedModel
 
 from mmreid_usl.utils.misc import get_ori_model
+from .mmengine_private import load_state_into_model
+from .weights_only import load_weights_only
 
 #: How many keys of each kind an error message names.
 MAX_KEYS_SHOWN = 12
@@ -54,8 +56,7 @@ def feature_prefixes(model: nn.Module, sources: Iterable[str]) -> List[str]:
 
 def _state_dict_of(checkpoint: Union[str, dict]) -> Dict:
     if isinstance(checkpoint, str):
-        from mmengine.runner.checkpoint import _load_checkpoint
-        checkpoint = _load_checkpoint(checkpoint, map_location='cpu')
+        checkpoint = load_weights_only(checkpoint)
     if not isinstance(checkpoint, dict):
         raise CheckpointMismatchError(
             f'expected a checkpoint dict, got {type(checkpoint).__name__}.')
@@ -176,3 +177,21 @@ def check_checkpoint_fits(model: nn.Module,
         checked=needed,
         ignored_checkpoint_keys=ignored_ckpt,
         ignored_model_keys=ignored_model)
+
+
+def load_checked_checkpoint(model: nn.Module, checkpoint: str,
+                            sources: Sequence[str]) -> Dict:
+    """Read ``checkpoint`` once (weights-only), check that it fits the
+    feature encoders of ``sources`` (:func:`check_checkpoint_fits`), and
+    load it into ``model`` (the other parts non-strictly).
+
+    Returns:
+        dict: The checkpoint as read.
+
+    Raises:
+        CheckpointMismatchError: See :func:`check_checkpoint_fits`.
+    """
+    ckpt = load_weights_only(checkpoint)
+    check_checkpoint_fits(model, ckpt, sources, name=str(checkpoint))
+    load_state_into_model(model, ckpt)
+    return ckpt

@@ -33,7 +33,8 @@ TRAINED_SOURCES = ('student', )
 
 def check_load_from(model: nn.Module,
                     checkpoint: str,
-                    allow_partial: bool = False) -> bool:
+                    allow_partial: bool = False,
+                    option: str = 'load_from') -> bool:
     """Check that ``load_from`` holds every weight of the student encoder.
 
     Args:
@@ -41,6 +42,9 @@ def check_load_from(model: nn.Module,
         checkpoint (str): The ``load_from`` path or URL.
         allow_partial (bool): Only warn (naming the keys) when it does not
             fit, for a deliberate partial load. Defaults to False.
+        option (str): The setting that gave ``checkpoint`` (messages):
+            ``'load_from'`` or ``'stage1_checkpoint'``
+            (:mod:`.stage1`).
 
     Returns:
         bool: Whether the checkpoint fits (False only with
@@ -54,10 +58,10 @@ def check_load_from(model: nn.Module,
     """
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(
-            f'load_from={checkpoint!r}: no such checkpoint file. Train the '
-            'stage it comes from first, or set load_from to the right path '
-            '(--cfg-options load_from=PATH).')
-    hint = ('Check load_from (a checkpoint of the same encoder, e.g. the '
+            f'{option}={checkpoint!r}: no such checkpoint file. Train the '
+            f'stage it comes from first, or set {option} to the right path '
+            f'(--cfg-options {option}=PATH).')
+    hint = (f'Check {option} (a checkpoint of the same encoder, e.g. the '
             "stage-1 run of this config's README), or add --partial-load to "
             'load only the weights that fit, on purpose.')
     try:
@@ -77,17 +81,22 @@ def check_load_from(model: nn.Module,
 
 
 def skip_replaced_pretrained_inits(model: nn.Module,
-                                   checkpoint: str) -> List[Tuple[str, str]]:
+                                   checkpoint: str,
+                                   option: str = 'load_from'
+                                   ) -> List[Tuple[str, str]]:
     """Drop the ``Pretrained`` inits that ``load_from`` overwrites anyway.
 
     Only for a checkpoint that :func:`check_load_from` found to fit: every
     module of the student encoder with a ``Pretrained`` ``init_cfg`` (the
     ImageNet backbone of a stage-2 config) gets ``init_cfg=None``, so
     MMEngine's ``init_weights`` neither downloads nor reads those weights.
+    The ``init_cfg`` that loads ``checkpoint`` itself (the encoder's, set
+    from ``stage1_checkpoint``) is kept.
 
     Args:
         model (nn.Module): The built model (wrappers are unwrapped).
         checkpoint (str): The ``load_from`` checkpoint (for the log line).
+        option (str): The setting that gave ``checkpoint`` (log line).
 
     Returns:
         list[tuple[str, str]]: ``(module name, skipped checkpoint)`` pairs.
@@ -99,13 +108,14 @@ def skip_replaced_pretrained_inits(model: nn.Module,
         init_cfg = getattr(module, 'init_cfg', None)
         if not (name + '.').startswith(tuple(prefixes)) or \
                 not isinstance(init_cfg, dict) or \
-                init_cfg.get('type') != 'Pretrained':
+                init_cfg.get('type') != 'Pretrained' or \
+                init_cfg.get('checkpoint') == checkpoint:
             continue
         skipped.append((name, str(init_cfg.get('checkpoint'))))
         module.init_cfg = None
     for name, weights in skipped:
         print_log(
             f'{name}: not loading its Pretrained weights {weights}: '
-            f'load_from={checkpoint} replaces every weight of the encoder.',
+            f'{option}={checkpoint} replaces every weight of the encoder.',
             logger='current')
     return skipped

@@ -1,4 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
+from ..checkpointing.hook import WorkDirCheckpointHook
 from .momentum_update_hook import MomentumUpdateHook
 from .optimizer_reset_hook import OptimizerResetHook
 from .pseudo_label_hook import PseudoLabelHook
@@ -6,7 +7,6 @@ from .random_state_hook import RandomStateHook
 from .rank_consistency_hook import RankConsistencyHook
 from .sync_norm_buffers_hook import SyncNormBuffersHook
 from .val_before_train_hook import ValBeforeTrainHook
-from .work_dir_checkpoint_hook import WorkDirCheckpointHook
 
 __all__ = [
     'MomentumUpdateHook', 'PseudoLabelHook', 'SyncNormBuffersHook',

@@ -1,52 +1,21 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """The Runner of mmreid_usl: MMEngine's, with a global training batch and
 checkpoints that are never left half-written."""
-import contextlib
-import logging
-import os
-import os.path as osp
-from typing import Dict, Iterator, Optional, Union
+from typing import Dict, Optional, Union
 
 from mmengine.dist import get_world_size, master_only
 from mmengine.fileio import LocalBackend, get_file_backend
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
+from mmreid_usl.engine.checkpointing.atomic import (PARTIAL_SUFFIX,
+                                                    save_atomically)
+from mmreid_usl.engine.checkpointing.weights_only import \
+    enable_weights_only_loading
 from mmreid_usl.registry import RUNNERS
 from mmreid_usl.utils.global_batch import resolve_global_batch
 from mmreid_usl.utils.misc import get_ori_model
-
-#: Suffix of the file a local checkpoint is written to before it is renamed
-#: to its final name: never a resume point; one left behind by a killed run
-#: is removed by ``WorkDirCheckpointHook`` when the next run starts.
-PARTIAL_SUFFIX = '.partial'
-
-#: Starts of the deprecation notices MMEngine 0.10 logs on every run: its
-#: ``CheckpointHook.before_train`` and ``save_checkpoint`` build a
-#: ``FileClient`` for backward compatibility, unused without
-#: ``file_client_args``.
-_FILE_CLIENT_NOTICES = ('"FileClient" will be deprecated',
-                        '"HardDiskBackend" is the alias of "LocalBackend"')
-
-
-class _DropFileClientNotices(logging.Filter):
-    """Drops the records of :data:`_FILE_CLIENT_NOTICES`."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_FILE_CLIENT_NOTICES)
-
-
-@contextlib.contextmanager
-def without_file_client_notices() -> Iterator[None]:
-    """Hide the notices of :data:`_FILE_CLIENT_NOTICES` in the block."""
-    logger = MMLogger.get_current_instance()
-    drop = _DropFileClientNotices()
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
 
 
 @RUNNERS.register_module()
@@ -69,8 +38,14 @@ class ReIDRunner(Runner):
     ``runner_type = 'ReIDRunner'`` (``default_runtime.py``).
     """
 
-    #: See the module-level :data:`PARTIAL_SUFFIX`.
+    #: See :data:`mmreid_usl.engine.checkpointing.PARTIAL_SUFFIX`.
     PARTIAL_SUFFIX = PARTIAL_SUFFIX
+
+    def __init__(self, *args, **kwargs) -> None:
+        # the checkpoints it resumes from and the URL weights of the
+        # models' init_cfg load weights-only (see engine/checkpointing)
+        enable_weights_only_loading()
+        super().__init__(*args, **kwargs)
 
     def runtime_env(self, env_cfg: dict) -> Dict[str, object]:
         """The "Runtime environment" lines of the start-up log.
@@ -91,6 +66,11 @@ class ReIDRunner(Runner):
         """
         import torch.distributed as torch_dist
         from mmengine.device import get_device
+
+        # MMEngine 0.10.x keeps these settings in private attributes of the
+        # Runner (``_distributed``, ``_randomness_cfg``, ``_seed``,
+        # ``_launcher``, ``_world_size``) and overrides ``_log_env`` below;
+        # no public accessor exists.
 
         runtime_env: Dict[str, object] = dict(env_cfg)
         if self._distributed and torch_dist.is_initialized():
@@ -144,10 +124,10 @@ class ReIDRunner(Runner):
         truncated checkpoint under the final name. Here a local checkpoint
         goes to ``filename + '.partial'`` first and is renamed with
         :func:`os.replace` (atomic on POSIX and Windows within one folder)
-        once complete; a failed write removes the partial file and re-raises.
+        once complete; a failed write removes the partial file and re-raises
+        (:func:`~mmreid_usl.engine.checkpointing.atomic.save_atomically`).
         Remote backends (``backend_args`` / ``file_client_args`` naming one)
-        are written as MMEngine does. Written by hand: neither MMEngine nor
-        its file backends offer an atomic put.
+        are written as MMEngine does.
         """
         kwargs = dict(
             file_client_args=file_client_args,
@@ -162,15 +142,9 @@ class ReIDRunner(Runner):
         if not local:
             Runner.save_checkpoint(self, out_dir, filename, **kwargs)
             return
-        partial = filename + self.PARTIAL_SUFFIX
-        try:
-            with without_file_client_notices():
-                Runner.save_checkpoint(self, out_dir, partial, **kwargs)
-        except BaseException:
-            if osp.exists(osp.join(out_dir, partial)):
-                os.remove(osp.join(out_dir, partial))
-            raise
-        os.replace(osp.join(out_dir, partial), osp.join(out_dir, filename))
+        save_atomically(
+            lambda name: Runner.save_checkpoint(self, out_dir, name, **kwargs),
+            out_dir, filename)
 
     def build_dataloader(self,
                          dataloader: Union[DataLoader, Dict],

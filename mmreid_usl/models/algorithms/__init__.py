@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-from .base import BaseUSLReID
+from .base import BaseUSLReID, NonFiniteLossError
 from .base_momentum import BaseMomentumUSLReID
 from .cluster_contrast import ClusterContrast
 from .dcmip import DCMIP
@@ -8,6 +8,7 @@ from .supervised_reid import SupervisedReID
 from .theory import Theory
 
 __all__ = [
-    'BaseMomentumUSLReID', 'BaseUSLReID', 'ClusterContrast', 'DCMIP', 'ICE'
+    'BaseMomentumUSLReID', 'BaseUSLReID', 'ClusterContrast', 'DCMIP', 'ICE',
+    'NonFiniteLossError'
 ]
 __all__ += ['SupervisedReID', 'Theory']

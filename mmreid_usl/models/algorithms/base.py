@@ -10,13 +10,39 @@ from mmengine.model import BaseModel
 
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 from mmreid_usl.utils.build import build_module, check_dict_keys
-from mmreid_usl.utils.nan_advice import nan_loss_message
 from ..memories.base_memory import BaseMemory
 from ..utils.batch_shuffle import RUNNING_STATS, grouped_forward
 from ..utils.resizable_buffers import resize_buffers_for_loading
 
 #: Where the training labels come from.
 LABEL_SOURCES = ('pseudo', 'gt')
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN / inf; raised before the optimiser step.
+
+    ``tools/train.py`` catches it and prints the command that restarts from
+    the run's last good checkpoint with a lower learning rate
+    (:func:`mmreid_usl.engine.checkpointing.restart_advice`).
+
+    Args:
+        terms (Mapping[str, float]): The loss terms of the batch, e.g.
+            ``{'loss': nan, 'loss_cluster': nan}``; tensors are detached and
+            turned into floats (no ``requires_grad`` warning).
+    """
+
+    def __init__(self, terms) -> None:
+        self.terms = {k: _scalar(v) for k, v in terms.items()}
+        text = ', '.join(f'{k}={v:.4g}' for k, v in self.terms.items())
+        super().__init__(
+            f'Non-finite loss ({text}); training stopped before the '
+            'optimiser step, so no saved weight is corrupted.')
+
+
+def _scalar(value) -> float:
+    """A loss term as a float (a tensor of the graph is detached first)."""
+    detach = getattr(value, 'detach', None)
+    return float(detach() if detach is not None else value)
 
 
 def num_bn_groups(batch_size: int, group_size: Optional[int]) -> int:
@@ -346,14 +372,13 @@ class BaseUSLReID(BaseModel):
         ``parse_losses``, so the check guards single- and multi-process runs.
 
         Raises:
-            FloatingPointError: If any loss term is not finite; the message
-                names the terms and their values.
+            NonFiniteLossError: If any loss term is not finite; it carries
+                the terms and their values (``tools/train.py`` turns it into
+                the command that restarts the run).
         """
         loss, log_vars = super().parse_losses(losses)
         if not bool(torch.isfinite(loss)):
-            # names the terms and gives the exact command that restarts
-            # from the last good checkpoint with a lower learning rate
-            raise FloatingPointError(nan_loss_message(log_vars))
+            raise NonFiniteLossError(log_vars)
         return loss, log_vars
 
     @abstractmethod

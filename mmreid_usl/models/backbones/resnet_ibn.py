@@ -8,9 +8,9 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 from mmpretrain.models.backbones import ResNet
 
+from mmreid_usl.engine.checkpointing.weights_only import \
+    load_url_weights_only
 from mmreid_usl.registry import MODELS
-
-from ...utils.safe_url_loader import load_url_weights_only
 from ..utils.ibn import IBN
 
 #: The IBN-Net authors' ImageNet checkpoints (release v1.0).

@@ -6,8 +6,8 @@ from mmengine.model import ExponentialMovingAverage
 
 from mmreid_usl.engine.checkpointing import fits as checkpoint_fit
 from mmreid_usl.engine.checkpointing.fits import (CheckpointMismatchError,
-                                             check_checkpoint_fits,
-                                             feature_prefixes)
+                                                  check_checkpoint_fits,
+                                                  feature_prefixes)
 
 
 def _net(width: int = 4, depth: int = 2) -> nn.Module:
@@ -24,8 +24,7 @@ class _Algo(nn.Module):
         super().__init__()
         self.encoder = _net(width, depth)
         self.memory = nn.Linear(2, 2)
-        self.register_buffer('pseudo_labels', torch.zeros(5,
-                                                          dtype=torch.long))
+        self.register_buffer('pseudo_labels', torch.zeros(5, dtype=torch.long))
         if momentum:
             self.momentum_encoder = ExponentialMovingAverage(self.encoder)
 
@@ -81,8 +80,10 @@ def test_checkpoint_of_another_algorithm_names_missing_keys():
 
 def test_other_architecture_names_unexpected_and_shapes(tmp_path):
     path = str(tmp_path / 'deep.pth')
-    torch.save({'state_dict': _Algo(width=8, depth=3).state_dict(),
-                'meta': {}}, path)
+    torch.save({
+        'state_dict': _Algo(width=8, depth=3).state_dict(),
+        'meta': {}
+    }, path)
     with pytest.raises(CheckpointMismatchError) as err:
         check_checkpoint_fits(_Algo(), path, ['student'])
     msg = str(err.value)

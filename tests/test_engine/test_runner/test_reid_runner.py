@@ -5,8 +5,8 @@ import pytest
 import torch
 from mmengine.fileio import LocalBackend
 
+from mmreid_usl.engine.checkpointing.resume import find_resume_checkpoint
 from mmreid_usl.engine.runner import ReIDRunner
-from mmreid_usl.utils.resume import find_resume_checkpoint
 
 
 class _Killed(Exception):

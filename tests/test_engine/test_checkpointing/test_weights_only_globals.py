@@ -8,8 +8,11 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.logging import HistoryBuffer, MessageHub
 
-import mmreid_usl  # noqa: F401  (installs the allow-list)
-from mmreid_usl.utils.checkpoint_safety import history_buffer_getattr
+from mmreid_usl.engine.checkpointing import setup_runtime
+from mmreid_usl.engine.checkpointing.weights_only import \
+    history_buffer_getattr
+
+setup_runtime()  # installs the allow-list
 
 
 def test_mmengine_meta_loads_with_weights_only(tmp_path):
@@ -17,12 +20,10 @@ def test_mmengine_meta_loads_with_weights_only(tmp_path):
     hub.update_scalar('train/loss', 1.5)
     hub.update_scalar('train/pseudo_label/num_clusters', np.int64(12))
     hub.update_info('iter', 3)
-    ckpt = dict(
-        meta=dict(
-            message_hub=hub.state_dict(),
-            seed=np.int64(1),
-            arr=np.arange(3, dtype=np.float32)),
-        state_dict=dict(w=torch.ones(2)))
+    ckpt = dict(meta=dict(message_hub=hub.state_dict(),
+                          seed=np.int64(1),
+                          arr=np.arange(3, dtype=np.float32)),
+                state_dict=dict(w=torch.ones(2)))
     path = tmp_path / 'ckpt.pth'
     torch.save(ckpt, path)
     loaded = torch.load(path, weights_only=True)

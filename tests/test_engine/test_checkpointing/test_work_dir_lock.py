@@ -10,14 +10,14 @@ import textwrap
 
 import pytest
 
-from mmreid_usl.engine.work_dir_lock import (LOCK_NAME, WorkDirBusyError,
-                                             holds_work_dir, launcher_rank,
-                                             lock_work_dir, release_work_dir)
+from mmreid_usl.engine.checkpointing.work_dir_lock import (
+    LOCK_NAME, WorkDirBusyError, holds_work_dir, launcher_rank, lock_work_dir,
+    release_work_dir)
 
 #: Locks argv[1], prints 'locked', then waits (or kills itself with -9).
 LOCKER = textwrap.dedent('''
     import os, signal, sys, time
-    from mmreid_usl.engine.work_dir_lock import lock_work_dir
+    from mmreid_usl.engine.checkpointing.work_dir_lock import lock_work_dir
     lock_work_dir(sys.argv[1])
     print('locked', flush=True)
     if sys.argv[2] == 'kill':

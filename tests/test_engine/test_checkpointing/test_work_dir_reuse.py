@@ -1,9 +1,8 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 import pytest
 
-from mmreid_usl.engine.work_dir_reuse import (WorkDirNotEmptyError,
-                                              check_new_run,
-                                              earlier_run_files)
+from mmreid_usl.engine.checkpointing.work_dir_reuse import (
+    WorkDirNotEmptyError, check_new_run, earlier_run_files)
 
 
 def test_only_checkpoint_files_count_as_an_earlier_run(tmp_path):
@@ -17,8 +16,10 @@ def test_only_checkpoint_files_count_as_an_earlier_run(tmp_path):
 def test_overwrite_deletes_only_the_earlier_runs_checkpoints(tmp_path):
     out = tmp_path / 'ckpts'
     out.mkdir()
-    names = ['epoch_3.pth', 'iter_40.pth', 'best_reid_mAP_epoch_2.pth',
-             'last_checkpoint', 'epoch_4.pth.partial']
+    names = [
+        'epoch_3.pth', 'iter_40.pth', 'best_reid_mAP_epoch_2.pth',
+        'last_checkpoint', 'epoch_4.pth.partial'
+    ]
     for name in names:
         (tmp_path / name).write_text('')
     (out / 'epoch_1.pth').write_text('')

@@ -13,8 +13,10 @@ import torch
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader, get_torchvision_models
 
-import mmreid_usl  # noqa: F401 (registers the loaders on import)
-from mmreid_usl.utils import load_url_weights_only
+from mmreid_usl.engine.checkpointing import (load_url_weights_only,
+                                             setup_runtime)
+
+setup_runtime()  # registers the loaders
 
 URL = 'https://example.com/releases/v1/tiny_model-0123abcd.pth'
 
@@ -43,7 +45,8 @@ def test_schemes_are_weights_only_loaders():
     for prefix in ('torchvision://resnet50', 'modelzoo://resnet50',
                    'https://a/b.pth', 'http://a/b.pth'):
         loader = CheckpointLoader._get_checkpoint_loader(prefix)
-        assert loader.__module__ == 'mmreid_usl.utils.safe_url_loader'
+        assert loader.__module__ == \
+            'mmreid_usl.engine.checkpointing.weights_only'
 
 
 def test_torchvision_scheme_reads_the_hub_cache(hub_dir):
@@ -81,8 +84,7 @@ def test_pretrained_init_cfg_goes_through_it(hub_dir):
     class Tiny(BaseModule):
 
         def __init__(self):
-            super().__init__(
-                init_cfg=dict(type='Pretrained', checkpoint=URL))
+            super().__init__(init_cfg=dict(type='Pretrained', checkpoint=URL))
             self.fc = torch.nn.Linear(3, 2)
 
     _serve(hub_dir, URL, {
@@ -109,7 +111,7 @@ def _offline(monkeypatch):
 def test_offline_missing_file_is_one_clear_error(hub_dir, monkeypatch):
     """Issue 24, case 8: ~90 lines of URLError traceback said neither which
     file was missing nor where the cache expects it."""
-    from mmreid_usl.utils.safe_url_loader import WeightsUnavailableError
+    from mmreid_usl.engine.checkpointing import WeightsUnavailableError
     _offline(monkeypatch)
     url = get_torchvision_models()['mobilenet_v2']
     with pytest.raises(WeightsUnavailableError) as err:
@@ -123,5 +125,30 @@ def test_offline_missing_file_is_one_clear_error(hub_dir, monkeypatch):
     assert '\n' not in msg
     # once the file is there, it loads offline
     _serve(hub_dir, url, {'w': torch.ones(1)})
-    assert CheckpointLoader.load_checkpoint('torchvision://mobilenet_v2')[
-        'w'].item() == 1
+    assert CheckpointLoader.load_checkpoint(
+        'torchvision://mobilenet_v2')['w'].item() == 1
+
+
+def test_importing_the_package_registers_no_scheme():
+    """Importing mmreid_usl (and its sub-packages) changes nothing outside
+    its registries: the URL loaders and the allow-list come with
+    setup_runtime() (the tools, init_model), the Runner and
+    register_all_modules()."""
+    import subprocess
+    import sys
+    code = ('import mmreid_usl, mmreid_usl.engine, mmreid_usl.models, '
+            'mmreid_usl.apis\n'
+            'from mmengine.runner.checkpoint import CheckpointLoader\n'
+            'import torch.serialization as ts\n'
+            "loader = CheckpointLoader._schemes['https://']\n"
+            "assert not loader.__module__.startswith('mmreid_usl'), loader\n"
+            "get = getattr(ts, 'get_safe_globals', lambda: [])\n"
+            "assert not [g for g in get() if 'mmreid_usl' in str(g)]\n"
+            'from mmreid_usl.utils import register_all_modules\n'
+            'register_all_modules()\n'
+            "loader = CheckpointLoader._schemes['https://']\n"
+            "assert loader.__module__.startswith('mmreid_usl'), loader\n")
+    proc = subprocess.run([sys.executable, '-c', code],
+                          capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

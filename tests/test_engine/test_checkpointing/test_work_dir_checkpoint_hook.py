@@ -8,13 +8,16 @@ import torch
 from mmengine.optim import LinearLR, MultiStepLR, OptimWrapper
 
 from mmreid_usl.engine.hooks import WorkDirCheckpointHook
-from mmreid_usl.engine.hooks.work_dir_checkpoint_hook import (
-    _ConfinedBackend, apply_config_lr)
+from mmreid_usl.engine.checkpointing.bookkeeping import \
+    ConfinedBackend as _ConfinedBackend
+from mmreid_usl.engine.checkpointing.config_lr import apply_config_lr
 
 
 def _setup(lr):
-    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(
-        torch.zeros(2))]
+    params = [
+        torch.nn.Parameter(torch.zeros(2)),
+        torch.nn.Parameter(torch.zeros(2))
+    ]
     optim = torch.optim.Adam([{
         'params': params[:1]
     }, {
@@ -90,8 +93,9 @@ def test_testing_with_an_unbuilt_optimizer_leaves_the_checkpoint_alone():
 
 def test_deletions_outside_the_folder_are_refused(tmp_path):
     removed = []
-    backend = SimpleNamespace(
-        remove=removed.append, rmtree=removed.append, join_path=lambda *a: a)
+    backend = SimpleNamespace(remove=removed.append,
+                              rmtree=removed.append,
+                              join_path=lambda *a: a)
     own = tmp_path / 'work'
     confined = _ConfinedBackend(backend, str(own))
     confined.remove(str(own / 'best_epoch_1.pth'))
@@ -107,10 +111,10 @@ def test_runner_auto_resume_with_empty_work_dir_is_an_error(
     # resume=True in a config used through the Runner API (no tools/train.py)
     from mmengine.runner import Runner
 
-    from mmreid_usl.utils.resume import ResumeError
+    from mmreid_usl.engine.checkpointing.resume import ResumeError
     cfg = make_tiny_cfg(tiny_reid_root, str(tmp_path / 'work'))
-    cfg.default_hooks.checkpoint = dict(
-        type='WorkDirCheckpointHook', interval=1)
+    cfg.default_hooks.checkpoint = dict(type='WorkDirCheckpointHook',
+                                        interval=1)
     cfg.resume = True
     cfg.load_from = None
     runner = Runner.from_cfg(cfg)
@@ -135,14 +139,16 @@ def trained_best(tiny_reid_root, make_tiny_cfg, tmp_path):
     """A 1-epoch ReIDRunner run with a best checkpoint and max_keep 1."""
     from mmreid_usl.engine.runner import ReIDRunner
     work = tmp_path / 'work'
-    cfg = make_tiny_cfg(
-        tiny_reid_root, str(work), max_epochs=1, iters=1, with_val=True)
-    cfg.default_hooks.checkpoint = dict(
-        type='WorkDirCheckpointHook',
-        interval=1,
-        max_keep_ckpts=1,
-        save_best='auto',
-        rule='greater')
+    cfg = make_tiny_cfg(tiny_reid_root,
+                        str(work),
+                        max_epochs=1,
+                        iters=1,
+                        with_val=True)
+    cfg.default_hooks.checkpoint = dict(type='WorkDirCheckpointHook',
+                                        interval=1,
+                                        max_keep_ckpts=1,
+                                        save_best='auto',
+                                        rule='greater')
     runner = ReIDRunner.from_cfg(cfg)
     runner.train()
     hook = next(h for h in runner.hooks
@@ -157,8 +163,7 @@ def _loads(path):
     return torch.load(str(path), map_location='cpu')['meta']['epoch'] == 1
 
 
-def test_a_killed_best_save_keeps_the_previous_best(trained_best,
-                                                    monkeypatch):
+def test_a_killed_best_save_keeps_the_previous_best(trained_best, monkeypatch):
     from mmengine.fileio import LocalBackend
     runner, hook, work = trained_best
     old_best = work / 'best_reid_mAP_epoch_1.pth'
@@ -195,7 +200,7 @@ def test_a_complete_save_replaces_the_old_checkpoints(trained_best):
 def test_stale_partial_files_are_removed_with_a_log_line(tmp_path, capsys):
     from mmengine.logging import MMLogger
 
-    from mmreid_usl.engine.hooks.work_dir_checkpoint_hook import \
+    from mmreid_usl.engine.checkpointing.atomic import \
         remove_stale_partials
     MMLogger.get_instance('test_stale_partials')
     for name in ('best_reid_mAP_epoch_2.pth.partial', 'epoch_3.pth.partial',
@@ -217,10 +222,10 @@ def test_stale_partial_files_are_removed_with_a_log_line(tmp_path, capsys):
 
 def test_a_missing_best_of_this_folder_is_not_called_another_folders(
         tmp_path, capsys):
-    hook = WorkDirCheckpointHook(interval=1)
-    hook.out_dir = str(tmp_path)
-    hook._report_reanchor('best checkpoint',
-                          str(tmp_path / 'best_reid_mAP_epoch_1.pth'), None)
+    from mmreid_usl.engine.checkpointing.bookkeeping import report_reanchor
+    report_reanchor('best checkpoint',
+                    str(tmp_path / 'best_reid_mAP_epoch_1.pth'), None,
+                    str(tmp_path))
     out = capsys.readouterr()
     text = out.out + out.err
     assert 'no longer exists' in text and 'another folder' not in text
@@ -255,10 +260,12 @@ def test_no_file_client_deprecation_notices(tiny_reid_root, make_tiny_cfg,
     '"FileClient" will be deprecated' and '"HardDiskBackend" ...' notices,
     which the checkpoint hook triggers without using a FileClient."""
     from mmreid_usl.engine.runner import ReIDRunner
-    cfg = make_tiny_cfg(
-        tiny_reid_root, str(tmp_path / 'work'), max_epochs=1, iters=1)
-    cfg.default_hooks.checkpoint = dict(
-        type='WorkDirCheckpointHook', interval=1)
+    cfg = make_tiny_cfg(tiny_reid_root,
+                        str(tmp_path / 'work'),
+                        max_epochs=1,
+                        iters=1)
+    cfg.default_hooks.checkpoint = dict(type='WorkDirCheckpointHook',
+                                        interval=1)
     ReIDRunner.from_cfg(cfg).train()
     out = ''.join(capsys.readouterr())
     assert (tmp_path / 'work' / 'epoch_1.pth').is_file()

@@ -54,7 +54,7 @@ def check_new_run(folders: List[str], overwrite: bool = False) -> List[str]:
     """Refuse (or, with ``overwrite``, clear) a work dir of an earlier run.
 
     Call it for a run that starts from scratch (no resume), while holding
-    the work dir (:func:`~mmreid_usl.engine.work_dir_lock.lock_work_dir`).
+    the work dir (:func:`~.work_dir_lock.lock_work_dir`).
 
     Args:
         folders (list[str]): The work dir and the checkpoint folder.

@@ -4,8 +4,10 @@ import os
 import pytest
 import torch
 
-from mmreid_usl.utils.resume import (ResumeError, find_resume_checkpoint,
-                                     list_checkpoints, resolve_resume_path)
+from mmreid_usl.engine.checkpointing.resume import (ResumeError,
+                                                    find_resume_checkpoint,
+                                                    list_checkpoints,
+                                                    resolve_resume_path)
 
 
 def _ckpt(path, epoch):

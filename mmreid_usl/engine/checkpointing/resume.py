@@ -1,5 +1,10 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Find the checkpoint to resume from, inside one work dir only.
+"""Resume resolution: the checkpoint to resume from, inside one work dir.
+
+Auto-resume is decided in one place, :func:`resolve_resume`, called by
+``tools/train.py`` (``--resume [PATH]``) and by
+:class:`~.hook.WorkDirCheckpointHook` for configs that set ``resume=True``
+themselves (the Runner API).
 
 MMEngine's auto-resume reads ``work_dir/last_checkpoint``, which holds an
 absolute path: a copied work dir resumes from the original's files and a
@@ -10,9 +15,11 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from mmengine.logging import print_log
+
+from .weights_only import enable_weights_only_loading
 
 #: Names of the periodic checkpoints ``CheckpointHook`` writes.
 CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
@@ -45,10 +52,11 @@ def checkpoint_problem(path: str) -> Optional[str]:
     """Why ``path`` cannot be resumed from, or None if it reads fine.
 
     The file is fully loaded (``weights_only`` where torch defaults to it,
-    with the allow-list of :mod:`mmreid_usl.utils.checkpoint_safety`) and
-    must hold ``meta`` and ``state_dict``.
+    with the allow-list of :mod:`.weights_only`) and must hold ``meta``
+    and ``state_dict``.
     """
     import torch
+    enable_weights_only_loading()
     try:
         ckpt = torch.load(path, map_location='cpu')
     except Exception as err:  # noqa: BLE001 (any failure = unreadable)
@@ -142,6 +150,7 @@ def check_run_not_finished(path: str, train_cfg: Optional[dict]) -> None:
     if not isinstance(end, int):
         return
     import torch
+    enable_weights_only_loading()
     try:
         meta = torch.load(path, map_location='cpu').get('meta', {})
     except Exception:  # noqa: BLE001 (readability is checked elsewhere)
@@ -155,6 +164,41 @@ def check_run_not_finished(path: str, train_cfg: Optional[dict]) -> None:
             f'train_cfg.{key}=N with N > {done}; to evaluate it, run '
             f'tools/test.py CONFIG {path}; to start a new run, use another '
             '--work-dir.')
+
+
+def resolve_resume(resume: Union[bool, str],
+                   ckpt_dir: str,
+                   fallback: bool = False,
+                   train_cfg: Optional[dict] = None) -> str:
+    """The one place a resume point is decided.
+
+    Args:
+        resume (bool | str): ``True`` or ``'auto'``: the newest readable
+            ``epoch_N.pth`` of ``ckpt_dir`` (logged as ``Auto-resume: ...``);
+            a path: that checkpoint (:func:`resolve_resume_path`).
+        ckpt_dir (str): The run's checkpoint folder
+            (:func:`~.bookkeeping.checkpoint_dir`).
+        fallback (bool): Take the previous readable checkpoint when the
+            chosen one cannot be read. Defaults to False.
+        train_cfg (dict, optional): The config's ``train_cfg``: a checkpoint
+            at its end is refused (:func:`check_run_not_finished`).
+
+    Returns:
+        str: The checkpoint to resume from.
+
+    Raises:
+        ResumeError: Nothing (readable) to resume from, or the run has
+            finished; the message says what to do.
+    """
+    if resume is True or resume == 'auto':
+        path = find_resume_checkpoint(ckpt_dir, fallback=fallback)
+        print_log(
+            f'Auto-resume: the newest checkpoint of this work dir is {path}.',
+            logger='current')
+    else:
+        path = resolve_resume_path(str(resume), fallback=fallback)
+    check_run_not_finished(path, train_cfg)
+    return path
 
 
 def _first_readable(ckpts: List[str], fallback: bool) -> str:
