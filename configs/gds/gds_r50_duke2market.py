@@ -10,6 +10,7 @@ _base_ = [
     '../_base_/schedules/adam_2100e_const6e-5.py',
 ]
 
-# stage 1: tools/train.py configs/gds/source-pretrain_r50_duke.py
-load_from = 'work_dirs/source-pretrain_r50_duke/epoch_150.pth'
+# stage 1, whose checkpoint this config adapts: --cfg-options
+# stage1_checkpoint=CKPT (configs/gds/README.md)
+stage1_config = 'configs/gds/source-pretrain_r50_duke.py'
 default_hooks = dict(checkpoint=dict(interval=10))

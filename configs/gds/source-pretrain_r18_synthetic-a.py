@@ -4,7 +4,7 @@
 # synthetic pedestrians (the quick start's dataset, 1,049 images / 100 ids;
 # _base_/datasets/synthetic-a_gds-source.py), evaluated on domain A's test
 # split. Its checkpoint starts theory_r18_synthetic-a2b.py /
-# gds-h_r18_synthetic-a2b.py (`--cfg-options load_from=CKPT`), and
+# gds-h_r18_synthetic-a2b.py (`--cfg-options stage1_checkpoint=CKPT`), and
 # `tools/test.py configs/gds/theory_r18_synthetic-a2b.py CKPT` is the direct
 # transfer to domain B. Same model and losses as the ResNet-50 recipe
 # (supervised_r50.py: ID loss with label smoothing 0.1 on the FC-BN-ReLU

@@ -3,8 +3,9 @@
 # data/cuhk03_detected cameras 3-10 (labelled source) -> cameras 1-2
 # (unlabelled target, 4,109 training images; tested on the cameras-1-2 query
 # / gallery, 842 / 3,226), from the stage-1 checkpoint of
-# source-pretrain_mbv2_cuhk03-cam3to10.py (`load_from`). The evaluation before
-# training (ValBeforeTrainHook, "epoch 0") is the direct transfer.
+# source-pretrain_mbv2_cuhk03-cam3to10.py (`stage1_checkpoint`). The
+# evaluation before training (ValBeforeTrainHook, "epoch 0") is the direct
+# transfer.
 # Unchanged from the paper recipe and Theory's code (configs/gds/README.md):
 # source-aware Jaccard (lambda 0.1, Theory's raw-feature float16 source
 # term) + DBSCAN (min_samples 4) with the rho = 1.6e-3 eps computed once,
@@ -32,8 +33,9 @@ _base_ = [
     '../_base_/schedules/adam_2100e_const6e-5.py',
 ]
 
-# stage 1: tools/train.py configs/gds/source-pretrain_mbv2_cuhk03-cam3to10.py
-load_from = 'work_dirs/source-pretrain_mbv2_cuhk03-cam3to10/epoch_12.pth'
+# stage 1, whose checkpoint this config adapts: --cfg-options
+# stage1_checkpoint=CKPT (configs/gds/README.md)
+stage1_config = 'configs/gds/source-pretrain_mbv2_cuhk03-cam3to10.py'
 
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
 train_cfg = dict(max_epochs=15, val_interval=6)

@@ -3,8 +3,8 @@
 # the synthetic pedestrians (labelled source) -> domain B (unlabelled target,
 # other identities, palette, cameras, backgrounds, haze and blur;
 # _base_/datasets/synthetic-a2b_gds.py), from the stage-1 checkpoint of
-# source-pretrain_r18_synthetic-a.py (`--cfg-options load_from=CKPT`). The
-# evaluation before training (ValBeforeTrainHook, "epoch 0") is the direct
+# source-pretrain_r18_synthetic-a.py (`--cfg-options stage1_checkpoint=CKPT`).
+# The evaluation before training (ValBeforeTrainHook, "epoch 0") is the direct
 # transfer, as `tools/test.py` of this config with the stage-1 checkpoint.
 # This pair checks the two-stage machinery end to end on CPU in minutes; it
 # says nothing about the paper's claims (configs/gds/README.md).
@@ -40,8 +40,9 @@ model = dict(
     encoder=dict(
         backbone=dict(depth=18, strides=(1, 2, 2, 1), init_cfg=None)))
 
-# stage 1: tools/train.py configs/gds/source-pretrain_r18_synthetic-a.py
-load_from = 'work_dirs/source-pretrain_r18_synthetic-a/epoch_30.pth'
+# stage 1, whose checkpoint this config adapts: --cfg-options
+# stage1_checkpoint=CKPT (configs/gds/README.md)
+stage1_config = 'configs/gds/source-pretrain_r18_synthetic-a.py'
 
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
 train_cfg = dict(max_epochs=16, val_interval=4)

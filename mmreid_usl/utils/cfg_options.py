@@ -29,8 +29,10 @@ RUNNER_KEYS = frozenset({
     'strategy', 'gpu_ids'
 })
 
-#: Top-level keys this project reads besides the Runner's.
-PROJECT_KEYS = frozenset({'cluster_dataloader'})
+#: Top-level keys this project reads besides the Runner's (the stage-1
+#: hand-off: :mod:`mmreid_usl.engine.checkpointing.stage1`).
+PROJECT_KEYS = frozenset(
+    {'cluster_dataloader', 'stage1_checkpoint', 'stage1_config'})
 
 #: Every top-level key with an effect.
 CONSUMED_KEYS = RUNNER_KEYS | PROJECT_KEYS

@@ -3,7 +3,8 @@
 # the baseline of GDS (docs/algorithms/gds.md, configs/gds/README.md), as
 # Theory's code (lsongx/DomainAdaptiveReID, selftraining.py) builds it: the
 # stage-1 network (same encoder and FC-BN-ReLU embedding head as
-# supervised_r50.py, loaded with `load_from`, its classifier dropped)
+# supervised_r50.py, loaded from `stage1_checkpoint`, its classifier left
+# out)
 # fine-tuned on the clustered target images with two triplet losses
 # (margin 0.5), on pool5 AND on the embedding, in Theory's "semi" mining
 # (reid/loss/triplet.py, use_semi=True): every anchor with every LATER
@@ -33,3 +34,11 @@ model = dict(
     label_source='pseudo',
     cluster_feat_source='student',
     test_cfg=dict(feat_source='student', normalize=False))
+
+# The adaptation starts from the stage-1 encoder: `--cfg-options
+# stage1_checkpoint=CKPT` (the encoder's init_cfg becomes
+# dict(type='Pretrained', checkpoint=CKPT, prefix='encoder.'), checked to
+# fit; mmreid_usl/engine/checkpointing/stage1.py). A new run without it (and
+# without load_from) stops with the stage-1 command of the leaf's
+# `stage1_config`.
+stage1_checkpoint = None
