@@ -1,0 +1,154 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""Step 6 of :class:`JaccardDistance`: ``d_J`` of the overlapping pairs,
+a chunk of rows at a time, with the pair budget enforced as they come."""
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from .jaccard_budget import PairBudgetError
+from .jaccard_encoding import _ragged_arange, _row_ids
+
+
+class ChunkedJaccard:
+    """Step 6 of :class:`JaccardDistance` (a mixin: ``self.max_distance``,
+    ``self.max_pairs`` and ``self.max_chunk_elems`` are the distance's)."""
+
+    def _jaccard(self,
+                 v: sp.csr_matrix,
+                 max_distance: Optional[float] = None) -> sp.csr_matrix:
+        """Step 6: ``1 - m/(2-m)`` with ``m = Σ_k min(V_ik, V_jk)``, as the
+        full symmetric N×N CSR matrix (see :meth:`_jaccard_upper`)."""
+        return self._symmetric_csr(
+            *self._jaccard_upper(v, max_distance=max_distance), v.shape[0])
+
+    def _jaccard_upper(
+        self,
+        v: sp.csr_matrix,
+        row_stop: Optional[int] = None,
+        max_distance: Optional[float] = None
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Step 6 on the upper triangle: the pairs ``j >= i`` with
+        ``i < row_stop`` (default all rows) and distance < ``max_distance``
+        (default ``self.max_distance``).
+
+        Returns:
+            tuple[np.ndarray]: ``rows``, ``cols`` (row-major, columns
+            sorted) and float32 ``vals``.
+        """
+        n = v.shape[0]
+        parts, stored = [], 0
+        if max_distance is None:
+            max_distance = self.max_distance
+        for rows, cols, vals in self._jaccard_upper_chunks(
+                v, row_stop, max_distance):
+            parts.append((rows, cols, vals))
+            # both triangles of the result: 2 per pair j > i, 1 on the
+            # diagonal. Stop as soon as the budget is exceeded, so that
+            # memory never holds much more than it.
+            stored += 2 * len(rows) - int((rows == cols).sum())
+            if self.max_pairs is not None and stored > self.max_pairs:
+                del parts
+                raise PairBudgetError(
+                    self._budget_message(n, stored, 'keep at least', None,
+                                         None, max_distance))
+        if not parts:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int64),
+                    np.zeros(0, np.float32))
+        return tuple(np.concatenate(p) for p in zip(*parts))
+
+    def _jaccard_upper_chunks(self,
+                              v: sp.csr_matrix,
+                              row_stop: Optional[int] = None,
+                              max_distance: Optional[float] = None
+                              ) -> Iterator:
+        """:meth:`_jaccard_upper` one chunk of consecutive rows at a time
+        (a generator of ``(rows, cols, vals)``), so that a caller keeping
+        only part of the pairs never holds all of them.
+
+        ``m`` is symmetric, so only pairs ``j >= i`` are expanded: column k
+        is stored with rows ascending, so for the entry (i, k) the rows
+        ``j >= i`` of that column are the ones from its own position on.
+        """
+        n = v.shape[0]
+        row_stop = n if row_stop is None else min(int(row_stop), n)
+        if max_distance is None:
+            max_distance = self.max_distance
+        v_rows = _row_ids(v.indptr)
+        # column-major (CSC) order of the entries; the stable sort keeps the
+        # rows of every column ascending
+        perm = np.argsort(v.indices, kind='stable')
+        csc_rows, csc_data = v_rows[perm], v.data[perm]
+        col_ptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(v.indices, minlength=n))])
+        pos = np.empty(v.nnz, dtype=np.int64)
+        pos[perm] = np.arange(v.nnz)
+        entry_len = col_ptr[v.indices + 1] - pos
+        del col_ptr
+        # v.T in CSR: row k of vt lists the rows i having column k
+        vt = v.T.tocsr()
+        # every row of V is non-empty (i ∈ E(i)), so reduceat is safe
+        cum = np.concatenate(
+            [[0], np.cumsum(np.add.reduceat(entry_len, v.indptr[:-1]))])
+        max_rows = max(1, (1 << 24) // n)
+        scratch = np.empty(min(n, max_rows) * n, dtype=np.int64)
+        r0 = 0
+        while r0 < row_stop:
+            r1 = int(np.searchsorted(cum, cum[r0] + self.max_chunk_elems,
+                                     side='right')) - 1
+            r1 = min(max(r1, r0 + 1), r0 + max_rows, row_stop)
+            # output pattern of these rows: pairs j >= i sharing a column
+            pattern = (v[r0:r1] @ vt).tocsr()
+            pattern.sort_indices()
+            p_rows = _row_ids(pattern.indptr) + r0
+            upper = pattern.indices >= p_rows
+            u_rows, u_cols = p_rows[upper], pattern.indices[upper]
+            del pattern, p_rows, upper
+            e0, e1 = v.indptr[r0], v.indptr[r1]
+            lens = entry_len[e0:e1]
+            src = _ragged_arange(pos[e0:e1], lens)
+            rep = np.repeat(np.arange(e1 - e0), lens)
+            mins = np.minimum(v.data[e0:e1][rep], csc_data[src])
+            keys = (v_rows[e0:e1][rep] - r0) * n + csc_rows[src]
+            del src, rep
+            p_keys = (u_rows - r0) * n + u_cols
+            scratch[p_keys] = np.arange(len(p_keys))
+            m = np.bincount(scratch[keys], weights=mins,
+                            minlength=len(p_keys))
+            del keys, mins, p_keys
+            # m is summed in float64; the distance itself is evaluated in
+            # float32 like the official code (identical rows give exactly 0)
+            m32 = m.astype(np.float32)
+            dist = np.float32(1) - m32 / (np.float32(2) - m32)
+            np.maximum(dist, 0, out=dist)
+            keep = dist < max_distance
+            yield u_rows[keep], u_cols[keep], dist[keep]
+            r0 = r1
+
+    @staticmethod
+    def _symmetric_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                       n: int) -> sp.csr_matrix:
+        """Full symmetric CSR (columns sorted, explicit zeros kept) from the
+        upper triangle given row-major with columns sorted."""
+        upper_ptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(rows, minlength=n))])
+        strict = cols > rows
+        # lower triangle = transpose of the strict upper one (CSR -> CSC is
+        # a structural copy, zeros included)
+        s_rows, s_cols = rows[strict], cols[strict]
+        lower = sp.csr_matrix(
+            (vals[strict], s_cols,
+             np.concatenate([[0], np.cumsum(
+                 np.bincount(s_rows, minlength=n))])),
+            shape=(n, n)).tocsc()
+        len_l, len_u = np.diff(lower.indptr), np.diff(upper_ptr)
+        indptr = np.concatenate([[0], np.cumsum(len_l + len_u)])
+        indices = np.empty(indptr[-1], dtype=np.int32)
+        data = np.empty(indptr[-1], dtype=np.float32)
+        l_rows = _row_ids(lower.indptr)
+        dest_l = indptr[l_rows] + np.arange(lower.nnz) - lower.indptr[l_rows]
+        dest_u = (indptr[rows] + len_l[rows] + np.arange(len(rows)) -
+                  upper_ptr[rows])
+        indices[dest_l], data[dest_l] = lower.indices, lower.data
+        indices[dest_u], data[dest_u] = cols, vals
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n))
