@@ -5,7 +5,7 @@ give the one-process Jaccard matrix bit for bit and the same DBSCAN labels.
 faiss's BLAS path is exercised with query/database blocks of 128 rows (set
 in the reference and in every worker; the default 4096 would need N >= W *
 4096), the per-pair path with a small N. Every process runs one thread: the
-float32 BLAS products depend on the thread count (see mmreid_usl/clustering/sharded/)."""
+float32 BLAS products depend on the thread count (see clustering/sharded/)."""
 import os
 import socket
 
