@@ -11,6 +11,11 @@ import sys
 import pytest
 import torch
 
+from mmreid_usl.engine.checkpointing import setup_runtime  # noqa: E402
+
+# this process reads the checkpoints the trainings write (weights-only)
+setup_runtime()
+
 WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'dist_train_worker.py')
 
 

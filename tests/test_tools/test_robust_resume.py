@@ -17,8 +17,12 @@ import sys
 import pytest
 import torch
 
-import mmreid_usl  # noqa: F401  (checkpoint allow-list for torch.load)
 from tiny_config import tiny_cfg
+
+from mmreid_usl.engine.checkpointing import setup_runtime  # noqa: E402
+
+# this process reads the checkpoints the trainings write (weights-only)
+setup_runtime()
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

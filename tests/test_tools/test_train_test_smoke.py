@@ -13,6 +13,11 @@ import torch
 
 from tiny_config import tiny_cfg
 
+from mmreid_usl.engine.checkpointing import setup_runtime  # noqa: E402
+
+# this process reads the checkpoints the trainings write (weights-only)
+setup_runtime()
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
