@@ -10,6 +10,27 @@ from .jaccard_budget import PairBudgetError
 from .jaccard_encoding import _ragged_arange, _row_ids
 
 
+def _upper_pairs(v: sp.csr_matrix, vt: sp.csr_matrix, r0: int,
+                 r1: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Output pattern of the rows ``r0:r1`` of ``m``: the pairs ``j >= i``
+    sharing a column (row-major, columns sorted)."""
+    pattern = (v[r0:r1] @ vt).tocsr()
+    pattern.sort_indices()
+    p_rows = _row_ids(pattern.indptr) + r0
+    upper = pattern.indices >= p_rows
+    return p_rows[upper], pattern.indices[upper]
+
+
+def _overlap_distance(m: np.ndarray) -> np.ndarray:
+    """``d_J = 1 - m/(2 - m)``, clipped at 0. ``m`` is summed in float64;
+    the distance itself is evaluated in float32 like the official code
+    (identical rows give exactly 0)."""
+    m32 = m.astype(np.float32)
+    dist = np.float32(1) - m32 / (np.float32(2) - m32)
+    np.maximum(dist, 0, out=dist)
+    return dist
+
+
 class ChunkedJaccard:
     """Step 6 of :class:`JaccardDistance` (a mixin: ``self.max_distance``,
     ``self.max_pairs`` and ``self.max_chunk_elems`` are the distance's)."""
@@ -97,13 +118,7 @@ class ChunkedJaccard:
             r1 = int(np.searchsorted(cum, cum[r0] + self.max_chunk_elems,
                                      side='right')) - 1
             r1 = min(max(r1, r0 + 1), r0 + max_rows, row_stop)
-            # output pattern of these rows: pairs j >= i sharing a column
-            pattern = (v[r0:r1] @ vt).tocsr()
-            pattern.sort_indices()
-            p_rows = _row_ids(pattern.indptr) + r0
-            upper = pattern.indices >= p_rows
-            u_rows, u_cols = p_rows[upper], pattern.indices[upper]
-            del pattern, p_rows, upper
+            u_rows, u_cols = _upper_pairs(v, vt, r0, r1)
             e0, e1 = v.indptr[r0], v.indptr[r1]
             lens = entry_len[e0:e1]
             src = _ragged_arange(pos[e0:e1], lens)
@@ -116,11 +131,7 @@ class ChunkedJaccard:
             m = np.bincount(scratch[keys], weights=mins,
                             minlength=len(p_keys))
             del keys, mins, p_keys
-            # m is summed in float64; the distance itself is evaluated in
-            # float32 like the official code (identical rows give exactly 0)
-            m32 = m.astype(np.float32)
-            dist = np.float32(1) - m32 / (np.float32(2) - m32)
-            np.maximum(dist, 0, out=dist)
+            dist = _overlap_distance(m)
             keep = dist < max_distance
             yield u_rows[keep], u_cols[keep], dist[keep]
             r0 = r1

@@ -5,7 +5,7 @@ The k-reciprocal sets, their expansion, the softmax encoding and the query
 expansion (Zhong et al., CVPR 2017), as sparse matrices; the CSR helpers are
 shared with the sharded pipeline and the re-ranking.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,6 +44,64 @@ def _reciprocal(index: np.ndarray, length: int, n: int) -> sp.csr_matrix:
     return r
 
 
+def _knn_pair_lookup(index: np.ndarray, sqdist: np.ndarray, rows: np.ndarray,
+                     cols: np.ndarray, norms: np.ndarray
+                     ) -> Tuple[np.ndarray, np.ndarray]:
+    """``x_i . x_j`` of the pairs found in the kNN lists (first in i's list,
+    then in j's), as ``(|x_i|^2 + |x_j|^2 - d_ij) / 2`` in float64.
+
+    Returns:
+        tuple: ``ip`` float64 and the bool mask of the pairs still to do.
+    """
+    n, k1 = index.shape
+    ip = np.empty(len(rows), dtype=np.float64)
+    todo = np.ones(len(rows), dtype=bool)
+    knn_keys = (np.arange(n, dtype=np.int64)[:, None] * n + index).ravel()
+    order = np.argsort(knn_keys, kind='stable')
+    knn_keys = knn_keys[order]
+    knn_d = sqdist[:, :k1].astype(np.float64).ravel()[order]
+    del order
+    for keys in (rows * n + cols, cols * n + rows):
+        sub = np.flatnonzero(todo)
+        pos = np.minimum(np.searchsorted(knn_keys, keys[sub]),
+                         len(knn_keys) - 1)
+        hit = knn_keys[pos] == keys[sub]
+        found = sub[hit]
+        ip[found] = (norms[rows[found]] + norms[cols[found]] -
+                     knn_d[pos[hit]]) / 2
+        todo[found] = False
+    return ip, todo
+
+
+def _softmax_rows(expanded: sp.csr_matrix, d2: np.ndarray) -> sp.csr_matrix:
+    """Step 4 on a row block: ``V[i, j] = softmax_{j in E(i)}(-d2_ij)``
+    (float64, row-minimum shift), shape ``(rows, N)``."""
+    rows = _row_ids(expanded.indptr)
+    cols = expanded.indices.astype(np.int64)
+    d2 = np.array(d2, dtype=np.float64)
+    starts = expanded.indptr[:-1]
+    d2 -= np.minimum.reduceat(d2, starts)[rows]
+    w = np.exp(-d2)
+    w /= np.add.reduceat(w, starts)[rows]
+    return sp.csr_matrix((w, cols, expanded.indptr), shape=expanded.shape)
+
+
+def _expand_sets(r1: sp.csr_matrix, rh: sp.csr_matrix) -> sp.csr_matrix:
+    """Step 3 for the rows of ``r1`` (``R(i, k1)``) given all the rows of
+    ``rh`` (``R(c, k1/2)``, symmetric): the 0/1 pattern of ``E(i)``."""
+    half_size = np.diff(rh.indptr)
+    # |R(c, k1/2) ∩ R(i, k1)| for every c in R(i, k1)  (R is symmetric)
+    overlap = (r1 @ rh).multiply(r1).tocoo()
+    keep = overlap.data > 2 / 3 * half_size[overlap.col]
+    sel = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.int32),
+         (overlap.row[keep], overlap.col[keep])),
+        shape=r1.shape)
+    expanded = (r1 + sel @ rh).tocsr()
+    expanded.sort_indices()
+    return expanded
+
+
 class KReciprocalEncoding:
     """Steps 2-5 of :class:`JaccardDistance` (a mixin: ``self.k1``,
     ``self.k2`` and ``self.knn_precision`` are the distance's)."""
@@ -66,33 +124,14 @@ class KReciprocalEncoding:
         k_half = int(np.around(self.k1 / 2))
         r1 = _reciprocal(index, k1, n)
         rh = _reciprocal(index, min(k_half + 1, k1), n)
-        half_size = np.diff(rh.indptr)
-        # |R(c, k1/2) ∩ R(i, k1)| for every c in R(i, k1)  (R is symmetric)
-        overlap = (r1 @ rh).multiply(r1).tocoo()
-        keep = overlap.data > 2 / 3 * half_size[overlap.col]
-        sel = sp.csr_matrix(
-            (np.ones(int(keep.sum()), dtype=np.int32),
-             (overlap.row[keep], overlap.col[keep])),
-            shape=(n, n))
-        expanded = (r1 + sel @ rh).tocsr()
-        expanded.sort_indices()
-        return expanded
+        return _expand_sets(r1, rh)
 
     @staticmethod
     def _softmax_encode(expanded: sp.csr_matrix,
                         d2: np.ndarray) -> sp.csr_matrix:
         """Step 4: ``V[i, j] = softmax_{j in E(i)}(-d2_ij)`` on the pattern of
         ``expanded`` (``d2`` float64, one value per stored entry)."""
-        n = expanded.shape[0]
-        rows = _row_ids(expanded.indptr)
-        cols = expanded.indices.astype(np.int64)
-        d2 = np.array(d2, dtype=np.float64)
-        # row-wise softmax of -d2 (shifted by the row minimum for stability)
-        starts = expanded.indptr[:-1]
-        d2 -= np.minimum.reduceat(d2, starts)[rows]
-        w = np.exp(-d2)
-        w /= np.add.reduceat(w, starts)[rows]
-        return sp.csr_matrix((w, cols, expanded.indptr), shape=(n, n))
+        return _softmax_rows(expanded, d2)
 
     def _pair_sqdist(self, feats: torch.Tensor, sqdist: Optional[torch.Tensor],
                      index: np.ndarray, rows: np.ndarray,
@@ -103,28 +142,14 @@ class KReciprocalEncoding:
         the kNN distance (as ``ip = (|x_i|² + |x_j|² - sqdist)/2``); the
         others are gathered and multiplied in chunks.
         """
-        n, k1 = index.shape
         x = feats.detach().float()
         norms = (x * x).sum(1).cpu().numpy().astype(np.float64)
-        ip = np.empty(len(rows), dtype=np.float64)
-        todo = np.ones(len(rows), dtype=bool)
         if sqdist is not None and self.knn_precision == 'fp32':
-            knn_keys = (np.arange(n, dtype=np.int64)[:, None] * n +
-                        index).ravel()
-            order = np.argsort(knn_keys, kind='stable')
-            knn_keys = knn_keys[order]
-            knn_d = sqdist[:, :k1].cpu().numpy().astype(
-                np.float64).ravel()[order]
-            # look (i, j) up in i's list, then (j, i) in j's list
-            for keys in (rows * n + cols, cols * n + rows):
-                sub = np.flatnonzero(todo)
-                pos = np.minimum(np.searchsorted(knn_keys, keys[sub]),
-                                 len(knn_keys) - 1)
-                hit = knn_keys[pos] == keys[sub]
-                found = sub[hit]
-                ip[found] = (norms[rows[found]] + norms[cols[found]] -
-                             knn_d[pos[hit]]) / 2
-                todo[found] = False
+            ip, todo = _knn_pair_lookup(index, sqdist.cpu().numpy(), rows,
+                                        cols, norms)
+        else:
+            ip = np.empty(len(rows), dtype=np.float64)
+            todo = np.ones(len(rows), dtype=bool)
         miss = np.flatnonzero(todo)
         if len(miss) and not x.is_cuda:
             # small chunks keep both gathered blocks in cache; numpy's

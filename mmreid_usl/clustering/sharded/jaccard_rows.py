@@ -9,7 +9,10 @@ import scipy.sparse as sp
 import torch
 
 from ..jaccard import JaccardDistance, PairBudgetError
-from ..jaccard_encoding import _list_matrix, _ragged_arange, _row_ids
+from ..jaccard_chunks import _overlap_distance, _upper_pairs
+from ..jaccard_encoding import (_expand_sets, _knn_pair_lookup, _list_matrix,
+                                _ragged_arange, _reciprocal, _row_ids,
+                                _softmax_rows)
 from .comm import (_all_gather_csr, _all_gather_rows, _any_rank, _world,
                    ring_pass)
 
@@ -37,48 +40,7 @@ def expand_rows(index: np.ndarray, k1_param: int, s: int,
     n, k1 = index.shape
     k_half = min(int(np.around(k1_param / 2)) + 1, k1)
     r1 = _reciprocal_rows(index, k1, s, e)
-    a_h = _list_matrix(index, k_half, n)
-    rh = a_h.multiply(a_h.T).tocsr()
-    rh.sort_indices()
-    half_size = np.diff(rh.indptr)
-    overlap = (r1 @ rh).multiply(r1).tocoo()
-    keep = overlap.data > 2 / 3 * half_size[overlap.col]
-    sel = sp.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.int32),
-         (overlap.row[keep], overlap.col[keep])),
-        shape=(e - s, n))
-    expanded = (r1 + sel @ rh).tocsr()
-    expanded.sort_indices()
-    return expanded
-
-
-def _knn_pair_lookup(index: np.ndarray, sqdist: np.ndarray, rows: np.ndarray,
-                     cols: np.ndarray, norms: np.ndarray
-                     ) -> Tuple[np.ndarray, np.ndarray]:
-    """``x_i . x_j`` of the pairs found in the kNN lists (first in i's list,
-    then in j's), as ``(|x_i|^2 + |x_j|^2 - d_ij) / 2`` in float64.
-
-    Returns:
-        tuple: ``ip`` float64 and the bool mask of the pairs still to do.
-    """
-    n, k1 = index.shape
-    ip = np.empty(len(rows), dtype=np.float64)
-    todo = np.ones(len(rows), dtype=bool)
-    knn_keys = (np.arange(n, dtype=np.int64)[:, None] * n + index).ravel()
-    order = np.argsort(knn_keys, kind='stable')
-    knn_keys = knn_keys[order]
-    knn_d = sqdist[:, :k1].astype(np.float64).ravel()[order]
-    del order
-    for keys in (rows * n + cols, cols * n + rows):
-        sub = np.flatnonzero(todo)
-        pos = np.minimum(np.searchsorted(knn_keys, keys[sub]),
-                         len(knn_keys) - 1)
-        hit = knn_keys[pos] == keys[sub]
-        found = sub[hit]
-        ip[found] = (norms[rows[found]] + norms[cols[found]] -
-                     knn_d[pos[hit]]) / 2
-        todo[found] = False
-    return ip, todo
+    return _expand_sets(r1, _reciprocal(index, k_half, n))
 
 
 def _pair_ip(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -87,19 +49,6 @@ def _pair_ip(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     if a.is_cuda:
         return torch.einsum('pd,pd->p', a, b).cpu().numpy()
     return np.einsum('pd,pd->p', a.numpy(), b.numpy())
-
-
-def _softmax_rows(expanded: sp.csr_matrix, d2: np.ndarray) -> sp.csr_matrix:
-    """Step 4 on a row block: ``V[i, j] = softmax_{j in E(i)}(-d2_ij)``
-    (float64, row-minimum shift), shape ``(rows, N)``."""
-    rows = _row_ids(expanded.indptr)
-    cols = expanded.indices.astype(np.int64)
-    d2 = np.array(d2, dtype=np.float64)
-    starts = expanded.indptr[:-1]
-    d2 -= np.minimum.reduceat(d2, starts)[rows]
-    w = np.exp(-d2)
-    w /= np.add.reduceat(w, starts)[rows]
-    return sp.csr_matrix((w, cols, expanded.indptr), shape=expanded.shape)
 
 
 def jaccard_upper_rows(v: sp.csr_matrix,
@@ -160,12 +109,7 @@ def jaccard_upper_rows(v: sp.csr_matrix,
         c1 = int(np.searchsorted(cum, cum[c0] + max_chunk_elems,
                                  side='right')) - 1
         r1 = min(max(c1 + start, r0 + 1), r0 + max_rows, stop)
-        pattern = (v[r0:r1] @ vt).tocsr()
-        pattern.sort_indices()
-        p_rows = _row_ids(pattern.indptr) + r0
-        upper = pattern.indices >= p_rows
-        u_rows, u_cols = p_rows[upper], pattern.indices[upper]
-        del pattern, p_rows, upper
+        u_rows, u_cols = _upper_pairs(v, vt, r0, r1)
         a0, a1 = v.indptr[r0] - e_start, v.indptr[r1] - e_start
         lens = entry_len[a0:a1]
         src = _ragged_arange(pos[a0:a1], lens)
@@ -178,9 +122,7 @@ def jaccard_upper_rows(v: sp.csr_matrix,
         scratch[p_keys] = np.arange(len(p_keys))
         m = np.bincount(scratch[keys], weights=mins, minlength=len(p_keys))
         del keys, mins, p_keys
-        m32 = m.astype(np.float32)
-        d = np.float32(1) - m32 / (np.float32(2) - m32)
-        np.maximum(d, 0, out=d)
+        d = _overlap_distance(m)
         keep = d < max_distance
         out_r.append(u_rows[keep].astype(np.int64))
         out_c.append(u_cols[keep].astype(np.int64))

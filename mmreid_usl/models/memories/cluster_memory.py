@@ -151,14 +151,8 @@ class ClusterMemory(BaseMemory):
                feats: Tensor,
                targets: Tensor,
                camids: Optional[Tensor] = None) -> None:
-        """Update the proxies with this iteration's batch (all ranks).
-
-        Args:
-            feats (Tensor): ``(B, D)`` L2-normalised features of this rank.
-            targets (Tensor): ``(B, )`` cluster indices of this rank.
-            camids (Tensor, optional): ``(B,)`` raw camera ids of this
-                rank's batch (unused here).
-        """
+        """Update the proxies with this iteration's batch (all ranks);
+        the arguments of :meth:`BaseMemory.update` (``camids`` unused)."""
         feats = all_gather_cat(at_least_fp32(feats.detach()).contiguous())
         targets = all_gather_cat(targets.contiguous())
         with torch.autocast(device_type=feats.device.type, enabled=False):

@@ -116,13 +116,8 @@ class DiscrepantClusterMemory(BaseMemory):
         """Apply every proxy type's rule to this iteration's batch.
 
         Each :meth:`ClusterMemory.update` all-gathers the batch, so every
-        rank applies the same update.
-
-        Args:
-            feats (Tensor): ``(B, D)`` L2-normalised features of this rank.
-            targets (Tensor): ``(B,)`` cluster indices of this rank.
-            camids (Tensor, optional): ``(B,)`` raw camera ids of this
-                rank's batch, passed on to every proxy type.
+        rank applies the same update. The arguments of
+        :meth:`BaseMemory.update`, passed on to every proxy type.
         """
         for proxy in self.proxies:
             proxy.update(feats, targets, camids)

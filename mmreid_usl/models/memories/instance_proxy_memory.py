@@ -135,12 +135,8 @@ class InstanceProxyMemory(BaseMemory):
                camids: Optional[Tensor] = None) -> None:
         """Replace the slots of the batch's clusters by its instances.
 
-        Args:
-            feats (Tensor): ``(B, D)`` L2-normalised features of this rank
-                (the momentum encoder's).
-            targets (Tensor): ``(B,)`` cluster indices of this rank.
-            camids (Tensor, optional): ``(B,)`` raw camera ids of this
-                rank's batch (unused here).
+        The arguments of :meth:`BaseMemory.update` (``feats``: the momentum
+        encoder's; ``camids`` unused).
         """
         if self.num_clusters == 0:
             raise RuntimeError('InstanceProxyMemory is empty: reset() was not '
