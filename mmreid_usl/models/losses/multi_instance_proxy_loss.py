@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from ..utils.precision import at_least_fp32
 
 NEGATIVE_MODES = ('global', 'per_cluster')
 HARDNESS = ('hardest', 'semi_hard', 'easiest')
@@ -52,7 +53,8 @@ class MultiInstanceProxyLoss(nn.Module):
       other cluster (:math:`C-1` negatives; ``'hardest'``: each cluster's
       most similar proxy).
 
-    The proxies get no gradient. The maths runs in fp32.
+    The proxies get no gradient. The maths runs in fp32 (in float64 for a
+    float64 model, :func:`at_least_fp32`).
 
     Args:
         temperature (float): :math:`\tau`. Defaults to 0.05.
@@ -142,9 +144,9 @@ class MultiInstanceProxyLoss(nn.Module):
                                f'{tuple(proxies.shape)}')
         num_clusters, num_inst, dim = proxies.shape
         with torch.autocast(device_type=feats.device.type, enabled=False):
-            bank = proxies.detach().clone().float().view(-1, dim)
-            sims = feats.float().mm(bank.t()).view(-1, num_clusters,
-                                                   num_inst)
+            q = at_least_fp32(feats)
+            bank = proxies.detach().clone().to(q.dtype).view(-1, dim)
+            sims = q.mm(bank.t()).view(-1, num_clusters, num_inst)
             own_mask = torch.zeros_like(sims, dtype=torch.bool)
             own_mask[torch.arange(len(sims)), targets] = True
             pos = self._positive(sims[torch.arange(len(sims)), targets])

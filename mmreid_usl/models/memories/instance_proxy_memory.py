@@ -9,6 +9,7 @@ from torch import Tensor
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.dist import all_gather_cat
+from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
 
@@ -94,7 +95,7 @@ class InstanceProxyMemory(BaseMemory):
                                   self.num_instances,
                                   self.seed + int(result.epoch))
         self.features = F.normalize(
-            feats[index.to(feats.device)].float(),
+            at_least_fp32(feats[index.to(feats.device)]),
             dim=2).to(self.features.device)
 
     @staticmethod
@@ -141,7 +142,7 @@ class InstanceProxyMemory(BaseMemory):
         if self.num_clusters == 0:
             raise RuntimeError('InstanceProxyMemory is empty: reset() was not '
                                'called (or found no cluster).')
-        feats = all_gather_cat(feats.detach().float().contiguous())
+        feats = all_gather_cat(at_least_fp32(feats.detach()).contiguous())
         targets = all_gather_cat(targets.contiguous())
         rows, inverse, counts = torch.unique(
             targets, return_inverse=True, return_counts=True)
