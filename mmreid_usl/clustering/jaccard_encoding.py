@@ -73,6 +73,18 @@ def _knn_pair_lookup(index: np.ndarray, sqdist: np.ndarray, rows: np.ndarray,
     return ip, todo
 
 
+def _known_pairs(index: np.ndarray, sqdist: Optional[torch.Tensor],
+                 precision: str, rows: np.ndarray, cols: np.ndarray,
+                 norms: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`_knn_pair_lookup` where the kNN distances are fp32 ones;
+    otherwise no pair is known (``ip`` uninitialised, every pair to do)."""
+    if sqdist is not None and precision == 'fp32':
+        return _knn_pair_lookup(index, sqdist.cpu().numpy(), rows, cols,
+                                norms)
+    return (np.empty(len(rows), dtype=np.float64),
+            np.ones(len(rows), dtype=bool))
+
+
 def _softmax_rows(expanded: sp.csr_matrix, d2: np.ndarray) -> sp.csr_matrix:
     """Step 4 on a row block: ``V[i, j] = softmax_{j in E(i)}(-d2_ij)``
     (float64, row-minimum shift), shape ``(rows, N)``."""
@@ -144,12 +156,8 @@ class KReciprocalEncoding:
         """
         x = feats.detach().float()
         norms = (x * x).sum(1).cpu().numpy().astype(np.float64)
-        if sqdist is not None and self.knn_precision == 'fp32':
-            ip, todo = _knn_pair_lookup(index, sqdist.cpu().numpy(), rows,
-                                        cols, norms)
-        else:
-            ip = np.empty(len(rows), dtype=np.float64)
-            todo = np.ones(len(rows), dtype=bool)
+        ip, todo = _known_pairs(index, sqdist, self.knn_precision, rows,
+                                cols, norms)
         miss = np.flatnonzero(todo)
         if len(miss) and not x.is_cuda:
             # small chunks keep both gathered blocks in cache; numpy's

@@ -10,7 +10,7 @@ import torch
 
 from ..jaccard import JaccardDistance, PairBudgetError
 from ..jaccard_chunks import _overlap_distance, _upper_pairs
-from ..jaccard_encoding import (_expand_sets, _knn_pair_lookup, _list_matrix,
+from ..jaccard_encoding import (_expand_sets, _known_pairs, _list_matrix,
                                 _ragged_arange, _reciprocal, _row_ids,
                                 _softmax_rows)
 from .comm import (_all_gather_csr, _all_gather_rows, _any_rank, _world,
@@ -187,12 +187,8 @@ def sharded_jaccard_upper(
                                group)
     norms = norms_t.cpu().numpy().astype(np.float64)
     # step 4: d2 = 2 - 2 x_i.x_j; kNN reuse, then the misses by ring pass
-    if sqdist is not None and jaccard.knn_precision == 'fp32':
-        ip, todo = _knn_pair_lookup(index_np, sqdist.cpu().numpy(), rows,
-                                    cols, norms)
-    else:
-        ip = np.empty(len(rows), dtype=np.float64)
-        todo = np.ones(len(rows), dtype=bool)
+    ip, todo = _known_pairs(index_np, sqdist, jaccard.knn_precision, rows,
+                            cols, norms)
     miss = np.flatnonzero(todo)
     miss_owner = np.searchsorted([b for _, b in bounds], cols[miss],
                                  side='right')

@@ -60,11 +60,8 @@ class FCBNNeck(BaseModule):
 
     def forward(self, inputs: Union[torch.Tensor, Tuple[torch.Tensor]]
                 ) -> torch.Tensor:
-        """Embed the last pooled feature.
-
-        Args:
-            inputs (Tensor | tuple[Tensor]): ``(B, C)`` or ``(B, C, 1, 1)``
-                pooled features, or a tuple of them (the last is used).
+        """Embed the last pooled feature (``inputs`` as for
+        :meth:`BNNeck.forward`).
 
         Returns:
             Tensor: ``(B, out_channels)`` embeddings (non-negative with the
