@@ -24,18 +24,13 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _bench_utils import load_average, peak_rss_gb, run_repeats  # noqa: E402
-from synthetic_features import synthetic_features  # noqa: E402
+from _bench_utils import (add_gallery_args, load_average,  # noqa: E402
+                          peak_rss_gb, query_gallery, repeat_in_children)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--nq', type=int, required=True, help='queries')
-    parser.add_argument('--ng', type=int, required=True, help='gallery')
-    parser.add_argument('--ids', type=int, default=751)
-    parser.add_argument('--cams', type=int, default=6)
-    parser.add_argument('--dim', type=int, default=2048)
-    parser.add_argument('--noise', type=float, default=3.5)
+    add_gallery_args(parser)
     parser.add_argument('--chunk-size', type=int, default=None)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seed', type=int, default=0)
@@ -74,13 +69,7 @@ def reference_eval(qf, gf, q_pids, g_pids, q_cams, g_cams):
 
 def main(argv=None):
     args = parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
-    if args.repeat > 1:
-        child = [a for i, a in enumerate(argv)
-                 if a != '--repeat' and (i == 0 or argv[i - 1] != '--repeat')
-                 and not a.startswith('--repeat=')]
-        print(json.dumps(run_repeats(osp.abspath(__file__), child,
-                                     args.repeat)))
+    if repeat_in_children(__file__, argv, args.repeat):
         return
     import torch
 
@@ -88,13 +77,7 @@ def main(argv=None):
 
     load = load_average()
     t = time.perf_counter()
-    feats, pids, cams = synthetic_features(
-        args.nq + args.ng, args.ids, dim=args.dim, num_cams=args.cams,
-        noise_norm=args.noise, seed=args.seed)
-    feats = torch.from_numpy(feats)
-    qf, gf = feats[:args.nq], feats[args.nq:]  # views, no copy
-    q_pids, g_pids = pids[:args.nq], pids[args.nq:]
-    q_cams, g_cams = cams[:args.nq], cams[args.nq:]
+    qf, gf, q_pids, g_pids, q_cams, g_cams = query_gallery(args)
     gen_s = time.perf_counter() - t
     result = dict(nq=args.nq, ng=args.ng, ids=args.ids, cams=args.cams,
                   dim=args.dim, reference=args.reference,

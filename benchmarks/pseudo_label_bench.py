@@ -49,7 +49,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 sys.path.insert(1, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                             'tests'))
 
-from _bench_utils import load_average, peak_rss_gb, run_repeats  # noqa: E402
+from _bench_utils import (load_average, peak_rss_gb,  # noqa: E402
+                          repeat_in_children)
 from synthetic_features import synthetic_features  # noqa: E402
 
 
@@ -102,14 +103,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
-    if args.repeat > 1:
-        child = [a for i, a in enumerate(argv)
-                 if a != '--repeat' and (i == 0 or argv[i - 1] != '--repeat')
-                 and not a.startswith('--repeat=')]
-        print(json.dumps(run_repeats(osp.abspath(__file__), child,
-                                     args.repeat)))
+    if repeat_in_children(__file__, argv, args.repeat):
         return
+    argv = sys.argv[1:] if argv is None else argv
     if args.world_size > 1:
         return _main_world(args, argv)
     import torch

@@ -25,18 +25,13 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _bench_utils import load_average, peak_rss_gb  # noqa: E402
-from synthetic_features import synthetic_features  # noqa: E402
+from _bench_utils import (add_gallery_args, load_average,  # noqa: E402
+                          peak_rss_gb, query_gallery)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--nq', type=int, required=True, help='queries')
-    parser.add_argument('--ng', type=int, required=True, help='gallery')
-    parser.add_argument('--ids', type=int, default=751)
-    parser.add_argument('--cams', type=int, default=6)
-    parser.add_argument('--dim', type=int, default=2048)
-    parser.add_argument('--noise', type=float, default=3.5)
+    add_gallery_args(parser)
     parser.add_argument('--k1', type=int, default=20)
     parser.add_argument('--k2', type=int, default=6)
     parser.add_argument('--lambda-value', type=float, default=0.3)
@@ -57,13 +52,7 @@ def main(argv=None):
     MMLogger.get_instance('rerank_speed', log_level='INFO')
     load = load_average()
     t = time.perf_counter()
-    feats, pids, cams = synthetic_features(
-        args.nq + args.ng, args.ids, dim=args.dim, num_cams=args.cams,
-        noise_norm=args.noise, seed=args.seed)
-    feats = torch.from_numpy(feats)
-    qf, gf = feats[:args.nq], feats[args.nq:]
-    q_pids, g_pids = pids[:args.nq], pids[args.nq:]
-    q_cams, g_cams = cams[:args.nq], cams[args.nq:]
+    qf, gf, q_pids, g_pids, q_cams, g_cams = query_gallery(args)
     result = dict(nq=args.nq, ng=args.ng, ids=args.ids, cams=args.cams,
                   dim=args.dim, k1=args.k1, k2=args.k2,
                   lambda_value=args.lambda_value,
