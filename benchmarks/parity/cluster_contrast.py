@@ -23,7 +23,7 @@ from . import common
 from .keymap import (check_key_map, copy_weights, resnet_encoder_key_map,
                      sub_state_dict)
 from .report import ParityReport
-from .shims import ReferenceRuntime, load_module_from_file
+from .shims import ReferenceRuntime, reference_script
 
 CONFIG = 'configs/cluster_contrast/cluster-contrast_r50_market.py'
 #: Our switches that select the reference behaviour, with why.
@@ -116,16 +116,10 @@ def _ref_inputs(rt, dataset, indices, height=256, width=128):
     return imgs
 
 
-_SCRIPT = {}
-
-
 def _script(rt):
     """The reference training script as a module (its main block not
     run)."""
-    if 'cc' not in _SCRIPT:
-        _SCRIPT['cc'] = load_module_from_file(
-            'cc_train_usl', osp.join(rt.path, TRAIN_SCRIPT))
-    return _SCRIPT['cc']
+    return reference_script(rt, 'cc_train_usl', TRAIN_SCRIPT)
 
 
 def _components(args, report, rt, cfg, ours, ref, key_map, subset) -> None:
@@ -296,12 +290,8 @@ def _evaluation(report, rt, cfg, ours) -> None:
     # a sharper, partly random feature so the metrics are not trivial
     res = evaluate_rank(feats[is_q], feats[~is_q], pids[is_q], pids[~is_q],
                         cams[is_q], cams[~is_q])
-    names = [test.get_data_info(i)['img_path'] for i in range(len(test))]
-    fdict = {n: f for n, f in zip(names, feats)}
-    query = [(n, p, c) for n, p, c, q in zip(names, pids, cams, is_q) if q]
-    gallery = [(n, p, c) for n, p, c, q in zip(names, pids, cams, is_q)
-               if not q]
-    distmat, qf, gf = ev.pairwise_distance(fdict, query, gallery)
+    distmat, qf, gf, query, gallery = common.reference_pairwise(
+        ev, test, feats, pids, cams, is_q)
     qf, gf = torch.as_tensor(qf), torch.as_tensor(gf)
     cmc, m_ap = ev.evaluate_all(
         qf, gf, distmat, query=query, gallery=gallery, cmc_flag=True)
@@ -326,27 +316,12 @@ def _bn_deviation(report, cfg, ours, x) -> None:
     """Our default (every group moves the BN statistics) against the
     DataParallel behaviour, after one train forward of the same batch."""
     state = {k: v.clone() for k, v in ours.state_dict().items()}
-    out = {}
-    for mode in ('every_group', 'first_group'):
-        ours.load_state_dict(state)
-        ours.bn_running_stats = mode
-        ours.train()
-        with torch.no_grad():
-            ours.student_forward(x)
-        out[mode] = torch.cat([
-            v.flatten() for k, v in ours.state_dict().items()
-            if 'running_var' in k
-        ])
+    out = common.running_var_by_bn_mode(ours, x, state)
     ours.load_state_dict(state)
     ours.bn_running_stats = 'first_group'
-    rel = float((out['every_group'] - out['first_group']).abs().max() /
-                out['first_group'].abs().max())
-    report.deviation(
-        'BN running statistics of grouped forwards',
-        "model.bn_running_stats='first_group'",
-        'max rel. diff. of running_var after one train forward', rel, 0.0,
-        'every group moves the statistics (4 updates per step instead of '
-        '1); changes eval features only')
+    common.report_bn_deviation(
+        report, out, 'every group moves the statistics (4 updates per step '
+        'instead of 1); changes eval features only')
 
 
 # ----------------------------------------------------------------------
@@ -359,10 +334,7 @@ def _steps(args, report, rt, cfg, key_map, subset) -> None:
 
 def _steps_in(args, report, rt, cfg, key_map, subset) -> None:
     lv = 'steps'
-    wide = args.step_precision == 'fp64'
-    dtype = torch.float64 if wide else torch.float32
-    if wide:
-        rt.cuda_shims(torch.float64)
+    wide, dtype = common.step_precision(args, rt)
     trainers = rt.import_module('clustercontrast.trainers')
     cm = rt.import_module('clustercontrast.models.cm')
     models_mod = rt.import_module('clustercontrast.models')
@@ -399,16 +371,8 @@ def _steps_in(args, report, rt, cfg, key_map, subset) -> None:
     # the precision of the run
     inputs = [common.our_inputs(ours, train_set, b) for b in batches]
     # ours: the Runner's train_step with the config's optimiser wrapper
-    optim = common.build_optimizer(cfg, ours)
-    norms_o: List[float] = []
-    grads_o: Dict[str, torch.Tensor] = {}
-    common.record_grads(optim.optimizer, dict(ours.named_parameters()),
-                        norms_o, grads_o)
-    ours.train()
-    losses_o = []
-    for b in batches:
-        log = ours.train_step(common.collate(train_set, b), optim)
-        losses_o.append(float(log['loss'].detach()))
+    optim, norms_o, grads_o, losses_o = common.our_train_steps(
+        cfg, ours, train_set, batches)
     # reference: its trainer, its optimiser (one param group per tensor)
     params = [{'params': [v]} for _, v in ref_dp.named_parameters()
               if v.requires_grad]

@@ -167,6 +167,104 @@ def record_grads(optimizer: torch.optim.Optimizer, named: Dict[str, object],
     return undo
 
 
+def reference_pairwise(ev, dataset, feats, pids, cams, is_q):
+    """The reference evaluator's ``pairwise_distance`` of ``feats``, with
+    its open-reid style ``(path, pid, cam)`` query and gallery lists.
+
+    Returns:
+        tuple: ``(distmat, qf, gf, query, gallery)``.
+    """
+    names = [dataset.get_data_info(i)['img_path']
+             for i in range(len(dataset))]
+    fdict = {n: f for n, f in zip(names, feats)}
+    query = [(n, p, c) for n, p, c, q in zip(names, pids, cams, is_q) if q]
+    gallery = [(n, p, c) for n, p, c, q in zip(names, pids, cams, is_q)
+               if not q]
+    distmat, qf, gf = ev.pairwise_distance(fdict, query, gallery)
+    return distmat, qf, gf, query, gallery
+
+
+def step_precision(args, rt):
+    """``(wide, dtype)`` of the steps level (``--step-precision``); in
+    float64 the reference's CUDA shims cast to float64 as well."""
+    wide = args.step_precision == 'fp64'
+    if wide:
+        rt.cuda_shims(torch.float64)
+    return wide, torch.float64 if wide else torch.float32
+
+
+def our_train_steps(cfg: Config, ours: torch.nn.Module, dataset,
+                    batches: Sequence[Sequence[int]]):
+    """Our side of the steps level: the Runner's ``train_step`` with the
+    config's optimiser wrapper on every batch.
+
+    Returns:
+        tuple: ``(optim_wrapper, norms, first_grads, losses)``: the gradient
+        norm before every step, the gradients of the first step (by
+        parameter name) and the total loss of every step.
+    """
+    optim = build_optimizer(cfg, ours)
+    norms: List[float] = []
+    grads: Dict[str, torch.Tensor] = {}
+    record_grads(optim.optimizer, dict(ours.named_parameters()), norms, grads)
+    ours.train()
+    losses = []
+    for b in batches:
+        log = ours.train_step(collate(dataset, b), optim)
+        losses.append(float(log['loss'].detach()))
+    return optim, norms, grads, losses
+
+
+def running_var_by_bn_mode(model: torch.nn.Module, x: torch.Tensor,
+                           state: Dict[str, torch.Tensor],
+                           prefix: str = '') -> Dict[str, torch.Tensor]:
+    """The BN ``running_var`` buffers (keys starting with ``prefix``) after
+    one student train forward of ``x`` from ``state``, with every BN group
+    moving the statistics (``'every_group'``, our default) and with the first
+    group only (``'first_group'``, DataParallel)."""
+    out = {}
+    for mode in ('every_group', 'first_group'):
+        model.load_state_dict(state)
+        model.bn_running_stats = mode
+        model.train()
+        with torch.no_grad():
+            model.student_forward(x)
+        out[mode] = torch.cat([
+            v.flatten() for k, v in model.state_dict().items()
+            if k.startswith(prefix) and 'running_var' in k
+        ])
+    return out
+
+
+def report_bn_deviation(report, out: Dict[str, torch.Tensor],
+                        note: str) -> None:
+    """The deviation of our BN default, from
+    :func:`running_var_by_bn_mode`'s buffers: their max relative
+    difference."""
+    rel = float((out['every_group'] - out['first_group']).abs().max() /
+                out['first_group'].abs().max())
+    report.deviation(
+        'BN running statistics of grouped forwards',
+        "model.bn_running_stats='first_group'",
+        'max rel. diff. of running_var after one train forward', rel, 0.0,
+        note)
+
+
+def patch_jaccard_faiss_cpu(rt, script) -> None:
+    """The reference's ``compute_jaccard_distance`` on faiss's CPU exact
+    search, on float32 features (faiss is float32-only)."""
+    jaccard = script.compute_jaccard_distance
+
+    def jaccard_cpu(features, *a, **kw):
+        # faiss is float32-only: the float64 check clusters float32
+        # features, as the official float32 runs do
+        return jaccard(features.float(), *a, search_option=3, **kw)
+
+    rt.patch(script, 'compute_jaccard_distance', jaccard_cpu,
+             'faiss GPU kNN (search_option=0) -> faiss CPU IndexFlatL2 '
+             '(search_option=3, exact as well), on float32 features')
+
+
 def update_diff(before: Dict[str, torch.Tensor],
                 ours: Dict[str, torch.Tensor], ref: Dict[str, torch.Tensor],
                 key_map: Dict[str, str]) -> Dict[str, float]:

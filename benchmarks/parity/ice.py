@@ -48,7 +48,7 @@ from .data import ReferenceDataset, make_subset
 from .keymap import (check_key_map, copy_weights, resnet_encoder_key_map,
                      state_diff, sub_state_dict)
 from .report import ParityReport
-from .shims import CPUDataParallel, ReferenceRuntime, load_module_from_file
+from .shims import CPUDataParallel, ReferenceRuntime, reference_script
 
 CONFIG = 'configs/ice/ice_r50_market.py'
 #: Our switches that select the reference behaviour, with why.
@@ -184,17 +184,13 @@ def _scoped(rt, fn, *args) -> None:
 
 # ----------------------------------------------------------------------
 # helpers shared by the levels
-_SCRIPT: Dict[str, Any] = {}
 _FEATURES: Dict[int, torch.Tensor] = {}
 
 
 def _script(rt):
     """The reference training script as a module (its main block not
     run)."""
-    if 'ice' not in _SCRIPT:
-        _SCRIPT['ice'] = load_module_from_file(
-            'ice_unsupervised_train', osp.join(rt.path, TRAIN_SCRIPT))
-    return _SCRIPT['ice']
+    return reference_script(rt, 'ice_unsupervised_train', TRAIN_SCRIPT)
 
 
 def _dp(module: nn.Module) -> nn.Module:
@@ -766,12 +762,8 @@ def _evaluation(report, rt, cfg) -> None:
         centres[[uniq[p] for p in pids.tolist()]] +
         1.5 * torch.randn(len(pids), 64, generator=g), dim=1)
     is_q = np.arange(len(test)) < test.num_query
-    names = [test.get_data_info(i)['img_path'] for i in range(len(test))]
-    fdict = {n: f for n, f in zip(names, feats)}
-    query = [(n, p, c) for n, p, c, q in zip(names, pids, cams, is_q) if q]
-    gallery = [(n, p, c) for n, p, c, q in zip(names, pids, cams, is_q)
-               if not q]
-    distmat, qf, gf = ev.pairwise_distance(fdict, query, gallery)
+    distmat, qf, gf, query, gallery = common.reference_pairwise(
+        ev, test, feats, pids, cams, is_q)
     cmc, m_ap = ev.evaluate_all(
         torch.as_tensor(qf), torch.as_tensor(gf), distmat, query=query,
         gallery=gallery, cmc_flag=True)
@@ -788,26 +780,12 @@ def _evaluation(report, rt, cfg) -> None:
 def _bn_deviation(report, ours, x, initial) -> None:
     """Our default (every BN group moves the statistics) against the
     DataParallel behaviour, after one student train forward."""
-    out = {}
-    for mode in ('every_group', 'first_group'):
-        ours.load_state_dict(initial)
-        ours.bn_running_stats = mode
-        ours.train()
-        with torch.no_grad():
-            ours.student_forward(x)
-        out[mode] = torch.cat([
-            v.flatten() for k, v in ours.state_dict().items()
-            if k.startswith('encoder.') and 'running_var' in k
-        ])
+    out = common.running_var_by_bn_mode(ours, x, initial, prefix='encoder.')
     ours.bn_running_stats = SWITCHES['model.bn_running_stats'][0]
-    rel = float((out['every_group'] - out['first_group']).abs().max() /
-                out['first_group'].abs().max())
-    report.deviation(
-        'BN running statistics of grouped forwards',
-        "model.bn_running_stats='first_group'",
-        'max rel. diff. of running_var after one train forward', rel, 0.0,
-        'every group moves the statistics (4 updates per forward instead '
-        'of 1; student and momentum); changes eval features only')
+    common.report_bn_deviation(
+        report, out, 'every group moves the statistics (4 updates per '
+        'forward instead of 1; student and momentum); changes eval features '
+        'only')
 
 
 # ----------------------------------------------------------------------
@@ -817,10 +795,7 @@ def _steps(args, report, rt, cfg, maps) -> None:
     three-view batches, both sides in ``--step-precision`` (float64: the
     exactness check)."""
     lv = 'steps'
-    wide = args.step_precision == 'fp64'
-    dtype = torch.float64 if wide else torch.float32
-    if wide:
-        rt.cuda_shims(torch.float64)
+    wide, dtype = common.step_precision(args, rt)
     trainers = rt.import_module('ice.trainers')
     models_mod = rt.import_module('ice.models')
     script = _script(rt)
@@ -1014,9 +989,9 @@ def _proxies_of(model) -> dict:
 def _short_run(args, report, rt, maps, work) -> None:
     """Ours (Runner) vs ``main_worker`` of the official training
     script, on the run's own subset (``--run-images``)."""
-    from .short_run import (Recorder, call_reference_main, compare_run,
-                            our_map, record_ours, replay_sampler,
-                            run_overrides, train_ours,
+    from .short_run import (Recorder, compare_run, our_map, record_ours,
+                            reference_loader_args, replay_sampler,
+                            run_overrides, run_reference_main, train_ours,
                             transforms_without_augmentation)
     script = _script(rt)
     trainers = rt.import_module('ice.trainers')
@@ -1125,16 +1100,7 @@ def _short_run(args, report, rt, maps, work) -> None:
              '(model_1 <- our student, model_1_ema <- our momentum encoder)')
     rt.patch(script, 'get_data', lambda name, data_dir: data,
              'dataset factory -> the CUHK03 subset (open-reid style lists)')
-    jaccard = script.compute_jaccard_distance
-
-    def jaccard_cpu(features, *a, **kw):
-        # faiss is float32-only: the float64 check clusters float32
-        # features, as the official float32 runs do
-        return jaccard(features.float(), *a, search_option=3, **kw)
-
-    rt.patch(script, 'compute_jaccard_distance', jaccard_cpu,
-             'faiss GPU kNN (search_option=0) -> faiss CPU IndexFlatL2 '
-             '(search_option=3, exact as well), on float32 features')
+    common.patch_jaccard_faiss_cpu(rt, script)
     if wide:
         rt.cuda_shims(torch.float64)
         rt.patch(script, 'np', _numpy_float64(),
@@ -1167,12 +1133,7 @@ def _short_run(args, report, rt, maps, work) -> None:
     _note(rt, SHUFFLE_SHIM)
     ref_args = Namespace(
         dataset_target='subset',
-        data_dir=work,
-        batch_size=batch,
-        workers=0,
-        height=256,
-        width=128,
-        num_instances=k,
+        **reference_loader_args(work, batch, k),
         arch='resnet50',
         features=0,
         dropout=0,
@@ -1194,11 +1155,7 @@ def _short_run(args, report, rt, maps, work) -> None:
         k1=30,
         min_samples=4,
         init='')
-    error = call_reference_main(script.main_worker, ref_args, dtype)
-    if error is not None:
-        report.check('run', 'reference training script completed', False,
-                     f'{type(error).__name__}: {error}'[:300] +
-                     ' (what was recorded until then is compared below)')
+    run_reference_main(report, script.main_worker, ref_args, dtype)
     ref_rec.terms = meters.terms()
     ref_rec.losses = [sum(t.values()) for t in ref_rec.terms]
     _compare_run(report, ours_rec, ref_rec, ours, created, maps, ours_map,

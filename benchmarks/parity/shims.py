@@ -67,6 +67,18 @@ def load_module_from_file(name: str, path: str):
     return module
 
 
+_SCRIPTS: Dict[str, Any] = {}
+
+
+def reference_script(rt, name: str, relpath: str):
+    """The reference's training script ``relpath`` (under ``rt.path``) as
+    the module ``name``, loaded once (its main block not run)."""
+    if name not in _SCRIPTS:
+        _SCRIPTS[name] = load_module_from_file(name,
+                                               osp.join(rt.path, relpath))
+    return _SCRIPTS[name]
+
+
 def _is_cuda(arg: Any) -> bool:
     if isinstance(arg, torch.device):
         return arg.type == 'cuda'

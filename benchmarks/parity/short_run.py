@@ -333,6 +333,27 @@ def call_reference_main(main: Callable,
     return None
 
 
+def run_reference_main(report, main: Callable, args,
+                       dtype: torch.dtype = torch.float32
+                       ) -> Optional[BaseException]:
+    """:func:`call_reference_main`, its failure recorded as a failed check
+    of the run level (what was recorded until then is still compared)."""
+    error = call_reference_main(main, args, dtype)
+    if error is not None:
+        report.check('run', 'reference training script completed', False,
+                     f'{type(error).__name__}: {error}'[:300] +
+                     ' (what was recorded until then is compared below)')
+    return error
+
+
+def reference_loader_args(work: str, batch: int, k: int) -> dict:
+    """The data-loading options of a reference training script: the subset
+    in ``work``, batches of ``batch`` = P x ``k``, 256 x 128 images, no
+    worker process."""
+    return dict(data_dir=work, batch_size=batch, workers=0, height=256,
+                width=128, num_instances=k)
+
+
 def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
                                switch_values: Callable, config: str,
                                script) -> None:
@@ -405,16 +426,7 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
              'model factory: our initial weights copied in after creation')
     rt.patch(script, 'get_data', lambda name, data_dir: data,
              'dataset factory -> the CUHK03 subset (open-reid style lists)')
-    jaccard = script.compute_jaccard_distance
-
-    def jaccard_cpu(features, *a, **kw):
-        # faiss is float32-only: the float64 check clusters float32
-        # features, as the official float32 runs do
-        return jaccard(features.float(), *a, search_option=3, **kw)
-
-    rt.patch(script, 'compute_jaccard_distance', jaccard_cpu,
-             'faiss GPU kNN (search_option=0) -> faiss CPU IndexFlatL2 '
-             '(search_option=3, exact as well), on float32 features')
+    common.patch_jaccard_faiss_cpu(rt, script)
     if wide:
         rt.cuda_shims(torch.float64)
     rt.patch(script, 'RandomMultipleGallerySampler',
@@ -422,23 +434,15 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
              'training sampler -> replay of our sampler\'s order')
     rt.patch(script, 'T', transforms_without_augmentation(script.T),
              'random training transforms -> identity (off on both sides)')
-    rt.patch(script, 'ClusterMemory', RecordingMemory,
-             'recording subclasses of ClusterMemory / DBSCAN / Evaluator '
-             '(values read, nothing changed)')
-    rt.patch(script, 'DBSCAN', RecordingDBSCAN,
-             'recording subclasses of ClusterMemory / DBSCAN / Evaluator '
-             '(values read, nothing changed)')
-    rt.patch(script, 'Evaluator', RecordingEvaluator,
-             'recording subclasses of ClusterMemory / DBSCAN / Evaluator '
-             '(values read, nothing changed)')
+    for name, cls in (('ClusterMemory', RecordingMemory),
+                      ('DBSCAN', RecordingDBSCAN),
+                      ('Evaluator', RecordingEvaluator)):
+        rt.patch(script, name, cls,
+                 'recording subclasses of ClusterMemory / DBSCAN / Evaluator '
+                 '(values read, nothing changed)')
     ref_args = Namespace(
         dataset='subset',
-        data_dir=work,
-        batch_size=batch,
-        workers=0,
-        height=256,
-        width=128,
-        num_instances=k,
+        **reference_loader_args(work, batch, k),
         eps=args.eps,
         eps_gap=0.02,
         k1=30,
@@ -460,11 +464,7 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
         pooling_type='gem',
         use_hard=False,
         no_cam=False)
-    error = call_reference_main(script.main_worker, ref_args, dtype)
-    if error is not None:
-        report.check('run', 'reference training script completed', False,
-                     f'{type(error).__name__}: {error}'[:300] +
-                     ' (what was recorded until then is compared below)')
+    run_reference_main(report, script.main_worker, ref_args, dtype)
     ref_model = created['model']
     compare_run(report, ours_rec, ref_rec, ours, ref_model, key_map,
                 ours_map, maps[0] if maps else float('nan'),
@@ -605,15 +605,13 @@ def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
              'training sampler -> replay of our sampler\'s order')
     rt.patch(script, 'T', transforms_without_augmentation(script.T),
              'random training transforms -> identity (off on both sides)')
-    rt.patch(script, 'DBSCAN', RecordingDBSCAN,
-             'recording subclasses of DBSCAN / Evaluator / Trainer (values '
-             'read, nothing changed)')
-    rt.patch(script, 'Evaluator', RecordingEvaluator,
-             'recording subclasses of DBSCAN / Evaluator / Trainer (values '
-             'read, nothing changed)')
-    rt.patch(script.Trainer, '_forward', recording_forward,
-             'recording subclasses of DBSCAN / Evaluator / Trainer (values '
-             'read, nothing changed)')
+    for module, name, value in ((script, 'DBSCAN', RecordingDBSCAN),
+                                (script, 'Evaluator', RecordingEvaluator),
+                                (script.Trainer, '_forward',
+                                 recording_forward)):
+        rt.patch(module, name, value,
+                 'recording subclasses of DBSCAN / Evaluator / Trainer '
+                 '(values read, nothing changed)')
     if wide:
         rt.cuda_shims(torch.float64)
     ref_args = Namespace(
@@ -623,11 +621,7 @@ def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
         rho=args.rho, lr=6e-5, resume=ref_init, evaluate=0, seed=args.seed,
         print_freq=10**6, iteration=2, epochs=1, dist_metric='euclidean',
         data_dir=work)
-    error = call_reference_main(script.main, ref_args, dtype)
-    if error is not None:
-        report.check('run', 'reference training script completed', False,
-                     f'{type(error).__name__}: {error}'[:300] +
-                     ' (what was recorded until then is compared below)')
+    run_reference_main(report, script.main, ref_args, dtype)
     tol = common.STEP_TOLS['fp64'][1] if wide else args.step_tol
     lv = 'run'
     report.compare(lv, 'direct transfer mAP (raw pool5)', ours_direct,

@@ -293,10 +293,7 @@ def _steps(args, report, rt, cfg, key_map) -> None:
 
 
 def _steps_in(args, report, rt, cfg, key_map) -> None:
-    wide = args.step_precision == 'fp64'
-    dtype = torch.float64 if wide else torch.float32
-    if wide:
-        rt.cuda_shims(torch.float64)
+    wide, dtype = common.step_precision(args, rt)
     trainers = rt.import_module('reid.trainers')
     loss_mod = rt.import_module('reid.loss')
     ours = common.build_model(cfg, args.seed)
@@ -329,16 +326,8 @@ def _steps_in(args, report, rt, cfg, key_map) -> None:
                                 args.steps, args.seed)
     inputs = [common.our_inputs(ours, target, b) for b in batches]
     before = {k: v.detach().clone() for k, v in ours.state_dict().items()}
-    optim = common.build_optimizer(cfg, ours)
-    norms_o: List[float] = []
-    grads_o: Dict[str, torch.Tensor] = {}
-    common.record_grads(optim.optimizer, dict(ours.named_parameters()),
-                        norms_o, grads_o)
-    ours.train()
-    losses_o = []
-    for b in batches:
-        log = ours.train_step(common.collate(target, b), optim)
-        losses_o.append(float(log['loss'].detach()))
+    optim, norms_o, grads_o, losses_o = common.our_train_steps(
+        cfg, ours, target, batches)
     # reference: its Trainer (two semi triplets), its SGD
     crit = [loss_mod.TripletLoss(0.5, _FloorDivInt(K)) for _ in range(2)]
     opt_r = torch.optim.SGD(ref_dp.parameters(), lr=6e-5, momentum=0.9)
