@@ -1092,13 +1092,16 @@ def _short_run(args, report, rt, maps, work) -> None:
     for name, net in (('student', student), ('momentum', ema)):
         diffs = state_diff(ours, net, maps[name], PREFIX[name])
         sd_r = net.state_dict()
+        rel = {k: float(v.abs().max()) /
+               (float(sd_r[maps[name][k]].abs().max()) or 1.0)
+               for k, v in diffs.items()}
+        worst = max(rel, key=rel.get)
         report.record(
             lv, f'final {name} weights and BN buffers',
-            max(float(v.abs().max()) for v in diffs.values()),
-            max(float(v.abs().max()) /
-                (float(sd_r[maps[name][k]].abs().max()) or 1.0)
-                for k, v in diffs.items()), tol,
-            'worst tensor; relative to its own max |ref|; reference '
+            max(float(v.abs().max()) for v in diffs.values()), rel[worst],
+            tol, 'worst tensor; relative to its own max |ref| '
+            f'({worst}: max |ref| '
+            f'{float(sd_r[maps[name][worst]].abs().max()):.3g}); reference '
             f"{'model' if name == 'student' else 'model_ema'} of stage 2")
     # the reference evaluates model after stage 1, model and model_ema
     # after stage 2 (then the best again)
