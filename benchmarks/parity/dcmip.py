@@ -54,7 +54,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.registry import PARAM_SCHEDULERS
 
 from mmreid_usl.clustering import DBSCANClusterer, JaccardDistance
 from mmreid_usl.models.memories import InstanceProxyMemory
@@ -906,14 +905,13 @@ def _short_run(args, report, rt, maps, work) -> None:
     """Ours (Runner, 2 epochs: stage 1 then stage 2) vs
     ``main_worker_stage1`` + ``main_worker_stage2`` of the reference's
     training script (one epoch each), on the run's own subset."""
-    from .short_run import (Recorder, align_rows, call_reference_main,
+    from .short_run import (Recorder, call_reference_main,
                             our_map, record_ours, replay_sampler,
                             run_overrides, train_ours,
                             transforms_without_augmentation)
     lv = 'run'
     script = _script(rt)
     cm = rt.import_module('clustercontrast.models.cm')
-    trainers = rt.import_module('clustercontrast.trainers')
     wide = args.run_precision == 'fp64'
     dtype = torch.float64 if wide else torch.float32
     batch, k = args.run_batch, NUM_INSTANCES

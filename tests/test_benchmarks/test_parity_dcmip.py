@@ -92,7 +92,7 @@ def test_replay_choice_returns_our_draws():
 
 
 def _reference_like_replacement(features_ema, feats, targets, num_inst,
-                                 choice):
+                                choice):
     """What the reference's instance-proxy replacement does, re-stated from
     its description: the batch instances of a cluster, in batch order,
     written into its K rows c + C k in the order ``choice`` gives."""
