@@ -87,9 +87,9 @@ class LabelingContext:
             bank unnormalised (with :attr:`BaseDistance.needs_raw_features`).
         epoch (int): The epoch the labels are for.
         process_group (Any, optional): The ``torch.distributed`` process
-            group whose ranks compute this labelling together. None (the
-            default, and what the ``PseudoLabelHook`` passes: rank 0 labels
-            alone): this process holds every input and computes everything.
+            group whose ranks compute this labelling together (the hook
+            passes the world when the labeler shards). None (the default):
+            this process holds every input and computes everything.
     """
     features: Optional[torch.Tensor] = None
     raw_features: Optional[torch.Tensor] = None

@@ -13,6 +13,7 @@ from mmreid_usl.structures import (LABEL_SOURCES, PseudoLabelResult,
                                    relabel_contiguous)
 from mmreid_usl.utils.build import build_module
 from .base import BaseClusterer, BaseDistance, LabelingContext
+from .sharded.labeling import ShardedLabelingMixin
 
 DEGENERATE_ACTIONS = ('raise', 'skip')
 
@@ -40,7 +41,7 @@ class LabelingOutput:
 
 
 @TASK_UTILS.register_module()
-class PseudoLabeler:
+class PseudoLabeler(ShardedLabelingMixin):
     r"""The pseudo-labelling pipeline of one epoch, without a Runner.
 
     Given the L2-normalised feature banks of the training set (by encoder
@@ -59,7 +60,13 @@ class PseudoLabeler:
     Distances and clusterers implement :class:`BaseDistance` and
     :class:`BaseClusterer` (``mmreid_usl/clustering/base.py`` states the
     protocol). :meth:`label` is steps 1-3 alone (what the
-    ``PseudoLabelHook`` runs on rank 0).
+    ``PseudoLabelHook`` runs).
+
+    **Sharded**: with a ``context.process_group`` of W > 1 ranks, every rank
+    calls :meth:`label`; the ranks compute the kNN and Jaccard rows of their
+    blocks, rank 0 clusters, every rank gets the labels. ``'auto'`` shards
+    where the labels equal one process's (:meth:`sharded_fallback`; the
+    determinism condition is in ``clustering/sharded/labeling.py``).
 
     With ``label_source='gt'`` steps 1-2 are replaced by the true ids of the
     training set (supervised training, or the upper bound of an
@@ -109,6 +116,11 @@ class PseudoLabeler:
         fraction (float): Fraction of the training set labelled each time.
             Defaults to 1.0.
         seed (int): Seed of the ``fraction`` draw. Defaults to 0.
+        sharded (str | bool): ``'auto'``, True (also where the labels may
+            differ in the last bits, e.g. CUDA) or False. Defaults to
+            ``'auto'``.
+        knn_threads (int, optional): faiss threads of the kNN, on every
+            rank and in one process (None: faiss's current count).
     """
 
     def __init__(self,
@@ -120,7 +132,9 @@ class PseudoLabeler:
                  min_clusters: int = 2,
                  on_degenerate: str = 'raise',
                  fraction: float = 1.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 sharded: Union[str, bool] = 'auto',
+                 knn_threads: Optional[int] = None) -> None:
         if on_degenerate not in DEGENERATE_ACTIONS:
             raise ValueError(f'on_degenerate must be one of '
                              f'{DEGENERATE_ACTIONS}, got {on_degenerate!r}')
@@ -146,6 +160,8 @@ class PseudoLabeler:
         self.prune_by_eps = prune_by_eps
         self.min_clusters = min_clusters
         self.on_degenerate = on_degenerate
+        self.sharded, self.knn_threads = sharded, knn_threads
+        self._check_sharded_options()
         #: Timing and distance diagnostics of the last :meth:`label`, for
         #: interactive use (the hook reads its :class:`LabelingOutput`).
         self.last_timing: Dict[str, float] = {}
@@ -303,6 +319,9 @@ class PseudoLabeler:
                 raise ValueError("label_source='gt' needs the true ids of "
                                  'the training set.')
             labels = relabel_contiguous(np.asarray(context.true_ids))
+        elif context.world_size > 1 and self.uses_sharded(context):
+            sub_labels, timing, stats = self._label_sharded(context, start)
+            labels = relabel_contiguous(sub_labels)
         else:
             subset = self._subset(len(feats), context.epoch)
             sub = context if subset is None else context.subset(subset)
@@ -323,8 +342,7 @@ class PseudoLabeler:
                             f'{type(self.distance).__name__} needs the '
                             'unnormalised banks (raw_features, '
                             'raw_reference_features).')
-                    dist = self.distance(sub.features, sub,
-                                         self.pruning_radius())
+                    dist = self._distance(sub)
                     stats = dict(dist.stats)
                 timing['distance_time'] = time.perf_counter() - start
                 sub_labels = self.clusterer(dist, sub)

@@ -1,10 +1,12 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """(Re-)labelling of the training set at the start of every epoch."""
 import time
-from typing import Dict, Optional, Union
+from dataclasses import replace
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
+import torch.distributed as torch_dist
 import torch.nn.functional as F
 from mmengine import dist
 from mmengine.hooks import Hook
@@ -41,10 +43,14 @@ class PseudoLabelHook(Hook):
        (``labeler.needs_raw_features``, e.g. Theory's source term) the
        clustered and reference banks are extracted unnormalised, handed over
        as such too, and normalised for everything else;
-    2. rank 0 alone runs the :class:`PseudoLabeler` on a
-       :class:`LabelingContext` (distance -> clusterer, or the true ids when
-       ``model.label_source == 'gt'``) and broadcasts the labels and their
-       source, nothing else; every rank then builds the
+    2. with several ranks and a labeler that shards this labelling
+       (``PseudoLabeler(sharded='auto')``, the default: a plain Jaccard +
+       clusterer of all images on CPU), every rank runs the labeler on a
+       :class:`LabelingContext` holding the world group and the ranks
+       compute the kNN and Jaccard rows of their blocks together; otherwise
+       rank 0 alone runs it (distance -> clusterer, or the true ids when
+       ``model.label_source == 'gt'``). Rank 0 clusters and the labels and
+       their source are broadcast, nothing else; every rank then builds the
        :class:`PseudoLabelResult` with the same constructor
        (:meth:`PseudoLabeler.build_result`, centroids on CPU), so the
        results are identical;
@@ -199,7 +205,7 @@ class PseudoLabelHook(Hook):
         return bool(self.labeler.needs_raw_features)
 
     def label(self, runner) -> PseudoLabelResult:
-        """Extract, label on rank 0, broadcast; returns the result."""
+        """Extract, label (:meth:`run_labeler`); returns the result."""
         model = get_ori_model(runner.model)
         dataset = self._dataloader.dataset
         train_set = runner.train_dataloader.dataset
@@ -250,14 +256,8 @@ class PseudoLabelHook(Hook):
             reference_features=reference,
             raw_reference_features=raw.get('raw_reference_features'),
             epoch=runner.epoch)
-        output, payload = None, [None]
-        if dist.is_main_process():
-            output = self.labeler.label(context, model.label_source)
-            payload = [(torch.from_numpy(output.labels),
-                        output.label_source)]
-        # the labels and their source only: every rank builds the result
-        dist.broadcast_object_list(payload, src=0)
-        labels, label_source = payload[0]
+        labels, label_source, output = self.run_labeler(
+            context, model.label_source)
         result = self.labeler.build_result(labels, label_source, banks,
                                            feat_source, camids, runner.epoch)
         # timing and distance diagnostics are rank 0's (logged there)
@@ -265,6 +265,40 @@ class PseudoLabelHook(Hook):
                   output.timing if output else {},
                   output.stats if output else {})
         return result
+
+    def run_labeler(self, context: LabelingContext, label_source: str
+                    ) -> Tuple[torch.Tensor, str, Optional[object]]:
+        """Labels of ``context`` on every rank.
+
+        Sharded (``labeler.uses_sharded``, several ranks): every rank labels
+        with the world group in the context; its ``features`` are the
+        all-gathered bank, of which each rank keeps its row block (the
+        feature all-gather itself is still N x D per rank, which the result's
+        centroids and memories read anyway). Otherwise rank 0 labels alone
+        and broadcasts the labels and their source.
+
+        Returns:
+            tuple: ``(labels, label_source, output)``, the
+            :class:`LabelingOutput` on rank 0 (every rank when sharded),
+            None elsewhere.
+        """
+        if dist.get_world_size() > 1:
+            shared = replace(context, process_group=torch_dist.group.WORLD)
+            uses_sharded = getattr(self.labeler, 'uses_sharded', None)
+            if uses_sharded is not None and uses_sharded(shared,
+                                                         label_source):
+                output = self.labeler.label(shared, label_source)
+                return (torch.from_numpy(output.labels), output.label_source,
+                        output)
+        output, payload = None, [None]
+        if dist.is_main_process():
+            output = self.labeler.label(context, label_source)
+            payload = [(torch.from_numpy(output.labels),
+                        output.label_source)]
+        # the labels and their source only: every rank builds the result
+        dist.broadcast_object_list(payload, src=0)
+        labels, label_source = payload[0]
+        return labels, label_source, output
 
     def _true_ids(self, dataset) -> Optional[np.ndarray]:
         get_pids = getattr(dataset, 'get_pids', None)
