@@ -5,7 +5,19 @@ Hand-written: the checks are two lines each, but every error must name the
 owner, the argument, the allowed range and the value received.
 """
 import numbers
-from typing import Optional
+from typing import Optional, Sequence
+
+
+def check_choice(name: str, value: object, choices: Sequence) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f'{name} must be one of {choices}, got {value!r}')
+
+
+def check_positive_int(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int >= 1."""
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f'{name} must be a positive int, got {value!r}')
 
 
 def check_int(owner: str,

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.utils.deprecation import UNSET, renamed_argument
+from mmreid_usl.utils.validation import check_choice
 
 GDS_DISTANCES = ('cosine', 'euclidean')
 FORMS = ('softplus', 'margin')
@@ -169,14 +170,9 @@ class GDSLoss(nn.Module):
         if old_weight is not None and not 0 <= old_weight < 1:
             raise ValueError(f'old_weight (beta) must be in [0, 1) or None, '
                              f'got {old_weight}')
-        if form not in FORMS:
-            raise ValueError(f'form must be one of {FORMS}, got {form!r}')
-        if hard_mining not in HARD_MODES:
-            raise ValueError(f'hard_mining must be one of {HARD_MODES}, got '
-                             f'{hard_mining!r}')
-        if distance not in GDS_DISTANCES:
-            raise ValueError(f'distance must be one of {GDS_DISTANCES}, got '
-                             f'{distance!r}')
+        check_choice('form', form, FORMS)
+        check_choice('hard_mining', hard_mining, HARD_MODES)
+        check_choice('distance', distance, GDS_DISTANCES)
         if lambda_sigma < 0 or lambda_h < 0 or init_var < 0:
             raise ValueError('lambda_sigma, lambda_h and init_var must be '
                              '>= 0')

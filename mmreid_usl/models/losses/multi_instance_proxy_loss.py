@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from mmreid_usl.utils.validation import check_choice, check_positive_int
 from ..utils.precision import at_least_fp32
 
 NEGATIVE_MODES = ('global', 'per_cluster')
@@ -75,15 +76,9 @@ class MultiInstanceProxyLoss(nn.Module):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
-        if negative_mode not in NEGATIVE_MODES:
-            raise ValueError(f'negative_mode must be one of {NEGATIVE_MODES}'
-                             f', got {negative_mode!r}')
-        if hardness not in HARDNESS:
-            raise ValueError(f'hardness must be one of {HARDNESS}, got '
-                             f'{hardness!r}')
-        if not isinstance(num_negatives, int) or num_negatives < 1:
-            raise ValueError('num_negatives must be a positive int, got '
-                             f'{num_negatives!r}')
+        check_choice('negative_mode', negative_mode, NEGATIVE_MODES)
+        check_choice('hardness', hardness, HARDNESS)
+        check_positive_int('num_negatives', num_negatives)
         self.temperature = temperature
         self.num_negatives = num_negatives
         self.negative_mode = negative_mode

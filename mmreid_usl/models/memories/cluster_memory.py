@@ -9,6 +9,7 @@ from torch import Tensor
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.dist import all_gather_cat
+from mmreid_usl.utils.validation import check_choice
 from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
@@ -69,12 +70,8 @@ class ClusterMemory(BaseMemory):
                  feat_source: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(feat_source=feat_source, init_cfg=init_cfg)
-        if update_mode not in UPDATE_MODES:
-            raise ValueError(f'update_mode must be one of {UPDATE_MODES}, '
-                             f'got {update_mode!r}')
-        if init_mode not in INIT_MODES:
-            raise ValueError(f'init_mode must be one of {INIT_MODES}, got '
-                             f'{init_mode!r}')
+        check_choice('update_mode', update_mode, UPDATE_MODES)
+        check_choice('init_mode', init_mode, INIT_MODES)
         if not 0.0 <= old_weight <= 1.0:
             raise ValueError(f'old_weight must be in [0, 1], got {old_weight}')
         self.feat_dim = feat_dim

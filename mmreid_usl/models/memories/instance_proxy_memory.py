@@ -9,6 +9,7 @@ from torch import Tensor
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.dist import all_gather_cat
+from mmreid_usl.utils.validation import check_positive_int
 from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
@@ -59,9 +60,7 @@ class InstanceProxyMemory(BaseMemory):
                  seed: int = 0,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(feat_source=feat_source, init_cfg=init_cfg)
-        if not isinstance(num_instances, int) or num_instances < 1:
-            raise ValueError('num_instances must be a positive int, got '
-                             f'{num_instances!r}')
+        check_positive_int('num_instances', num_instances)
         self.feat_dim = feat_dim
         self.num_instances = num_instances
         self.seed = seed
