@@ -99,6 +99,13 @@ def test_logs_match_single_process_run(two_process_run, tiny_reid_root,
     _run([sys.executable, WORKER, tiny_reid_root, work, 'none'])
     assert _scalar_keys(work) == _scalar_keys(two_process_run)
     assert 'pseudo_label/num_clusters' in _scalar_keys(work)
+    # epoch 0 clusters the initial model's features: the 2-process run's
+    # sharded labelling (both with OMP_NUM_THREADS=1) gives the same labels
+    first = [
+        torch.load(osp.join(w, 'rank0_epoch0.pth'))['labels']
+        for w in (work, two_process_run)
+    ]
+    assert torch.equal(first[0], first[1])
     one = torch.load(osp.join(work, 'rank0_epoch1.pth'))
     two = torch.load(osp.join(two_process_run, 'rank0_epoch1.pth'))
     assert one['labels'].shape == two['labels'].shape
@@ -113,3 +120,7 @@ def test_rank_consistency_hook_logs_identical_state(two_process_run):
     for epoch in (1, 2):
         assert f'rank consistency (epoch {epoch}):' in text
     assert 'identical on 2 ranks' in text
+    # the labeler's default (sharded='auto') shards over the 2 ranks
+    for epoch in (0, 1):
+        assert f'Pseudo-labels of epoch {epoch} computed by 2 ranks ' \
+            'together (sharded).' in text

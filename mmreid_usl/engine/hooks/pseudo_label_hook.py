@@ -288,6 +288,10 @@ class PseudoLabelHook(Hook):
             if uses_sharded is not None and uses_sharded(shared,
                                                          label_source):
                 output = self.labeler.label(shared, label_source)
+                print_log(
+                    f'Pseudo-labels of epoch {context.epoch} computed by '
+                    f'{dist.get_world_size()} ranks together (sharded).',
+                    logger='current')
                 return (torch.from_numpy(output.labels), output.label_source,
                         output)
         output, payload = None, [None]
