@@ -130,6 +130,10 @@ def test_sharded_modes_and_fallback_reasons():
                       sharded=True)
     with pytest.raises(ValueError, match='sharded must be'):
         PseudoLabeler(sharded='yes')
+    with pytest.raises(ValueError, match='sharded must be'):
+        PseudoLabeler(sharded=1)
+    # a string from a config (not the interned literal) is accepted
+    assert PseudoLabeler(sharded=''.join(['au', 'to'])).uses_sharded(two)
     with pytest.raises(ValueError, match='knn_threads'):
         PseudoLabeler(knn_threads=0)
 

@@ -59,7 +59,9 @@ class ShardedLabelingMixin:
 
     def _check_sharded_options(self) -> None:
         """Validate ``sharded`` / ``knn_threads`` at construction."""
-        if not any(self.sharded is m for m in SHARDED_MODES):
+        # a bool is not an int here (sharded=1 is refused)
+        if not (self.sharded is True or self.sharded is False
+                or (isinstance(self.sharded, str) and self.sharded == 'auto')):
             raise ValueError(f'sharded must be one of {SHARDED_MODES}, got '
                              f'{self.sharded!r}')
         if self.knn_threads is not None and (
