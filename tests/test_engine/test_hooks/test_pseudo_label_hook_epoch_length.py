@@ -73,6 +73,10 @@ def _cfg(root, work_dir):
     return Config(dict(
         default_scope='mmreid_usl',
         work_dir=work_dir,
+        # a name of its own: MMLogger instances are global by name, and a
+        # runner built in the same second by an earlier test would else
+        # share its logger (and log file)
+        experiment_name=f'epoch_length_{osp.basename(work_dir)}',
         model=dict(type='Theory', encoder=tiny_model()['encoder']),
         train_dataloader=dict(
             batch_size=8,
