@@ -91,57 +91,71 @@ def _sample_cameras(rng: np.random.Generator, num_cams: int) -> List[dict]:
     return cams
 
 
-#: Domain B's camera conditions: (low, high) of a uniform draw per camera.
-_CAMERA_B = dict(
-    gain=(0.75, 1.2),
-    cast=(0.85, 1.15),
-    offset=(-12, 12),
+#: Domain B's conditions: (low, high) of a uniform draw. The scene, its
+#: bands, its ground strip and the haze are drawn once for the domain; the
+#: rest once per camera, with camera-to-camera ranges close to domain A's,
+#: so that, as in A, the camera does not decide who looks alike.
+_DOMAIN_B = dict(
     tint=(0.5, 1.0),
-    background=(-15, 15),
-    gradient=(-35, 35),
-    blur=(1.0, 2.0),
-    noise=(4, 10),
-    scale=(0.75, 0.92),
-    shift=(-6, 6),
     band_period=(6, 16),
     band_amplitude=(10, 25),
     horizon=(0.8, 0.92),
     ground=(0.4, 0.7),
     haze=(0.15, 0.3),
     haze_color=(110, 170))
+_CAMERA_B = dict(
+    gain=(0.8, 1.15),
+    cast=(0.94, 1.06),
+    offset=(-8, 8),
+    background=(-8, 8),
+    gradient=(-20, 20),
+    blur=(0.8, 1.6),
+    noise=(3, 8),
+    scale=(0.78, 0.92),
+    shift=(-5, 5))
 
 
 def _sample_cameras_b(rng: np.random.Generator, num_cams: int) -> List[dict]:
     """Imaging conditions of each camera of domain B.
 
-    Outdoor scenes instead of A's grey walls: a coloured background with
-    vertical bands (facades, fences) and a ground strip; stronger gain and
-    colour-cast differences between cameras, a haze that pulls every colour
-    towards a grey, more blur and noise, smaller and more shifted people.
+    An outdoor scene instead of A's grey walls, the same for every camera of
+    the domain: a coloured background with vertical bands (facades, fences)
+    and a ground strip, a haze that pulls every colour towards a grey, more
+    blur and noise, smaller and more shifted people. The cameras differ
+    from each other about as much as A's do (gain, colour cast, offset,
+    background shade, gradient, viewpoint): an earlier draw of a scene per
+    camera made the camera the strongest cue, and every cluster
+    single-camera.
     """
-    r = {k: lambda size=None, k=k: rng.uniform(*_CAMERA_B[k], size)
-         for k in _CAMERA_B}
+    def r(table, key, size=None):
+        return rng.uniform(*table[key], size)
+
+    scene = _BACKGROUNDS_B[rng.integers(len(_BACKGROUNDS_B))]
+    grey = scene.mean()
+    base = grey + r(_DOMAIN_B, 'tint') * (scene - grey)
+    bands = (float(r(_DOMAIN_B, 'band_period')),
+             float(r(_DOMAIN_B, 'band_amplitude')))
+    ground = (float(r(_DOMAIN_B, 'horizon')),
+              (base * r(_DOMAIN_B, 'ground')).astype(np.float32))
+    haze = float(r(_DOMAIN_B, 'haze'))
+    haze_color = float(r(_DOMAIN_B, 'haze_color'))
     cams = []
     for _ in range(num_cams):
-        scene = _BACKGROUNDS_B[rng.integers(len(_BACKGROUNDS_B))]
-        grey = scene.mean()
-        base = grey + r['tint']() * (scene - grey)
         cams.append(
             dict(
-                gain=float(r['gain']()),
-                cast=r['cast'](3).astype(np.float32),
-                offset=float(r['offset']()),
-                background=(base + r['background'](3)).astype(np.float32),
-                gradient=float(r['gradient']()),
-                blur=float(r['blur']()),
-                noise=float(r['noise']()),
-                scale=float(r['scale']()),
-                shift=float(r['shift']()),
+                gain=float(r(_CAMERA_B, 'gain')),
+                cast=r(_CAMERA_B, 'cast', 3).astype(np.float32),
+                offset=float(r(_CAMERA_B, 'offset')),
+                background=(base + r(_CAMERA_B, 'background', 3)).astype(
+                    np.float32),
+                gradient=float(r(_CAMERA_B, 'gradient')),
+                blur=float(r(_CAMERA_B, 'blur')),
+                noise=float(r(_CAMERA_B, 'noise')),
+                scale=float(r(_CAMERA_B, 'scale')),
+                shift=float(r(_CAMERA_B, 'shift')),
                 view=_VIEWS[rng.integers(len(_VIEWS))],
-                bands=(float(r['band_period']()),
-                       float(r['band_amplitude']())),
-                ground=(float(r['horizon']()),
-                        (base * r['ground']()).astype(np.float32)),
-                haze=float(r['haze']()),
-                haze_color=float(r['haze_color']())))
+                bands=bands,
+                ground=ground,
+                haze=haze,
+                haze_color=haze_color))
     return cams
