@@ -2,8 +2,8 @@
 # A zero-download domain-adaptation pair: synthetic pedestrians of domain A
 # (source, the quick start's dataset: 1,049 labelled training images / 100
 # ids) -> domain B (target: SyntheticPedestrians(generator_cfg=
-# dict(domain='b')), 1,047 unlabelled training images / 100 other ids, raw
-# ids 5001...; tested on the query / gallery of its 50 test ids, 183 / 370).
+# dict(domain='b')), 1,052 unlabelled training images / 100 other ids, raw
+# ids 5001...; tested on the query / gallery of its 50 test ids, 169 / 329).
 # Domain B has its own
 # identities, clothing palette (muted mid-tones), cameras (stronger gain and
 # colour-cast differences), outdoor backgrounds with bands and a ground
