@@ -56,12 +56,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmreid_usl.clustering import DBSCANClusterer, JaccardDistance
+from mmreid_usl.evaluation.functional import evaluate_rank
 from mmreid_usl.models.memories import InstanceProxyMemory
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 from . import common
 from .data import ReferenceDataset, make_subset
 from .keymap import (check_key_map, copy_weights, resnet_encoder_key_map,
-                     state_diff, sub_state_dict)
+                     sub_state_dict)
 from .report import ParityReport
 from .shims import CPUDataParallel, ReferenceRuntime, load_module_from_file
 
@@ -1001,6 +1002,21 @@ def _short_run(args, report, rt, maps, work) -> None:
             return labels
 
     maps_r: List[float] = []
+    # the reference's evaluation features, ranked below by the one ranking
+    # function both sides share (its own mAP ranks float64 distances, ours
+    # float32 ones: near-ties then order differently on the two sides)
+    evals_r: List[dict] = []
+    ev_mod = rt.import_module('clustercontrast.evaluators')
+    pairwise = ev_mod.pairwise_distance
+
+    def recording_pairwise(features, query=None, gallery=None):
+        out = pairwise(features, query, gallery)
+        if query is not None and gallery is not None:
+            evals_r.append(dict(
+                qf=torch.as_tensor(out[1]).clone(),
+                gf=torch.as_tensor(out[2]).clone(),
+                query=list(query), gallery=list(gallery)))
+        return out
 
     class RecordingEvaluator(script.Evaluator):
 
@@ -1038,6 +1054,9 @@ def _short_run(args, report, rt, maps, work) -> None:
     rt.patch(script, 'ClusterMemory', RecordingMemory, recording)
     rt.patch(script, 'DBSCAN', RecordingDBSCAN, recording)
     rt.patch(script, 'Evaluator', RecordingEvaluator, recording)
+    rt.patch(ev_mod, 'pairwise_distance', recording_pairwise,
+             'evaluation distance: the query / gallery features recorded '
+             '(values unchanged)')
     logs = osp.join(work, 'ref_run')
     ref_args = Namespace(
         dataset='subset', data_dir=work, batch_size=batch, workers=0,
@@ -1087,29 +1106,51 @@ def _short_run(args, report, rt, maps, work) -> None:
         [[t.get(m, 0.0) for m in names] for t in ref_rec.terms], tol,
         'L_DCP, L_MIP (0 in stage 1)')
     student, ema = created[-2], created[-1]
+    init_sd = init.state_dict()
     for name, net in (('student', student), ('momentum', ema)):
-        diffs = state_diff(ours, net, maps[name], PREFIX[name])
+        # both sides start from ``init``: compare what training changed,
+        # relative to the size of the change (as the steps level does); a
+        # tensor's own max is no scale for a zero-initialised BN bias
+        sd_o = ours.state_dict()
         sd_r = net.state_dict()
-        rel = {k: float(v.abs().max()) /
-               (float(sd_r[maps[name][k]].abs().max()) or 1.0)
-               for k, v in diffs.items()}
-        worst = max(rel, key=rel.get)
+        before = {k: init_sd[PREFIX['student'] + k[len(PREFIX[name]):]]
+                  for k in maps[name]}
+        params = {k: t for k, t in maps[name].items()
+                  if 'running' not in k and 'num_batches' not in k}
+        upd = common.update_diff(before, sd_o, sd_r, params)
         report.record(
-            lv, f'final {name} weights and BN buffers',
-            max(float(v.abs().max()) for v in diffs.values()), rel[worst],
-            tol, 'worst tensor; relative to its own max |ref| '
-            f'({worst}: max |ref| '
-            f'{float(sd_r[maps[name][worst]].abs().max()):.3g}); reference '
+            lv, f'final {name} parameters: updates over the run',
+            upd['max_abs'], upd['rel_l2'], tol,
+            "max_rel = ||Δours - Δref||₂ / ||Δref||₂ (Δ = final - initial); "
+            f"largest update {upd['max_update']:.3g}; reference "
             f"{'model' if name == 'student' else 'model_ema'} of stage 2")
+        buffers = [k for k in maps[name] if 'running' in k]
+        report.compare(
+            lv, f'final {name} BN running statistics',
+            torch.cat([sd_o[k].double().flatten() for k in buffers]),
+            torch.cat([sd_r[maps[name][k]].double().flatten()
+                       for k in buffers]), tol)
     # the reference evaluates model after stage 1, model and model_ema
-    # after stage 2 (then the best again)
+    # after stage 2 (then the best again): its features of those two are
+    # ranked by our evaluate_rank, as ours are
     for i, src in ((1, 'student'), (2, 'momentum')):
+        if len(evals_r) > i:
+            ev = evals_r[i]
+            res = evaluate_rank(
+                ev['qf'], ev['gf'], [p for _, p, _ in ev['query']],
+                [p for _, p, _ in ev['gallery']],
+                [c for _, _, c in ev['query']],
+                [c for _, _, c in ev['gallery']])
+            ref_map = float(res['mAP'])
+        else:
+            ref_map = float('nan')
         report.compare(
             lv, f'final mAP of the {src} encoder (test subset)',
-            ours_map[src], maps_r[i] if len(maps_r) > i else float('nan'),
-            max(tol, 1e-3),
-            'our evaluate_rank ranks float32 distances, the reference '
-            f"float64 ones; reference: {('model', 'model_ema')[i - 1]}")
+            ours_map[src], ref_map, max(tol, 1e-6),
+            'both ranked by our evaluate_rank from each side\'s features; '
+            f"reference: {('model', 'model_ema')[i - 1]} (its own "
+            'evaluate_all, float64 distances: '
+            f"{maps_r[i] if len(maps_r) > i else float('nan'):.6f})")
     iters = [len(b) // batch for b in ours_rec.batches]
     report.notes.append(
         f'short run in {args.run_precision}: {len(train_paths)} images, '
