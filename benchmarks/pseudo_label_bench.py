@@ -60,14 +60,22 @@ def parse_args(argv=None):
     parser.add_argument('--ids', type=int, required=True, help='identities')
     parser.add_argument('--dim', type=int, default=2048)
     parser.add_argument('--knn', default='faiss',
-                        choices=['faiss', 'torch', 'ivf'])
-    parser.add_argument('--backend', choices=['exact', 'ivf'],
-                        help='exact = --knn faiss; ivf = --knn ivf')
+                        choices=['faiss', 'torch', 'ivf', 'hnsw'])
+    parser.add_argument('--backend', choices=['exact', 'ivf', 'hnsw'],
+                        help='exact = --knn faiss; ivf / hnsw = --knn ivf / '
+                        'hnsw')
     parser.add_argument('--ivf-type', default='ivf_flat',
                         choices=['ivf_flat', 'ivf_pq'])
     parser.add_argument('--nlist', type=int)
     parser.add_argument('--nprobe', type=int)
     parser.add_argument('--recall-target', type=float, default=0.95)
+    parser.add_argument('--hnsw-m', type=int, default=32)
+    parser.add_argument('--ef-construction', type=int, default=80)
+    parser.add_argument('--ef-search', type=int,
+                        help='HNSW search list (default: calibrated)')
+    parser.add_argument('--reverse', action='store_true',
+                        help='merge every kNN list with its reverse '
+                        'neighbours (approximate backends)')
     parser.add_argument('--pca-dim', type=int)
     parser.add_argument('--whiten', action='store_true')
     parser.add_argument('--recall-queries', type=int, default=1000)
@@ -97,7 +105,7 @@ def parse_args(argv=None):
                         help='runs in fresh processes; medians reported')
     args = parser.parse_args(argv)
     if args.backend:
-        args.knn = 'faiss' if args.backend == 'exact' else 'ivf'
+        args.knn = 'faiss' if args.backend == 'exact' else args.backend
     return args
 
 
@@ -134,13 +142,17 @@ def main(argv=None):
 
     c0, t0 = time.process_time(), time.perf_counter()
     ivf_info = {}
-    if knn_backend == 'ivf':
+    if knn_backend in ('ivf', 'hnsw'):
         from mmreid_usl.clustering.approx_knn import approx_knn_search
+        extra = dict(index_type=args.ivf_type, nlist=args.nlist,
+                     nprobe=args.nprobe, pca_dim=args.pca_dim,
+                     whiten=args.whiten) if knn_backend == 'ivf' else dict(
+                         index_type='hnsw', hnsw_m=args.hnsw_m,
+                         ef_construction=args.ef_construction,
+                         ef_search=args.ef_search)
         sqdist, index = approx_knn_search(
-            feats, args.k1, index_type=args.ivf_type, nlist=args.nlist,
-            nprobe=args.nprobe, recall_target=args.recall_target,
-            pca_dim=args.pca_dim, whiten=args.whiten, seed=args.seed,
-            info=ivf_info)
+            feats, args.k1, recall_target=args.recall_target,
+            reverse=args.reverse, seed=args.seed, info=ivf_info, **extra)
     else:
         sqdist, index = knn_search(feats, args.k1, backend=knn_backend,
                                    precision=args.precision)
@@ -196,7 +208,7 @@ def main(argv=None):
                 feats, sq32, idx32))
         result['ari_vs_fp32'] = float(adjusted_rand_score(lab32, labels))
         result['num_clusters_fp32'] = int(lab32.max()) + 1
-    if knn_backend == 'ivf':
+    if knn_backend in ('ivf', 'hnsw'):
         import numpy as np
         from mmreid_usl.clustering.approx_knn import recall_at_k
         from mmreid_usl.utils.search import topk_search

@@ -64,8 +64,16 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
     Args:
         k1 (int): Neighbourhood size (30 in CC/ICE/DCMIP). Defaults to 30.
         k2 (int): Query-expansion size (k2 <= k1). Defaults to 6.
-        knn_backend (str): ``'auto'``, ``'faiss'`` or ``'torch'``, see
+        knn_backend (str): ``'auto'``, ``'faiss'`` or ``'torch'`` (exact),
+            or ``'ivf'``, ``'ivf_pq'``, ``'hnsw'`` (approximate, for N far
+            beyond what the exact O(N² D) search affords; labels then differ
+            from the exact ones where the search misses neighbours: measure
+            with ``benchmarks/pseudo_label_bench.py --compare-exact``), see
             :func:`knn_search`. Defaults to ``'auto'``.
+        knn_cfg (dict, optional): Keyword arguments of the approximate
+            search (:func:`.approx_knn.approx_knn_search`: ``ef_search``,
+            ``nprobe``, ``recall_target``, ``reverse``, ...). Defaults to
+            None.
         knn_precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'`` for the kNN
             matrix product. With reduced precision every ``d²`` of step 4 is
             recomputed in fp32. Defaults to ``'fp32'``.
@@ -106,7 +114,8 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
                  knn_precision: str = 'fp32',
                  max_distance: float = 1.0,
                  max_chunk_elems: int = 1 << 22,
-                 max_pairs: Optional[int] = 1 << 25) -> None:
+                 max_pairs: Optional[int] = 1 << 25,
+                 knn_cfg: Optional[dict] = None) -> None:
         if not 1 <= k2 <= k1:
             raise ValueError(f'need 1 <= k2 <= k1, got k1={k1}, k2={k2}')
         if max_pairs is not None:
@@ -117,6 +126,7 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
         self.k2 = k2
         self.knn_backend = knn_backend
         self.knn_precision = knn_precision
+        self.knn_cfg = dict(knn_cfg or {})
         self.max_distance = max_distance
         self.max_chunk_elems = max_chunk_elems
 
@@ -137,7 +147,8 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
         feats = features.detach().float()
         k = min(self.k1, feats.shape[0])
         sqdist, index = knn_search(
-            feats, k, backend=self.knn_backend, precision=self.knn_precision)
+            feats, k, backend=self.knn_backend, precision=self.knn_precision,
+            approx_cfg=self.knn_cfg)
         return DistanceMatrix(
             self.from_knn(feats, sqdist, index, max_distance=max_distance),
             max_distance=max_distance)

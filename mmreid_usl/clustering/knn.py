@@ -1,10 +1,14 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""Exact k-nearest neighbours of every row among all rows."""
+"""k-nearest neighbours of every row among all rows: exact, or approximate
+through :mod:`.approx_knn`."""
 from typing import Optional, Tuple
 
 import torch
 
 from mmreid_usl.utils.search import PRECISIONS, check_backend, topk_search
+
+#: ``knn_search`` backends that are approximate -> their faiss index type
+APPROX_BACKENDS = {'ivf': 'ivf_flat', 'ivf_pq': 'ivf_pq', 'hnsw': 'hnsw'}
 
 
 def _put_self_first(sqdist: torch.Tensor,
@@ -38,9 +42,11 @@ def knn_search(feats: torch.Tensor,
                k: int,
                backend: str = 'auto',
                precision: str = 'fp32',
-               chunk_size: Optional[int] = None
+               chunk_size: Optional[int] = None,
+               approx_cfg: Optional[dict] = None
                ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Brute-force k-nearest neighbours of every row among all rows.
+    """k-nearest neighbours of every row among all rows (brute force unless
+    an approximate backend is named).
 
     Squared Euclidean distance ``||x_i||^2 + ||x_j||^2 - 2 x_i . x_j``. With
     ``precision='fp32'`` the search is exact (up to float32 rounding); the
@@ -59,12 +65,21 @@ def knn_search(feats: torch.Tensor,
     - ``'auto'``: faiss when importable (GPU faiss for CUDA features,
       otherwise torch on the GPU), torch for reduced precisions.
 
+    The approximate backends (:data:`APPROX_BACKENDS`) are
+    :func:`~mmreid_usl.clustering.approx_knn.approx_knn_search` with
+    ``index_type`` ``'ivf_flat'`` (``'ivf'``), ``'ivf_pq'`` or ``'hnsw'``,
+    fp32 only, and ``approx_cfg`` its keyword arguments (``nprobe``,
+    ``ef_search``, ``recall_target``, ``reverse``, ...).
+
     Args:
         feats (Tensor): Features of shape (N, D).
         k (int): Neighbours per row, the row itself included (k <= N).
-        backend (str): ``'auto'``, ``'faiss'`` or ``'torch'``.
+        backend (str): ``'auto'``, ``'faiss'``, ``'torch'``, or the
+            approximate ``'ivf'``, ``'ivf_pq'``, ``'hnsw'``.
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``.
         chunk_size (int, optional): Query rows per chunk of the torch backend.
+        approx_cfg (dict, optional): Keyword arguments of the approximate
+            search. Defaults to None (its defaults).
 
     Returns:
         tuple[Tensor, Tensor]: ``sqdist`` float32 (N, k) ascending and
@@ -72,8 +87,18 @@ def knn_search(feats: torch.Tensor,
     """
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {list(PRECISIONS)}')
-    check_backend(backend)
     n = feats.shape[0]
+    if backend in APPROX_BACKENDS:
+        if precision != 'fp32':
+            raise ValueError(f'the approximate kNN backend {backend!r} '
+                             f'searches in fp32; got precision={precision!r}')
+        from .approx_knn import approx_knn_search
+        return approx_knn_search(feats, k, index_type=APPROX_BACKENDS[backend],
+                                 **(approx_cfg or {}))
+    if approx_cfg:
+        raise ValueError(f'approx_cfg is for the approximate backends '
+                         f'{sorted(APPROX_BACKENDS)}, not {backend!r}')
+    check_backend(backend)
     if not 0 < k <= n:
         raise ValueError(f'k={k} must be in [1, N={n}]')
     sqdist, index = topk_search(feats,

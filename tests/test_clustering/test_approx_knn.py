@@ -9,6 +9,7 @@ from mmreid_usl.clustering import DBSCANClusterer, JaccardDistance, knn_search
 from mmreid_usl.clustering.approx_knn import (approx_knn_search,
                                               default_nlist, recall_at_k,
                                               refine_knn)
+from mmreid_usl.clustering.knn_refine import reverse_merge
 
 pytest.importorskip('faiss')
 
@@ -35,8 +36,12 @@ def test_recall_at_k():
         pytest.approx(3 / 6)
 
 
-@pytest.mark.parametrize('kw', [dict(), dict(index_type='ivf_pq'),
-                                dict(pca_dim=16)])
+@pytest.mark.parametrize('kw', [
+    dict(),
+    dict(index_type='ivf_pq'),
+    dict(pca_dim=16),
+    dict(index_type='hnsw', reverse=True),
+])
 def test_contract_recall_and_ari(kw):
     feats, pids = _clustered()
     k = 20
@@ -51,7 +56,10 @@ def test_contract_recall_and_ari(kw):
     # squared distances of the returned pairs
     true = ((feats[:, None] - feats[ix])**2).sum(-1)
     torch.testing.assert_close(sq[:, 1:], true[:, 1:], atol=1e-5, rtol=0)
-    assert info['nlist'] == default_nlist(n) and 1 <= info['nprobe']
+    if kw.get('index_type') == 'hnsw':
+        assert k <= info['ef_search'] and info['hnsw_m'] == 32
+    else:
+        assert info['nlist'] == default_nlist(n) and 1 <= info['nprobe']
     recall = recall_at_k(ix, ix_e)
     assert recall >= (0.9 if not kw else 0.8), (kw, info, recall)
     jd = JaccardDistance(k1=k, k2=6)
@@ -78,9 +86,44 @@ def test_fixed_params_and_refine():
     assert recall_at_k(i, ix_e) == 1.0
 
 
+def test_reverse_merge_by_hand():
+    # 0's list misses 2, but 2's list has 0 at distance 0.5: the merge finds
+    # it from the other end, with the distance of 2's list
+    inf = np.inf
+    index = np.array([[0, 1, -1], [1, 2, 0], [2, 0, 1]])
+    sq = np.array([[0., 1., inf], [0., .7, 1.], [0., .5, .7]],
+                  dtype=np.float32)
+    d, i = reverse_merge(sq, index)
+    np.testing.assert_array_equal(i, [[0, 2, 1], [1, 2, 0], [2, 0, 1]])
+    np.testing.assert_array_equal(d, np.array(
+        [[0, .5, 1], [0, .7, 1], [0, .5, .7]], dtype=np.float32))
+    # an exact graph is a fixed point
+    feats, _ = _clustered(n=400)
+    sq_e, ix_e = knn_search(feats, 8)
+    d, i = reverse_merge(sq_e.numpy(), ix_e.numpy())
+    assert recall_at_k(i, ix_e) == 1.0
+
+
+def test_approximate_backend_of_jaccard():
+    feats, pids = _clustered(n=1500, ids=75)
+    exact = DBSCANClusterer(eps=0.6)(dist=JaccardDistance(k1=20)(feats))
+    jd = JaccardDistance(k1=20, knn_backend='hnsw',
+                         knn_cfg=dict(ef_search=64, reverse=True))
+    approx = DBSCANClusterer(eps=0.6)(dist=jd(feats))
+    assert adjusted_rand_score(exact, approx) >= 0.95
+    with pytest.raises(ValueError, match='fp32'):
+        knn_search(feats, 5, backend='hnsw', precision='bf16')
+    with pytest.raises(ValueError, match='approx_cfg'):
+        knn_search(feats, 5, backend='faiss', approx_cfg=dict(nprobe=2))
+
+
 def test_bad_args():
     feats, _ = _clustered(n=500)
     with pytest.raises(ValueError):
-        approx_knn_search(feats, 10, index_type='hnsw')
+        approx_knn_search(feats, 10, index_type='annoy')
+    with pytest.raises(ValueError, match='pca_dim'):
+        approx_knn_search(feats, 10, index_type='hnsw', pca_dim=8)
+    with pytest.raises(ValueError, match='ef_search'):
+        approx_knn_search(feats, 10, index_type='hnsw', ef_search=5)
     with pytest.raises(ValueError):
         approx_knn_search(feats, 10, whiten=True)

@@ -120,6 +120,12 @@ def test_sharded_modes_and_fallback_reasons():
                                          knn_backend='torch'),
                            sharded=True)
     assert forced.sharded_fallback(two) is None
+    # an approximate kNN has no sharded path; forcing one is an error
+    hnsw = dict(type='JaccardDistance', knn_backend='hnsw')
+    assert 'approximate (hnsw)' in PseudoLabeler(
+        distance=hnsw).sharded_fallback(two)
+    with pytest.raises(ValueError, match='approximate'):
+        PseudoLabeler(distance=hnsw, sharded=True)
     source_aware = PseudoLabeler(distance=dict(
         type='SourceAwareJaccardDistance'))
     assert isinstance(source_aware.distance, SourceAwareJaccardDistance)

@@ -24,6 +24,7 @@ from mmengine.logging import print_log
 
 from ..base import DistanceMatrix, LabelingContext
 from ..jaccard import JaccardDistance
+from ..knn import APPROX_BACKENDS
 from . import sharded_pseudo_labels
 from .comm import _global_rank
 from .ring_knn import _faiss, knn_shard_bounds
@@ -77,6 +78,9 @@ class ShardedLabelingMixin:
         if type(self.distance) is not JaccardDistance:
             return (f'the distance is {type(self.distance).__name__}, the '
                     'sharded path computes a plain JaccardDistance')
+        if self.distance.knn_backend in APPROX_BACKENDS:
+            return (f'the kNN is approximate ({self.distance.knn_backend}), '
+                    'the sharded kNN exact')
         if self.fraction < 1.0:
             return f'a data fraction ({self.fraction}) is labelled'
         if self.needs_true_ids:
@@ -85,7 +89,7 @@ class ShardedLabelingMixin:
 
     def sharded_fallback(self,
                          context: LabelingContext,
-                         label_source: str = 'pseudo') -> Optional[str]:
+                         labels_from: str = 'pseudo') -> Optional[str]:
         """Why the labelling of ``context`` is computed by one process
         (None: the ranks of ``context.process_group`` compute it together).
 
@@ -100,8 +104,8 @@ class ShardedLabelingMixin:
             return 'sharded=False'
         if context.world_size <= 1:
             return 'one process'
-        if label_source == 'gt':
-            return "label_source='gt' (no clustering)"
+        if labels_from == 'gt':
+            return "labels_from='gt' (no clustering)"
         reason = self._unshardable()
         if reason or self.sharded is True:
             return reason
@@ -118,10 +122,10 @@ class ShardedLabelingMixin:
 
     def uses_sharded(self,
                      context: LabelingContext,
-                     label_source: str = 'pseudo') -> bool:
+                     labels_from: str = 'pseudo') -> bool:
         """Whether :meth:`label` shards ``context`` (the same answer on
         every rank); logs once why not, when ``sharded`` allowed it."""
-        reason = self.sharded_fallback(context, label_source)
+        reason = self.sharded_fallback(context, labels_from)
         if reason and self.sharded is not False \
                 and context.world_size > 1 \
                 and reason not in getattr(self, '_fallbacks_logged', ()):
