@@ -50,11 +50,11 @@ def test_config_builds(path):
         _build_hook(hook_cfg)
     # a pseudo-label model is labelled by the hook; a 'gt' model may do
     # without it (its labels are the dataset's true ids)
-    if model.label_source == 'pseudo':
+    if model.labels_from == 'pseudo':
         assert 'pseudo_label' in hooks, 'unsupervised config without a hook'
         assert 'cluster_dataloader' in cfg
     # a model with a momentum encoder gets it updated and evaluated
-    if 'momentum' in model.feat_sources:
+    if 'momentum' in model.encoder_names:
         assert cfg.default_hooks.momentum_update.type == 'MomentumUpdateHook'
         assert cfg.val_cfg.type == 'MomentumValLoop'
         assert LOOPS.get('MomentumValLoop') is not None
@@ -78,9 +78,9 @@ def test_ground_truth_switch_of_the_cuhk03_config():
     cfg = Config.fromfile(
         osp.join(REPO, 'configs/cluster_contrast/'
                  'cluster-contrast_mbv2_cuhk03.py'))
-    cfg.merge_from_dict({'model.label_source': 'gt'})
+    cfg.merge_from_dict({'model.labels_from': 'gt'})
     model = MODELS.build(cfg.model)
-    assert model.label_source == 'gt'
+    assert model.labels_from == 'gt'
     assert cfg.model.encoder.backbone.init_cfg.checkpoint == \
         'torchvision://mobilenet_v2'
 

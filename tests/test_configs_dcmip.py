@@ -56,7 +56,7 @@ EXPECTED = {
     'model.dcp_weight': 1.0,
     'model.mip_weight': 1.0,
     'model.momentum_reinit': 'until_mip',
-    'model.mip_update_source': 'student',
+    'model.mip_update_encoder': 'student',
     'param_scheduler': [
         dict(type='StepLR', step_size=20, gamma=0.1, by_epoch=True,
              begin=0, end=40),

@@ -5,7 +5,7 @@
 # (re-clustering matters more than iterations here: ~400 clusters x 4 = 1,600
 # samples per pass), evaluated at initialisation and every 5 epochs.
 # Figures: docs/benchmarks.md. Supervised upper bound with the same budget:
-# `--cfg-options model.label_source=gt` (trains on the true ids).
+# `--cfg-options model.labels_from=gt` (trains on the true ids).
 _base_ = [
     '../_base_/models/cluster_contrast_mbv2.py',
     '../_base_/datasets/cuhk03_detected_usl.py',

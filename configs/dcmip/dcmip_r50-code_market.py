@@ -72,7 +72,7 @@ model = dict(
     # continuous
     momentum_reinit='until_mip',
     # the online features replace the instance proxies
-    mip_update_source='student')
+    mip_update_encoder='student')
 
 # Stage 1 and stage 2 each have their own StepLR(20); the second starts from
 # the learning rate the OptimizerResetHook restores at epoch 40.

@@ -7,7 +7,7 @@
 _base_ = ['./dcmip_r50_market.py']
 
 model = dict(
-    instance_memory=dict(feat_source='student'),
-    mip_update_source='student',
+    instance_memory=dict(encoder='student'),
+    mip_update_encoder='student',
     momentum_reinit='never',
-    test_cfg=dict(feat_source='student'))
+    test_cfg=dict(encoder='student'))

@@ -92,7 +92,7 @@ class GalleryIndex:
         pids (array-like, optional): ``N`` person ids parsed from the names.
         camids (array-like, optional): ``N`` 0-based camera ids.
         meta (dict, optional): JSON-serialisable provenance (config,
-            checkpoint, feature source...). Defaults to ``{}``.
+            checkpoint, encoder...). Defaults to ``{}``.
         normalize (bool): L2-normalise the rows. When False (default) the
             rows must already be unit vectors (checked to 1e-3) and are
             stored unchanged, so features round-trip bit-identically.
@@ -284,10 +284,13 @@ class GalleryIndex:
 
     def warn_if_other_model(self, meta: Dict) -> None:
         """Warn when :attr:`meta` names another config, checkpoint or
-        feature source than ``meta`` (compared by base name): its features
-        may not be comparable with the queries'."""
-        for key in ('config', 'checkpoint', 'feat_source'):
+        encoder than ``meta`` (compared by base name): its features may not
+        be comparable with the queries'. An index saved before the rename
+        has its encoder under ``feat_source``."""
+        for key in ('config', 'checkpoint', 'encoder'):
             theirs = self.meta.get(key)
+            if key == 'encoder' and theirs is None:
+                theirs = self.meta.get('feat_source')
             if theirs and meta.get(key) and osp.basename(
                     str(theirs)) != osp.basename(str(meta[key])):
                 print_log(

@@ -33,7 +33,7 @@ def init_model(config: ConfigType,
     read with MMEngine's loader (``torch.load(weights_only=True)``, with the
     allow-list of :func:`mmreid_usl.engine.checkpointing.setup_runtime`) once
     and checked strictly for the encoder that produces the features
-    (``model.get_encoder(test_cfg['feat_source'])``, see
+    (``model.get_encoder(test_cfg['encoder'])``, see
     :func:`mmreid_usl.engine.checkpointing.fits.check_checkpoint_fits`): a
     checkpoint of another algorithm or architecture is an error naming the
     missing / unexpected keys. The other parts (memories, pseudo-labels, the
@@ -77,7 +77,7 @@ def init_model(config: ConfigType,
             level=logging.WARNING)
     else:
         ckpt = load_checked_checkpoint(
-            model, checkpoint, [model.test_cfg.get('feat_source', 'student')])
+            model, checkpoint, [model.test_cfg.get('encoder', 'student')])
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         if 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']

@@ -21,6 +21,7 @@ from mmpretrain.apis import BaseInferencer
 from torch.utils.data import DataLoader
 
 import mmreid_usl
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from mmreid_usl.visualization.ranklist import draw_search_results
 from .gallery_index import GalleryIndex, parse_reid_names
 from .image_inputs import (InputDataset, InputType, ReIDInputPipeline,
@@ -43,7 +44,7 @@ class ReIDInferencer(BaseInferencer):
     arrays, folders searched recursively: :mod:`~mmreid_usl.apis.
     image_inputs`) go through the config's test pipeline; the feature is the
     model's ``predict`` output, the L2-normalised feature of
-    ``test_cfg.feat_source`` that evaluation uses. The gallery
+    ``test_cfg.encoder`` that evaluation uses. The gallery
     (:class:`GalleryIndex`) is ranked by cosine similarity ``q · g`` (the
     ranking of evaluation's ``||q - g||² = 2 - 2 q · g``) or, with
     ``rerank=True``, by the k-reciprocal re-ranked distance
@@ -66,8 +67,9 @@ class ReIDInferencer(BaseInferencer):
         gallery (str | Sequence | GalleryIndex, optional): Folder(s) or
             images to embed, a saved index (``.npz``), or an index.
             Defaults to None (call :meth:`set_gallery` later).
-        feat_source (str, optional): ``'student'`` / ``'momentum'``;
-            defaults to the config's ``model.test_cfg.feat_source``.
+        encoder (str, optional): ``'student'`` / ``'momentum'``; defaults
+            to the config's ``model.test_cfg.encoder`` (``feat_source`` is
+            its deprecated name).
         batch_size (int): Images per forward pass. Defaults to 32.
         num_workers (int): Data-loading worker processes. Defaults to 0.
         backend (str): Search backend, ``'auto'``, ``'faiss'`` or
@@ -95,12 +97,13 @@ class ReIDInferencer(BaseInferencer):
     visualize_kwargs: set = {'out_file', 'title'}
     postprocess_kwargs: set = set()
 
+    @renamed_kwargs(feat_source='encoder')
     def __init__(self,
                  model: ModelType,
                  pretrained: Union[str, bool, None] = None,
                  device: Union[str, torch.device, None] = None,
                  gallery: Union[str, Sequence, GalleryIndex, None] = None,
-                 feat_source: Optional[str] = None,
+                 encoder: Optional[str] = None,
                  batch_size: int = 32,
                  num_workers: int = 0,
                  backend: str = 'auto',
@@ -110,7 +113,7 @@ class ReIDInferencer(BaseInferencer):
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         # init_model checks once that the checkpoint fits the encoder
-        model, checkpoint = get_model(model, pretrained, device, feat_source,
+        model, checkpoint = get_model(model, pretrained, device, encoder,
                                       cfg_options)
         self.checkpoint: Optional[str] = checkpoint
         cfg = model.cfg
@@ -237,8 +240,7 @@ class ReIDInferencer(BaseInferencer):
         """Where gallery features come from (``GalleryIndex.meta``)."""
         return dict(config=str(getattr(self.config, 'filename', None) or ''),
                     checkpoint=self.checkpoint or '',
-                    feat_source=self.model.test_cfg.get(
-                        'feat_source', 'student'),
+                    encoder=self.model.test_cfg.get('encoder', 'student'),
                     mmreid_usl_version=mmreid_usl.__version__)
 
     def build_gallery(self,
@@ -253,7 +255,7 @@ class ReIDInferencer(BaseInferencer):
 
         Returns:
             GalleryIndex: The gallery; ``meta`` records the config,
-            checkpoint and feature source.
+            checkpoint and encoder.
         """
         feats, names, _ = self.embed(inputs,
                                      batch_size=batch_size,
@@ -270,7 +272,7 @@ class ReIDInferencer(BaseInferencer):
                                          GalleryIndex]) -> GalleryIndex:
         """Use a gallery: an index, a saved index (``.npz``) or images.
 
-        An index built with another config, checkpoint or feature source
+        An index built with another config, checkpoint or encoder
         (its ``meta``) gives a warning; one of another feature dimension
         makes :meth:`search` raise ``ValueError``.
         """

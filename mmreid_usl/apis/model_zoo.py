@@ -5,6 +5,7 @@ As mmpretrain's ``apis/model.py`` (``ModelHub`` / ``list_models`` /
 ``get_model``), read with ``modelindex``; the configs of the metafiles are
 relative to the model index's folder.
 """
+import copy
 import difflib
 import fnmatch
 import os.path as osp
@@ -18,6 +19,8 @@ from mmengine.registry import init_default_scope
 
 import mmreid_usl
 from mmreid_usl.utils import register_all_modules
+from mmreid_usl.utils.deprecation import renamed_kwargs
+from mmreid_usl.utils.misc import set_test_encoder
 from .inference import init_model
 
 
@@ -127,10 +130,11 @@ def resolve_model(
     return info['config'], checkpoint
 
 
+@renamed_kwargs(feat_source='encoder')
 def get_model(model: Union[BaseModel, str, Path, Config],
               pretrained: Union[str, Path, bool, None] = None,
               device: Union[str, torch.device] = 'cpu',
-              feat_source: Optional[str] = None,
+              encoder: Optional[str] = None,
               cfg_options: Optional[dict] = None
               ) -> Tuple[BaseModel, Optional[str]]:
     """A model in eval mode with its config in ``model.cfg``.
@@ -147,8 +151,8 @@ def get_model(model: Union[BaseModel, str, Path, Config],
         pretrained (str | Path | bool | None): See :func:`resolve_model`;
             must not be a file for a built model.
         device (str | torch.device): Defaults to ``'cpu'``.
-        feat_source (str, optional): Overrides ``model.test_cfg
-            .feat_source``.
+        encoder (str, optional): Overrides ``model.test_cfg.encoder``
+            (``feat_source`` is its deprecated name).
         cfg_options (dict, optional): Config overrides (not for a built
             model).
 
@@ -162,8 +166,8 @@ def get_model(model: Union[BaseModel, str, Path, Config],
             without its config.
     """
     if isinstance(model, BaseModel):
-        if feat_source is not None:
-            model.test_cfg['feat_source'] = feat_source
+        if encoder is not None:
+            model.test_cfg['encoder'] = encoder
         if isinstance(pretrained, (str, Path)):
             raise ValueError('pass a built model with its weights loaded, '
                              'or a config with pretrained=<checkpoint>.')
@@ -181,8 +185,11 @@ def get_model(model: Union[BaseModel, str, Path, Config],
         return model, None
     cfg, checkpoint = resolve_model(model, pretrained)
     cfg_options = dict(cfg_options or {})
-    if feat_source is not None:
-        cfg_options['model.test_cfg.feat_source'] = feat_source
+    if encoder is not None:  # drops an older config's test_cfg.feat_source
+        cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else \
+            Config.fromfile(str(cfg))
+        set_test_encoder(cfg, encoder)
+        cfg_options['model.test_cfg.encoder'] = encoder
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist.')
     model = init_model(cfg, checkpoint, device=device, cfg_options=cfg_options)

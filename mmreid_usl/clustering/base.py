@@ -315,7 +315,7 @@ class BaseClusterer(metaclass=ABCMeta):
       Default None: every pair is needed.
     - :attr:`needs_true_ids`: it labels from ``context.true_ids`` (the
       oracle); the labeler then computes no distance and marks the result
-      ``label_source='oracle'``.
+      ``labels_from='oracle'``.
 
     State kept across epochs (e.g. an eps computed at the first call) goes
     through ``state_dict()`` / ``load_state_dict()``, which the

@@ -31,7 +31,7 @@ class OracleClusterer(BaseClusterer):
 
     It is meant for upper bounds and label-noise studies, never for a real
     unsupervised result: the labeler logs "oracle" with the noise settings
-    and the result's ``label_source`` is ``'oracle'``.
+    and the result's ``labels_from`` is ``'oracle'``.
 
     Args:
         merge_ratio (float): Fraction of identities merged in pairs.

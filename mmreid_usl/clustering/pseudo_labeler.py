@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from mmreid_usl.registry import TASK_UTILS
-from mmreid_usl.structures import (LABEL_SOURCES, PseudoLabelResult,
+from mmreid_usl.structures import (LABELS_FROM, PseudoLabelResult,
                                    relabel_contiguous)
 from mmreid_usl.utils.build import build_module
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from .base import BaseClusterer, BaseDistance, LabelingContext
 from .sharded.labeling import ShardedLabelingMixin
 
@@ -22,20 +23,19 @@ DEGENERATE_ACTIONS = ('raise', 'skip')
 class LabelingOutput:
     """What one labelling produces before it becomes a result.
 
-    Only :attr:`labels` and :attr:`label_source` define the result: the
+    Only :attr:`labels` and :attr:`labels_from` define the result: the
     ``PseudoLabelHook`` broadcasts these two and every rank builds the same
     :class:`PseudoLabelResult` from them (:meth:`PseudoLabeler.build_result`).
 
     Attributes:
         labels (np.ndarray): ``(N,)`` int64 labels ``0..C-1``, -1 outliers.
-        label_source (str): One of ``LABEL_SOURCES``.
+        labels_from (str): One of ``LABELS_FROM``.
         timing (dict[str, float]): ``distance_time`` and ``cluster_time``
             (seconds since the start of the labelling).
-        stats (dict[str, float]): Diagnostics of the distance
-            (:attr:`DistanceMatrix.stats`).
+        stats (dict[str, float]): The distance's :attr:`DistanceMatrix.stats`.
     """
     labels: np.ndarray
-    label_source: str = 'pseudo'
+    labels_from: str = 'pseudo'
     timing: Dict[str, float] = field(default_factory=dict)
     stats: Dict[str, float] = field(default_factory=dict)
 
@@ -47,7 +47,7 @@ class PseudoLabeler(ShardedLabelingMixin):
     Given the L2-normalised feature banks of the training set (by encoder
     name), it
 
-    1. computes the distance of the clustered bank ``features[feat_source]``
+    1. computes the distance of the clustered bank (``cluster_encoder``)
        (k-reciprocal Jaccard by default) with a :class:`LabelingContext`
        (camera ids, the reference bank of domain adaptation, the raw banks
        when the distance declares ``needs_raw_features``, the epoch) and
@@ -68,12 +68,12 @@ class PseudoLabeler(ShardedLabelingMixin):
     where the labels equal one process's (:meth:`sharded_fallback`; the
     determinism condition is in ``clustering/sharded/labeling.py``).
 
-    With ``label_source='gt'`` steps 1-2 are replaced by the true ids of the
+    With ``labels_from='gt'`` steps 1-2 are replaced by the true ids of the
     training set (supervised training, or the upper bound of an
     unsupervised config), through the same result. A clusterer that declares
     ``needs_true_ids`` (:class:`OracleClusterer`: true ids with merge/split
     noise) gets them in the context; its results are marked
-    ``label_source='oracle'`` and logged as such, so they cannot be mistaken
+    ``labels_from='oracle'`` and logged as such, so they cannot be mistaken
     for a real run.
 
     **Data fraction** (``fraction < 1``, Cluster Contrast Table 8): each
@@ -142,8 +142,7 @@ class PseudoLabeler(ShardedLabelingMixin):
             raise ValueError('PseudoLabeler needs a clusterer.')
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f'fraction must be in (0, 1], got {fraction}')
-        self.fraction = fraction
-        self.seed = seed
+        self.fraction, self.seed = fraction, seed
         self.distance = build_module(distance, TASK_UTILS)
         self.clusterer = build_module(clusterer, TASK_UTILS)
         if self.distance is not None and not isinstance(
@@ -157,8 +156,7 @@ class PseudoLabeler(ShardedLabelingMixin):
                 f'PseudoLabeler: the clusterer must be a BaseClusterer '
                 f'(mmreid_usl.clustering.base), got '
                 f'{type(self.clusterer).__name__}.')
-        self.prune_by_eps = prune_by_eps
-        self.min_clusters = min_clusters
+        self.prune_by_eps, self.min_clusters = prune_by_eps, min_clusters
         self.on_degenerate = on_degenerate
         self.sharded, self.knn_threads = sharded, knn_threads
         self._check_sharded_options()
@@ -195,32 +193,34 @@ class PseudoLabeler(ShardedLabelingMixin):
         return f'{type(self.clusterer).__name__}({args})'
 
     @torch.no_grad()
+    @renamed_kwargs(feat_source='cluster_encoder', label_source='labels_from')
     def __call__(self,
                  features: Union[torch.Tensor, Dict[str, torch.Tensor]],
-                 feat_source: Optional[str] = None,
+                 cluster_encoder: Optional[str] = None,
                  camids: Optional[torch.Tensor] = None,
                  epoch: int = 0,
                  reference_features: Optional[torch.Tensor] = None,
                  true_ids: Optional[np.ndarray] = None,
-                 label_source: str = 'pseudo',
+                 labels_from: str = 'pseudo',
                  raw_features: Optional[torch.Tensor] = None,
                  raw_reference_features: Optional[torch.Tensor] = None
                  ) -> PseudoLabelResult:
-        """Label the training set: :meth:`label`, then
-        :meth:`build_result`.
+        """Label the training set: :meth:`label`, then :meth:`build_result`.
 
         Args:
             features (Tensor | dict[str, Tensor]): ``(N, D)`` L2-normalised
                 feature bank(s) in dataset order.
-            feat_source (str, optional): The bank to cluster (required with
-                several banks).
+            cluster_encoder (str, optional): The encoder whose bank is
+                clustered (required with several banks; ``feat_source``
+                is its deprecated name).
             camids (Tensor, optional): ``(N,)`` camera ids.
             epoch (int): Stored in the result.
             reference_features (Tensor, optional): ``(M, D)`` reference bank
                 for the distance.
             true_ids (array-like, optional): ``(N,)`` true ids; required for
-                ``label_source='gt'`` and the oracle.
-            label_source (str): ``'pseudo'`` or ``'gt'``.
+                ``labels_from='gt'`` and the oracle.
+            labels_from (str): ``'pseudo'`` or ``'gt'`` (``label_source``
+                is its deprecated name).
             raw_features (Tensor, optional): ``(N, D)`` the clustered bank
                 unnormalised (for a distance with ``needs_raw_features``).
             raw_reference_features (Tensor, optional): ``(M, D)`` the
@@ -231,36 +231,36 @@ class PseudoLabeler(ShardedLabelingMixin):
             computed on CPU so that they are bit-identical wherever the
             result is built.
         """
-        banks, feat_source = self.banks_of(features, feat_source)
+        banks, cluster_encoder = self.banks_of(features, cluster_encoder)
         context = LabelingContext(
-            features=banks[feat_source],
+            features=banks[cluster_encoder],
             raw_features=raw_features,
             camids=camids,
             true_ids=None if true_ids is None else np.asarray(true_ids),
             reference_features=reference_features,
             raw_reference_features=raw_reference_features,
             epoch=epoch)
-        output = self.label(context, label_source)
-        return self.build_result(output.labels, output.label_source, banks,
-                                 feat_source, camids, epoch)
+        output = self.label(context, labels_from)
+        return self.build_result(output.labels, output.labels_from, banks,
+                                 cluster_encoder, camids, epoch)
 
     @staticmethod
     def banks_of(features: Union[torch.Tensor, Dict[str, torch.Tensor]],
-                 feat_source: Optional[str] = None
+                 cluster_encoder: Optional[str] = None
                  ) -> Tuple[Dict[str, torch.Tensor], str]:
         """``features`` as a dict of banks and the name of the clustered
-        one (a single tensor is ``feat_source`` or ``'student'``)."""
+        one (a single tensor is ``cluster_encoder`` or ``'student'``)."""
         if isinstance(features, torch.Tensor):
-            features = {feat_source or 'student': features}
-        if feat_source is None:
-            feat_source = next(iter(features))
-        return features, feat_source
+            features = {cluster_encoder or 'student': features}
+        if cluster_encoder is None:
+            cluster_encoder = next(iter(features))
+        return features, cluster_encoder
 
     @staticmethod
     def build_result(labels: Union[np.ndarray, torch.Tensor],
-                     label_source: str,
+                     labels_from: str,
                      features: Dict[str, torch.Tensor],
-                     feat_source: str,
+                     cluster_encoder: str,
                      camids: Optional[torch.Tensor] = None,
                      epoch: int = 0) -> PseudoLabelResult:
         """The one constructor of the result, called by every rank.
@@ -271,52 +271,52 @@ class PseudoLabeler(ShardedLabelingMixin):
 
         Args:
             labels (np.ndarray | Tensor): ``(N,)`` labels, -1 outliers.
-            label_source (str): One of ``LABEL_SOURCES``.
+            labels_from (str): One of ``LABELS_FROM``.
             features (dict[str, Tensor]): The banks by encoder name.
-            feat_source (str): The clustered bank.
+            cluster_encoder (str): The clustered bank.
             camids (Tensor, optional): ``(N,)`` camera ids.
             epoch (int): The epoch the labels are for.
 
         Returns:
-            PseudoLabelResult: On the device of ``features[feat_source]``.
+            PseudoLabelResult: On the device of the clustered bank.
         """
-        device = features[feat_source].device
+        device = features[cluster_encoder].device
         return PseudoLabelResult.from_labels(
             labels,
             features,
-            feat_source=feat_source,
+            cluster_encoder=cluster_encoder,
             centroid_device='cpu',
             camids=None if camids is None else torch.as_tensor(
                 camids, dtype=torch.long).to(device),
             epoch=epoch,
-            label_source=label_source)
+            labels_from=labels_from)
 
     @torch.no_grad()
     def label(self,
               context: LabelingContext,
-              label_source: str = 'pseudo') -> LabelingOutput:
+              labels_from: str = 'pseudo') -> LabelingOutput:
         """Steps 1-3: labels of ``context.features`` (no result built).
 
         Args:
             context (LabelingContext): With ``features``, the clustered
                 bank, and whatever the distance and clusterer read.
-            label_source (str): ``'pseudo'`` (cluster) or ``'gt'`` (the
+            labels_from (str): ``'pseudo'`` (cluster) or ``'gt'`` (the
                 true ids of the context).
 
         Returns:
-            LabelingOutput: Contiguous labels, their source, timing and the
+            LabelingOutput: Contiguous labels, their origin, timing and the
             distance's diagnostics.
         """
-        if label_source not in LABEL_SOURCES:
-            raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
-                             f'got {label_source!r}')
+        if labels_from not in LABELS_FROM:
+            raise ValueError(f'labels_from must be one of {LABELS_FROM}, '
+                             f'got {labels_from!r}')
         feats = context.features
         timing: Dict[str, float] = {}
         stats: Dict[str, float] = {}
         start = time.perf_counter()
-        if label_source == 'gt':
+        if labels_from == 'gt':
             if context.true_ids is None:
-                raise ValueError("label_source='gt' needs the true ids of "
+                raise ValueError("labels_from='gt' needs the true ids of "
                                  'the training set.')
             labels = relabel_contiguous(np.asarray(context.true_ids))
         elif context.world_size > 1 and self.uses_sharded(context):
@@ -326,7 +326,7 @@ class PseudoLabeler(ShardedLabelingMixin):
             subset = self._subset(len(feats), context.epoch)
             sub = context if subset is None else context.subset(subset)
             if self.needs_true_ids:
-                label_source = 'oracle'
+                labels_from = 'oracle'
                 if sub.true_ids is None:
                     raise ValueError(
                         f'{self.describe_clusterer()} needs the true ids of '
@@ -353,7 +353,7 @@ class PseudoLabeler(ShardedLabelingMixin):
                 labels = full
         timing['cluster_time'] = time.perf_counter() - start
         num_clusters = int(labels.max()) + 1 if (labels >= 0).any() else 0
-        if label_source == 'pseudo' and num_clusters < self.min_clusters:
+        if labels_from == 'pseudo' and num_clusters < self.min_clusters:
             msg = (f'Epoch {context.epoch}: {self.describe_clusterer()} '
                    f'found {num_clusters} cluster(s) and '
                    f'{int((labels < 0).sum())} outlier(s) among '
@@ -369,7 +369,7 @@ class PseudoLabeler(ShardedLabelingMixin):
                           'iteration.')
             labels = np.full_like(labels, -1)
         self.last_timing, self.last_stats = timing, stats
-        return LabelingOutput(labels, label_source, timing, stats)
+        return LabelingOutput(labels, labels_from, timing, stats)
 
     def _subset(self, num: int, epoch: int) -> Optional[np.ndarray]:
         """Sorted indices of this epoch's data fraction (None: all)."""

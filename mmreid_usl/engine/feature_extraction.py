@@ -9,20 +9,22 @@ from mmengine import dist
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader
 
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from mmreid_usl.utils.misc import get_ori_model
 
 
 @torch.no_grad()
+@renamed_kwargs(source='encoder')
 def extract_features(
         model: nn.Module,
         dataloader: DataLoader,
-        source: str = 'student',
+        encoder: str = 'student',
         show_progress: bool = True,
         normalize: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features of this process's shard of a dataloader.
 
     For every batch the model's data preprocessor prepares the inputs and
-    ``model.extract_feat(inputs, source)`` gives the raw features ``f``;
+    ``model.extract_feat(inputs, encoder)`` gives the raw features ``f``;
     the returned features are ``f / ||f||_2`` (float32), or ``f`` itself in
     float32 with ``normalize=False``. The model is
     put in eval mode for the extraction and its training mode restored
@@ -35,8 +37,8 @@ def extract_features(
             unwrapped).
         dataloader (DataLoader): Yields ``dict(inputs, data_samples)``
             batches whose samples carry ``sample_idx``.
-        source (str): Encoder: ``'student'`` or ``'momentum'``. Defaults to
-            ``'student'``.
+        encoder (str): ``'student'`` or ``'momentum'``. Defaults to
+            ``'student'`` (``source`` is its deprecated name).
         show_progress (bool): Show an :class:`mmengine.utils.ProgressBar`
             over this shard (main process only). Defaults to True.
         normalize (bool): L2-normalise the features. Defaults to True.
@@ -58,7 +60,7 @@ def extract_features(
     try:
         for data in dataloader:
             data = model.data_preprocessor(data, False)
-            feat = model.extract_feat(data['inputs'], source)
+            feat = model.extract_feat(data['inputs'], encoder)
             # float32 (float64 models, the parity check, stay float64)
             feat = feat if feat.dtype == torch.float64 else feat.float()
             feats.append(F.normalize(feat, dim=1) if normalize else feat)

@@ -6,11 +6,15 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 
+from mmreid_usl.utils.deprecation import renamed_attribute, renamed_kwargs
+
 ArrayLike = Union[np.ndarray, torch.Tensor, list]
 
 #: Where the labels of a result come from: a clustering, the true ids, or
 #: the true ids with deliberate noise (``OracleClusterer``).
-LABEL_SOURCES = ('pseudo', 'gt', 'oracle')
+LABELS_FROM = ('pseudo', 'gt', 'oracle')
+#: Deprecated name of :data:`LABELS_FROM`.
+LABEL_SOURCES = LABELS_FROM
 
 
 def relabel_contiguous(labels: ArrayLike) -> np.ndarray:
@@ -73,38 +77,46 @@ class PseudoLabelResult:
         num_clusters (int): ``C``.
         num_outliers (int): Number of -1 labels.
         centroids (torch.Tensor): ``(C, D)`` mean (not normalised) of the
-            clustered feature bank ``features[feat_source]`` per cluster;
+            clustered feature bank ``features[cluster_encoder]`` per cluster;
             ``(0, D)`` when there is no cluster.
         features (dict[str, Tensor]): The L2-normalised ``(N, D)`` feature
             banks of the training set by encoder name (``'student'``,
             ``'momentum'``), in dataset order.
-        feat_source (str): The bank that was clustered.
+        cluster_encoder (str): The encoder whose bank was clustered.
         camids (torch.LongTensor, optional): ``(N,)`` camera ids.
         epoch (int): The epoch the labels were made at (before it trains).
-        label_source (str): ``'pseudo'`` (clustering), ``'gt'`` (the
+        labels_from (str): ``'pseudo'`` (clustering), ``'gt'`` (the
             dataset's true ids: supervised training / upper bound) or
             ``'oracle'`` (true ids with merge/split noise, a study).
+
+    ``feat_source`` and ``label_source`` are the deprecated names of
+    ``cluster_encoder`` and ``labels_from`` (as arguments and attributes; a
+    ``DeprecatedNameWarning``).
     """
     labels: torch.Tensor
     num_clusters: int
     num_outliers: int
     centroids: torch.Tensor
     features: Dict[str, torch.Tensor] = field(default_factory=dict)
-    feat_source: str = 'student'
+    cluster_encoder: str = 'student'
     camids: Optional[torch.Tensor] = None
     epoch: int = 0
-    label_source: str = 'pseudo'
+    labels_from: str = 'pseudo'
+
+    feat_source = renamed_attribute('feat_source', 'cluster_encoder')
+    label_source = renamed_attribute('label_source', 'labels_from')
 
     def __post_init__(self) -> None:
-        if self.label_source not in LABEL_SOURCES:
-            raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
-                             f'got {self.label_source!r}')
+        if self.labels_from not in LABELS_FROM:
+            raise ValueError(f'labels_from must be one of {LABELS_FROM}, '
+                             f'got {self.labels_from!r}')
 
     @classmethod
+    @renamed_kwargs(feat_source='cluster_encoder', label_source='labels_from')
     def from_labels(cls,
                     labels: ArrayLike,
                     features: Union[torch.Tensor, Dict[str, torch.Tensor]],
-                    feat_source: Optional[str] = None,
+                    cluster_encoder: Optional[str] = None,
                     centroid_device: Optional[Union[str,
                                                     torch.device]] = None,
                     **kwargs) -> 'PseudoLabelResult':
@@ -114,29 +126,29 @@ class PseudoLabelResult:
             labels (array-like): ``(N,)`` labels, negative = outlier.
             features (Tensor | dict[str, Tensor]): The feature bank that was
                 clustered, or all banks by name.
-            feat_source (str, optional): Name of the clustered bank; required
-                when ``features`` is a dict with several banks. A single
-                tensor is stored as ``'student'`` unless named.
+            cluster_encoder (str, optional): Name of the clustered bank;
+                required when ``features`` is a dict with several banks. A
+                single tensor is stored as ``'student'`` unless named.
             centroid_device (str | torch.device, optional): Where the
                 centroids :math:`c_j = \\frac{1}{|C_j|}\\sum_{i \\in C_j} f_i`
                 are summed (then moved to the bank's device); ``'cpu'``
                 gives bit-identical centroids on every rank. Defaults to
                 the bank's device.
-            **kwargs: Other fields (``camids``, ``epoch``, ``label_source``).
+            **kwargs: Other fields (``camids``, ``epoch``, ``labels_from``).
         """
         if isinstance(features, torch.Tensor):
-            feat_source = feat_source or 'student'
-            features = {feat_source: features}
+            cluster_encoder = cluster_encoder or 'student'
+            features = {cluster_encoder: features}
         features = dict(features)
-        if feat_source is None:
+        if cluster_encoder is None:
             if len(features) != 1:
-                raise ValueError('feat_source must name the clustered bank '
-                                 f'among {sorted(features)}')
-            feat_source = next(iter(features))
-        if feat_source not in features:
-            raise KeyError(f'feat_source {feat_source!r} is not among the '
-                           f'feature banks {sorted(features)}')
-        feats = features[feat_source]
+                raise ValueError('cluster_encoder must name the clustered '
+                                 f'bank among {sorted(features)}')
+            cluster_encoder = next(iter(features))
+        if cluster_encoder not in features:
+            raise KeyError(f'cluster_encoder {cluster_encoder!r} is not '
+                           f'among the feature banks {sorted(features)}')
+        feats = features[cluster_encoder]
         lab = torch.from_numpy(relabel_contiguous(labels)).to(feats.device)
         if len(lab) != len(feats):
             raise ValueError(f'{len(lab)} labels for {len(feats)} features')
@@ -154,7 +166,7 @@ class PseudoLabelResult:
             num_outliers=int((~valid).sum()),
             centroids=centroids,
             features=features,
-            feat_source=feat_source,
+            cluster_encoder=cluster_encoder,
             **kwargs)
 
     @property
@@ -162,27 +174,31 @@ class PseudoLabelResult:
         """int: ``N``, the size of the training set."""
         return int(self.labels.numel())
 
-    def bank(self, source: Optional[str] = None) -> torch.Tensor:
-        """The ``(N, D)`` feature bank ``source`` (default: the clustered).
+    @renamed_kwargs(source='encoder')
+    def bank(self, encoder: Optional[str] = None) -> torch.Tensor:
+        """The ``(N, D)`` feature bank of ``encoder`` (default: the
+        clustered one).
 
         Raises:
-            KeyError: Naming the banks that exist, if ``source`` is absent
+            KeyError: Naming the banks that exist, if ``encoder`` is absent
                 (the model's ``pseudo_label_banks`` must list it).
         """
-        source = source or self.feat_source
-        if source not in self.features:
+        encoder = encoder or self.cluster_encoder
+        if encoder not in self.features:
             raise KeyError(
-                f'PseudoLabelResult has no {source!r} feature bank (it has '
+                f'PseudoLabelResult has no {encoder!r} feature bank (it has '
                 f'{sorted(self.features)}); add it to the model\'s '
                 'pseudo_label_banks so the PseudoLabelHook extracts it.')
-        return self.features[source]
+        return self.features[encoder]
 
-    def centroids_of(self, source: Optional[str] = None) -> torch.Tensor:
-        """``(C, D)`` cluster means of the bank ``source`` (not normalised)."""
-        source = source or self.feat_source
-        if source == self.feat_source:
+    @renamed_kwargs(source='encoder')
+    def centroids_of(self, encoder: Optional[str] = None) -> torch.Tensor:
+        """``(C, D)`` cluster means of the bank of ``encoder`` (not
+        normalised)."""
+        encoder = encoder or self.cluster_encoder
+        if encoder == self.cluster_encoder:
             return self.centroids
-        return cluster_means(self.bank(source), self.labels,
+        return cluster_means(self.bank(encoder), self.labels,
                              self.num_clusters)
 
     def to(self, device: Union[str, torch.device]) -> 'PseudoLabelResult':
@@ -198,3 +214,9 @@ class PseudoLabelResult:
             features={k: move(v)
                       for k, v in self.features.items()},
             camids=move(self.camids))
+
+
+#: The deprecated field names are accepted by the constructor too.
+PseudoLabelResult.__init__ = renamed_kwargs(  # type: ignore[method-assign]
+    feat_source='cluster_encoder',
+    label_source='labels_from')(PseudoLabelResult.__init__)

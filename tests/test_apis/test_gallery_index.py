@@ -23,7 +23,7 @@ def index() -> GalleryIndex:
                         pids=pids,
                         camids=np.arange(40) % 2,
                         meta=dict(config='a.py', checkpoint='a.pth',
-                                  feat_source='student'))
+                                  encoder='student'))
 
 
 @pytest.fixture(scope='module')
@@ -105,5 +105,11 @@ def test_results_and_provenance(index, queries, monkeypatch):
     monkeypatch.setattr(module, 'print_log',
                         lambda msg, *args, **kwargs: logged.append(msg))
     index.warn_if_other_model(
-        dict(config='/x/a.py', checkpoint='b.pth', feat_source=''))
+        dict(config='/x/a.py', checkpoint='b.pth', encoder=''))
     assert len(logged) == 1 and "checkpoint='a.pth'" in logged[0]
+    # an index saved before the rename names its encoder feat_source
+    logged.clear()
+    old = GalleryIndex(index.features, index.paths,
+                       meta=dict(config='a.py', feat_source='momentum'))
+    old.warn_if_other_model(dict(config='a.py', encoder='student'))
+    assert len(logged) == 1 and "encoder='momentum'" in logged[0]

@@ -5,6 +5,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner, save_checkpoint
 
 from mmreid_usl.apis import extract_features, init_model
+from mmreid_usl.utils.deprecation import DeprecatedNameWarning
 from tiny_config import TINY_PIPELINE, tiny_model
 
 
@@ -72,7 +73,12 @@ def test_extract_features_order_shape_norm(data_root):
         torch.stack([s.pred_feature for s in pred]), feats[:len(pred)])
 
     with pytest.raises(ValueError, match='momentum'):
-        extract_features(model, loader, source='momentum')
+        extract_features(model, loader, encoder='momentum')
+    # the deprecated name of ``encoder`` (issue 25 item 8)
+    with pytest.warns(DeprecatedNameWarning, match='`source`'):
+        feats3, _ = extract_features(model, loader, source='student',
+                                     show_progress=False)
+    torch.testing.assert_close(feats3, feats, rtol=0, atol=0)
 
 
 def test_init_model_loads_checkpoint(data_root, tmp_path):

@@ -143,7 +143,7 @@ def test_embed_paths_folders_arrays(inferencer, synthetic, gallery_index):
     torch.testing.assert_close(feats.norm(dim=1), torch.ones(len(items)))
     # no names with ids -> no ids; meta records where the features came from
     assert gallery_index.pids is None
-    assert gallery_index.meta['feat_source'] == 'student'
+    assert gallery_index.meta['encoder'] == 'student'
     assert gallery_index.meta['checkpoint'].endswith('cc.pth')
 
     # arrays (BGR uint8, as mmcv.imread) give the features of their files;

@@ -115,7 +115,7 @@ def test_instance_proxies_on_both_sides_and_perturbed():
     mem = InstanceProxyMemory(dim, num_instances=k)
     from mmreid_usl.structures import PseudoLabelResult
     mem.reset(PseudoLabelResult.from_labels(labels.numpy(), {
-        'momentum': bank}, feat_source='momentum', epoch=2))
+        'momentum': bank}, cluster_encoder='momentum', epoch=2))
     layout = dcmip._slot_layout(mem.features)
     assert torch.equal(layout[3 + num * 2], mem.features[3, 2])
     feats = F.normalize(torch.randn(12, dim, generator=g), dim=1)

@@ -180,11 +180,11 @@ def test_label_then_build_result_equals_the_call():
     banks = dict(student=feats, momentum=feats.flip(1))
     camids = torch.arange(len(ids)) % 2
     output = labeler.label(LabelingContext(features=feats, camids=camids))
-    assert output.label_source == 'pseudo' and 'cluster_time' in output.timing
+    assert output.labels_from == 'pseudo' and 'cluster_time' in output.timing
     built = labeler.build_result(
-        torch.from_numpy(output.labels), output.label_source, banks,
+        torch.from_numpy(output.labels), output.labels_from, banks,
         'student', camids, 0)
-    called = labeler(banks, feat_source='student', camids=camids)
+    called = labeler(banks, cluster_encoder='student', camids=camids)
     assert torch.equal(built.labels, called.labels)
     assert torch.equal(built.centroids, called.centroids)
     assert torch.equal(built.centroids_of('momentum'),

@@ -33,7 +33,7 @@ def test_labels_the_identities_of_separated_blobs():
     # one cluster per identity (up to renumbering)
     for i in range(6):
         assert len(set(result.labels[ids == i].tolist())) == 1
-    assert result.epoch == 3 and result.feat_source == 'student'
+    assert result.epoch == 3 and result.cluster_encoder == 'student'
     assert 'cluster_time' in labeler.last_timing
 
 
@@ -116,11 +116,11 @@ def test_ground_truth_labels_skip_the_clustering():
         distance=None,
         clusterer=dict(type='DBSCANClusterer', eps=1e-9, min_samples=99))
     result = labeler(
-        feats, true_ids=(ids * 7 + 3).numpy(), label_source='gt')
-    assert result.label_source == 'gt'
+        feats, true_ids=(ids * 7 + 3).numpy(), labels_from='gt')
+    assert result.labels_from == 'gt'
     np.testing.assert_array_equal(result.labels.numpy(), ids.numpy())
     with pytest.raises(ValueError, match='true ids'):
-        labeler(feats, label_source='gt')
+        labeler(feats, labels_from='gt')
 
 
 class _RefDistance(BaseDistance):
@@ -211,7 +211,7 @@ def test_oracle_through_the_labeler_is_marked():
     labeler = PseudoLabeler(
         distance=None, clusterer=dict(type='OracleClusterer', split_ratio=0.5))
     result = labeler(feats, true_ids=ids.numpy())
-    assert result.label_source == 'oracle'
+    assert result.labels_from == 'oracle'
     assert result.num_clusters == 9  # 3 of 6 ids split
     assert 'OracleClusterer' in labeler.describe_clusterer()
 

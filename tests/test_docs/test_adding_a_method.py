@@ -51,7 +51,7 @@ def _doc_cfg(tmp_path, root, work_dir, max_epochs):
 
 def test_example_class_declares_banks_and_trains_its_memory():
     cls = _register_example()
-    model = cls(encoder=tiny_model()['encoder'], cluster_feat_source='student')
+    model = cls(encoder=tiny_model()['encoder'], cluster_encoder='student')
     model.init_weights()
     assert model.pseudo_label_banks == ('student', 'momentum')
     model.check_contract()
@@ -62,7 +62,7 @@ def test_example_class_declares_banks_and_trains_its_memory():
     }
     result = PseudoLabelResult.from_labels([0, 0, 1, 1, 2, 2, -1, 0],
                                            banks,
-                                           feat_source='student')
+                                           cluster_encoder='student')
     model.set_pseudo_labels(result)
     torch.testing.assert_close(
         model.memory.features,

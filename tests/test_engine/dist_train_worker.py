@@ -71,7 +71,7 @@ class DumpStateHook(Hook):
                     centroids=self.result.centroids.clone(),
                     camids=self.result.camids.clone(),
                     epoch=self.result.epoch,
-                    label_source=self.result.label_source,
+                    labels_from=self.result.labels_from,
                     bank=self.result.bank().clone())),
             osp.join(self.out_dir,
                      f'rank{get_rank()}_epoch{runner.epoch}.pth'))

@@ -84,7 +84,7 @@ def test_ranks_hold_identical_state(two_process_run):
         assert res0['num_clusters'] > 0 and res0['epoch'] == epoch
         for key in ('labels', 'centroids', 'camids', 'bank'):
             assert torch.equal(res0[key], res1[key]), key
-        for key in ('num_clusters', 'num_outliers', 'epoch', 'label_source'):
+        for key in ('num_clusters', 'num_outliers', 'epoch', 'labels_from'):
             assert res0[key] == res1[key], key
         assert torch.equal(res0['labels'], labels)
         seen0 = {i for b in r0['batches'] for i in b}

@@ -22,7 +22,7 @@ def test_from_labels_centroids_and_fields():
     assert res.labels.tolist() == [0, 0, -1, 1, 1, 1]
     assert res.num_clusters == 2 and res.num_outliers == 1
     assert res.num_samples == 6 and res.epoch == 4
-    assert res.feat_source == 'student' and res.label_source == 'pseudo'
+    assert res.cluster_encoder == 'student' and res.labels_from == 'pseudo'
     torch.testing.assert_close(res.centroids,
                                torch.tensor([[1., 2.], [8., 9.]]))
     assert res.bank() is feats and torch.equal(res.camids, camids)
@@ -33,18 +33,18 @@ def test_several_banks_and_centroids_of_another_bank():
     b = -a
     res = PseudoLabelResult.from_labels([0, 0, 1, -1],
                                         dict(student=a, momentum=b),
-                                        feat_source='momentum')
+                                        cluster_encoder='momentum')
     torch.testing.assert_close(res.centroids, torch.tensor([[-1., -2.],
                                                             [-4., -5.]]))
     torch.testing.assert_close(
         res.centroids_of('student'), torch.tensor([[1., 2.], [4., 5.]]))
     with pytest.raises(KeyError, match="no 'ema' feature bank"):
         res.bank('ema')
-    with pytest.raises(ValueError, match='feat_source must name'):
+    with pytest.raises(ValueError, match='cluster_encoder must name'):
         PseudoLabelResult.from_labels([0, 1, 1, 0], dict(student=a,
                                                          momentum=b))
-    with pytest.raises(ValueError, match='label_source'):
-        PseudoLabelResult.from_labels([0], a[:1], label_source='clusters')
+    with pytest.raises(ValueError, match='labels_from'):
+        PseudoLabelResult.from_labels([0], a[:1], labels_from='clusters')
 
 
 def test_zero_clusters_and_to():

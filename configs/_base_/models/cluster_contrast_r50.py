@@ -18,10 +18,10 @@ model = dict(
     loss_cluster=dict(type='ClusterNCELoss', temperature=0.05),
     # 'gt' trains on the dataset's true ids through the same pipeline: the
     # supervised upper bound of this unsupervised config
-    label_source='pseudo',
-    cluster_feat_source='student',
+    labels_from='pseudo',
+    cluster_encoder='student',
     # images per BatchNorm group of the student forward = the official
     # per-GPU batch, so 1 process with the global batch of 256 normalises
     # like 4 GPUs x 64
     bn_group_size=64,
-    test_cfg=dict(feat_source='student'))
+    test_cfg=dict(encoder='student'))

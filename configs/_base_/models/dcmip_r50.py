@@ -24,7 +24,7 @@ model = dict(
     bn_group_size=64,
     momentum_bn_group_size=64,
     sync_momentum_buffers=True,  # DDP: average momentum BN stats over ranks
-    cluster_feat_source='student',  # paper (Algorithm 1, line 2)
+    cluster_encoder='student',  # paper (Algorithm 1, line 2)
     # discrepant cluster proxies: every type starts at the normalised
     # centroid; 'hard' = batch-hard instance, 'mean' = batch mean (the branch
     # the unofficial code labels #Market1501; the one it runs as committed,
@@ -34,13 +34,13 @@ model = dict(
         type='DiscrepantClusterMemory',
         update_modes=('hard', 'mean'),
         old_weight=0.1,
-        feat_source='student'),
+        encoder='student'),
     # K = 16 instance proxies per cluster (paper), filled from the momentum
     # encoder with members drawn with replacement (seed + epoch)
     instance_memory=dict(
         type='InstanceProxyMemory',
         num_instances=16,
-        feat_source='momentum',
+        encoder='momentum',
         seed=0),
     # L_DCP = mean over the proxy types of ClusterNCE (ours); the unofficial
     # code: mode='hybrid' (0.2 relu-margin on the first type)
@@ -67,12 +67,12 @@ model = dict(
     momentum_reinit='every',
     # 'student' reproduces the unofficial code's bug (online features written
     # into the instance proxies)
-    mip_update_source='momentum',
+    mip_update_encoder='momentum',
     # 'gt' trains on the dataset's true ids through the same pipeline: the
     # supervised upper bound of this unsupervised config
-    label_source='pseudo',
+    labels_from='pseudo',
     # the momentum encoder is deployed (supplement C)
-    test_cfg=dict(feat_source='momentum'))
+    test_cfg=dict(encoder='momentum'))
 
 default_hooks = dict(
     # DBSCAN eps per dataset (supplement Fig. 2): set by the leaf configs

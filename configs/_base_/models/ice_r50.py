@@ -25,7 +25,7 @@ model = dict(
     bn_group_size=8,
     gather_keys=True,  # DDP: in-batch losses over the global batch (= DP)
     sync_momentum_buffers=True,  # DDP: average momentum BN stats over ranks
-    cluster_feat_source='momentum',
+    cluster_encoder='momentum',
     proxy_memory=dict(type='CameraProxyMemory'),
     # paper: label_smoothing=0 (plain softmax log loss)
     loss_agnostic=dict(
@@ -55,9 +55,9 @@ model = dict(
     view_order=(0, 1, 2),  # MultiView order: strong1, weak, strong2
     student_strong2=True,
     momentum_strong1=True,
-    label_source='pseudo',
+    labels_from='pseudo',
     # only the momentum encoder is used for inference
-    test_cfg=dict(feat_source='momentum'))
+    test_cfg=dict(encoder='momentum'))
 
 # ICE clusters the momentum features with eps 0.55 (official default)
 default_hooks = dict(

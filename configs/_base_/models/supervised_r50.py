@@ -10,7 +10,7 @@
 # loss_id.label_smooth_val=0). Theory's source model is the standard
 # torchvision ResNet-50 (last stride 2) with average pooling (open-reid);
 # the GDS supplement calls it "ResNet-50" without more detail.
-# The labels are the train split's true ids (label_source='gt', no
+# The labels are the train split's true ids (labels_from='gt', no
 # pseudo-label hook); the dataset base sets the sampler to true ids too.
 # The inference feature (test, and the clustering / source features of
 # stage 2) is the pooled one, as Theory evaluates pool5: raw, ranked by the
@@ -36,5 +36,5 @@ model = dict(
     loss_gds=None,
     gds_feat='pooled',
     eval_feat='pooled',
-    label_source='gt',
-    test_cfg=dict(feat_source='student', normalize=False))
+    labels_from='gt',
+    test_cfg=dict(encoder='student', normalize=False))

@@ -31,9 +31,9 @@ model = dict(
     loss_gds=None,
     gds_feat='pooled',
     eval_feat='pooled',
-    label_source='pseudo',
-    cluster_feat_source='student',
-    test_cfg=dict(feat_source='student', normalize=False))
+    labels_from='pseudo',
+    cluster_encoder='student',
+    test_cfg=dict(encoder='student', normalize=False))
 
 # The adaptation starts from the stage-1 encoder: `--cfg-options
 # stage1_checkpoint=CKPT` (the encoder's init_cfg becomes

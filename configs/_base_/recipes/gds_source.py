@@ -44,7 +44,7 @@ train_dataloader = dict(
         type='PseudoIdentitySampler',
         num_instances=4,
         camera_mode='ignore',
-        label_source='gt'),
+        labels_from='gt'),
     collate_fn=dict(type='default_collate'),
     dataset=dict(split='train', pipeline=__train_pipeline))
 

@@ -11,6 +11,7 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmreid_usl.registry import DATA_SAMPLERS
+from mmreid_usl.utils.deprecation import renamed_attribute, renamed_kwargs
 from .camera_strategies import build_camera_strategy
 
 #: Named epoch lengths of :class:`PseudoIdentitySampler`
@@ -100,20 +101,24 @@ class PseudoIdentitySampler(Sampler):
             ``'prefer_other'``.
         seed (int, optional): Base seed; None draws one and synchronises it
             across ranks. Defaults to None.
-        label_source (str): ``'pseudo'`` (default): the labels come from
+        labels_from (str): ``'pseudo'`` (default): the labels come from
             :meth:`set_labels` (the ``PseudoLabelHook``). ``'gt'``: the
             dataset's true ids (``dataset.get_pids()``) are set at
             construction, for supervised training without a labelling hook
             (e.g. the source pre-training of domain adaptation).
+            ``label_source`` is its deprecated name.
     """
 
+    label_source = renamed_attribute('label_source', 'labels_from')
+
+    @renamed_kwargs(label_source='labels_from')
     def __init__(self,
                  dataset,
                  num_instances: int = 4,
                  samples_per_epoch: Optional[Union[int, str]] = None,
                  camera_mode: str = 'prefer_other',
                  seed: Optional[int] = None,
-                 label_source: str = 'pseudo') -> None:
+                 labels_from: str = 'pseudo') -> None:
         if not isinstance(num_instances, int) or num_instances < 1:
             raise ValueError('num_instances must be a positive int, got '
                              f'{num_instances!r}.')
@@ -161,14 +166,14 @@ class PseudoIdentitySampler(Sampler):
             self.camids = self._read_camids(dataset)
         self.labels: Optional[np.ndarray] = None
         self._members: List[np.ndarray] = []
-        if label_source not in ('pseudo', 'gt'):
-            raise ValueError("label_source must be 'pseudo' or 'gt', got "
-                             f'{label_source!r}.')
-        self.label_source = label_source
-        if label_source == 'gt':
+        if labels_from not in ('pseudo', 'gt'):
+            raise ValueError("labels_from must be 'pseudo' or 'gt', got "
+                             f'{labels_from!r}.')
+        self.labels_from = labels_from
+        if labels_from == 'gt':
             if not hasattr(dataset, 'get_pids'):
                 raise TypeError(
-                    "PseudoIdentitySampler(label_source='gt') needs a "
+                    "PseudoIdentitySampler(labels_from='gt') needs a "
                     'dataset with true ids (get_pids()); '
                     f'{type(dataset).__name__} has none.')
             self.set_labels(np.asarray(dataset.get_pids()))

@@ -15,6 +15,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseAveragedModel
 
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from mmreid_usl.utils.misc import get_ori_model
 from .mmengine_private import load_state_into_model
 from .weights_only import load_weights_only
@@ -27,28 +28,29 @@ class CheckpointMismatchError(ValueError):
     """The checkpoint does not fit the encoder that produces the features."""
 
 
-def feature_prefixes(model: nn.Module, sources: Iterable[str]) -> List[str]:
-    """State-dict prefixes of the encoders ``model.get_encoder(source)``.
+@renamed_kwargs(sources='encoders')
+def feature_prefixes(model: nn.Module, encoders: Iterable[str]) -> List[str]:
+    """State-dict prefixes of the encoders ``model.get_encoder(name)``.
 
     A momentum encoder (an MMEngine ``BaseAveragedModel``) contributes the
     network it averages (``momentum_encoder.module.``), not its step counter.
 
     Args:
         model (nn.Module): A :class:`BaseUSLReID` (wrappers are unwrapped).
-        sources (Iterable[str]): Feature sources, e.g. ``['student']``.
+        encoders (Iterable[str]): Encoder names, e.g. ``['student']``.
 
     Returns:
-        list[str]: One prefix per source, e.g. ``['encoder.']``.
+        list[str]: One prefix per encoder, e.g. ``['encoder.']``.
     """
     model = get_ori_model(model)
     names = {id(module): name for name, module in model.named_modules()}
     prefixes = []
-    for source in sources:
-        encoder = model.get_encoder(source)
+    for name in encoders:
+        encoder = model.get_encoder(name)
         if isinstance(encoder, BaseAveragedModel):
             encoder = encoder.module
         if id(encoder) not in names or names[id(encoder)] == '':
-            raise ValueError(f'get_encoder({source!r}) of '
+            raise ValueError(f'get_encoder({name!r}) of '
                              f'{type(model).__name__} is not a sub-module.')
         prefixes.append(names[id(encoder)] + '.')
     return prefixes
@@ -86,9 +88,10 @@ def _group(keys: Iterable[str]) -> str:
     return ', '.join(parts)
 
 
+@renamed_kwargs(sources='encoders')
 def check_checkpoint_fits(model: nn.Module,
                           checkpoint: Union[str, dict],
-                          sources: Sequence[str] = ('student', ),
+                          encoders: Sequence[str] = ('student', ),
                           name: str = 'checkpoint',
                           hint: Optional[str] = None) -> Dict[str, List[str]]:
     """Compare the feature encoders of ``model`` with a checkpoint.
@@ -106,12 +109,12 @@ def check_checkpoint_fits(model: nn.Module,
         checkpoint (str | dict): A path (loaded with MMEngine's loader,
             ``weights_only`` where torch defaults to it) or a loaded
             checkpoint / state dict.
-        sources (Sequence[str]): Feature sources that will be used, e.g.
-            ``['momentum']`` or ``['student', 'momentum']``.
+        encoders (Sequence[str]): Encoders whose features will be used,
+            e.g. ``['momentum']`` or ``['student', 'momentum']``.
         name (str): How the checkpoint is called in messages (its path).
         hint (str, optional): The last line of the error (what to do).
             Defaults to pointing at the checkpoint's own config and
-            ``--feat-source`` (testing).
+            ``--encoder`` (testing).
 
     Returns:
         dict: ``checked`` (the keys compared), ``ignored_checkpoint_keys``
@@ -125,7 +128,7 @@ def check_checkpoint_fits(model: nn.Module,
         name = checkpoint
     state = _state_dict_of(checkpoint)
     ori = get_ori_model(model)
-    prefixes = tuple(feature_prefixes(ori, sources))
+    prefixes = tuple(feature_prefixes(ori, encoders))
     model_state = ori.state_dict()
     needed = [k for k in model_state if k.startswith(prefixes)]
     in_scope = [k for k in state if k.startswith(prefixes)]
@@ -143,7 +146,7 @@ def check_checkpoint_fits(model: nn.Module,
                        'the encoder would be only partly loaded from it')
         lines = [
             f'{name} does not fit the {type(ori).__name__} of the config '
-            f'for the feature source(s) {list(sources)} (weights under '
+            f'for the encoder(s) {list(encoders)} (weights under '
             f'{", ".join(p + "*" for p in prefixes)}); {consequence}.'
         ]
         if missing:
@@ -157,7 +160,7 @@ def check_checkpoint_fits(model: nn.Module,
                          f'{_listing(shapes)}')
         lines.append(hint or (
             'Use the config the checkpoint was trained with (its '
-            "meta['cfg'] holds it), or the right --feat-source."))
+            "meta['cfg'] holds it), or the right --encoder."))
         raise CheckpointMismatchError('\n  '.join(lines))
     ignored_ckpt = [k for k in state if not k.startswith(prefixes)]
     ignored_model = [
@@ -179,10 +182,11 @@ def check_checkpoint_fits(model: nn.Module,
         ignored_model_keys=ignored_model)
 
 
+@renamed_kwargs(sources='encoders')
 def load_checked_checkpoint(model: nn.Module, checkpoint: str,
-                            sources: Sequence[str]) -> Dict:
+                            encoders: Sequence[str]) -> Dict:
     """Read ``checkpoint`` once (weights-only), check that it fits the
-    feature encoders of ``sources`` (:func:`check_checkpoint_fits`), and
+    feature encoders ``encoders`` (:func:`check_checkpoint_fits`), and
     load it into ``model`` (the other parts non-strictly).
 
     Returns:
@@ -192,6 +196,6 @@ def load_checked_checkpoint(model: nn.Module, checkpoint: str,
         CheckpointMismatchError: See :func:`check_checkpoint_fits`.
     """
     ckpt = load_weights_only(checkpoint)
-    check_checkpoint_fits(model, ckpt, sources, name=str(checkpoint))
+    check_checkpoint_fits(model, ckpt, encoders, name=str(checkpoint))
     load_state_into_model(model, ckpt)
     return ckpt

@@ -28,7 +28,7 @@ from .fits import (CheckpointMismatchError, check_checkpoint_fits,
                    feature_prefixes)
 
 #: The encoder a training starts from (the student).
-TRAINED_SOURCES = ('student', )
+TRAINED_ENCODERS = ('student', )
 
 
 def check_load_from(model: nn.Module,
@@ -66,7 +66,7 @@ def check_load_from(model: nn.Module,
             'load only the weights that fit, on purpose.')
     try:
         check_checkpoint_fits(
-            model, checkpoint, TRAINED_SOURCES, name=checkpoint, hint=hint)
+            model, checkpoint, TRAINED_ENCODERS, name=checkpoint, hint=hint)
     except CheckpointMismatchError as err:
         if not allow_partial:
             raise
@@ -102,7 +102,7 @@ def skip_replaced_pretrained_inits(model: nn.Module,
         list[tuple[str, str]]: ``(module name, skipped checkpoint)`` pairs.
     """
     ori = get_ori_model(model)
-    prefixes: Sequence[str] = feature_prefixes(ori, TRAINED_SOURCES)
+    prefixes: Sequence[str] = feature_prefixes(ori, TRAINED_ENCODERS)
     skipped = []
     for name, module in ori.named_modules():
         init_cfg = getattr(module, 'init_cfg', None)

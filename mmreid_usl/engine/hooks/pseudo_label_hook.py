@@ -49,8 +49,8 @@ class PseudoLabelHook(Hook):
        :class:`LabelingContext` holding the world group and the ranks
        compute the kNN and Jaccard rows of their blocks together; otherwise
        rank 0 alone runs it (distance -> clusterer, or the true ids when
-       ``model.label_source == 'gt'``). Rank 0 clusters and the labels and
-       their source are broadcast, nothing else; every rank then builds the
+       ``model.labels_from == 'gt'``). Rank 0 clusters and the labels and
+       their origin are broadcast, nothing else; every rank then builds the
        :class:`PseudoLabelResult` with the same constructor
        (:meth:`PseudoLabeler.build_result`, centroids on CPU), so the
        results are identical;
@@ -108,7 +108,7 @@ class PseudoLabelHook(Hook):
         """Check the model's contract and build the dataloaders."""
         model = get_ori_model(runner.model)
         for attr in ('pseudo_label_banks', 'set_pseudo_labels',
-                     'label_source'):
+                     'labels_from'):
             if not hasattr(model, attr):
                 raise TypeError(
                     f'PseudoLabelHook needs a BaseUSLReID model; '
@@ -172,13 +172,13 @@ class PseudoLabelHook(Hook):
     # ------------------------------------------------------------------
     @torch.no_grad()
     def _extract(self, runner, dataloader: DataLoader,
-                 source: str, normalize: bool = True) -> torch.Tensor:
+                 encoder: str, normalize: bool = True) -> torch.Tensor:
         """All-gathered ``(N, D)`` features of ``dataloader`` in dataset
         order (identical on every rank); raw with ``normalize=False``."""
         num_samples = len(dataloader.dataset)
         # rank 0 shows the progress of its own shard
         feats, indices = extract_features(
-            runner.model, dataloader, source=source, normalize=normalize)
+            runner.model, dataloader, encoder=encoder, normalize=normalize)
         feats = all_gather_cat(feats)
         indices = all_gather_cat(indices)
         if indices.numel() != num_samples or not torch.equal(
@@ -197,8 +197,8 @@ class PseudoLabelHook(Hook):
         """The feature banks ``model.pseudo_label_banks`` of the train set."""
         model = get_ori_model(runner.model)
         return {
-            source: self._extract(runner, self._dataloader, source)
-            for source in model.pseudo_label_banks
+            name: self._extract(runner, self._dataloader, name)
+            for name in model.pseudo_label_banks
         }
 
     def _needs_raw(self) -> bool:
@@ -220,13 +220,13 @@ class PseudoLabelHook(Hook):
             # the clustered bank once, unnormalised; normalised from it
             # (row-wise, the same values as a normalised extraction)
             raw['raw_features'] = self._extract(
-                runner, self._dataloader, model.cluster_feat_source,
+                runner, self._dataloader, model.cluster_encoder,
                 normalize=False)
-            banks = {model.cluster_feat_source: F.normalize(
+            banks = {model.cluster_encoder: F.normalize(
                 raw['raw_features'], dim=1)}
             banks.update({
-                source: self._extract(runner, self._dataloader, source)
-                for source in model.pseudo_label_banks if source not in banks
+                name: self._extract(runner, self._dataloader, name)
+                for name in model.pseudo_label_banks if name not in banks
             })
             banks = {s: banks[s] for s in model.pseudo_label_banks}
         else:
@@ -234,7 +234,7 @@ class PseudoLabelHook(Hook):
         reference = None
         if self._reference_dataloader is not None:
             reference = self._extract(runner, self._reference_dataloader,
-                                      model.cluster_feat_source,
+                                      model.cluster_encoder,
                                       normalize=not raw)
             if raw:
                 raw['raw_reference_features'] = reference
@@ -243,30 +243,30 @@ class PseudoLabelHook(Hook):
         camids = torch.as_tensor(
             np.asarray(dataset.get_camids()), dtype=torch.long)
         true_ids = self._true_ids(dataset)
-        if model.label_source == 'gt' and true_ids is None:
+        if model.labels_from == 'gt' and true_ids is None:
             raise ValueError(
-                "label_source='gt' needs a training set with true ids "
+                "labels_from='gt' needs a training set with true ids "
                 f'(get_pids()); {type(dataset).__name__} has none.')
-        feat_source = model.cluster_feat_source
+        clustered = model.cluster_encoder
         context = LabelingContext(
-            features=banks[feat_source],
+            features=banks[clustered],
             raw_features=raw.get('raw_features'),
             camids=camids,
             true_ids=true_ids,
             reference_features=reference,
             raw_reference_features=raw.get('raw_reference_features'),
             epoch=runner.epoch)
-        labels, label_source, output = self.run_labeler(
-            context, model.label_source)
-        result = self.labeler.build_result(labels, label_source, banks,
-                                           feat_source, camids, runner.epoch)
+        labels, labels_from, output = self.run_labeler(
+            context, model.labels_from)
+        result = self.labeler.build_result(labels, labels_from, banks,
+                                           clustered, camids, runner.epoch)
         # timing and distance diagnostics are rank 0's (logged there)
         self._log(runner, result, true_ids, extract_s,
                   output.timing if output else {},
                   output.stats if output else {})
         return result
 
-    def run_labeler(self, context: LabelingContext, label_source: str
+    def run_labeler(self, context: LabelingContext, labels_from: str
                     ) -> Tuple[torch.Tensor, str, Optional[object]]:
         """Labels of ``context`` on every rank.
 
@@ -275,10 +275,10 @@ class PseudoLabelHook(Hook):
         all-gathered bank, of which each rank keeps its row block (the
         feature all-gather itself is still N x D per rank, which the result's
         centroids and memories read anyway). Otherwise rank 0 labels alone
-        and broadcasts the labels and their source.
+        and broadcasts the labels and their origin (``labels_from``).
 
         Returns:
-            tuple: ``(labels, label_source, output)``, the
+            tuple: ``(labels, labels_from, output)``, the
             :class:`LabelingOutput` on rank 0 (every rank when sharded),
             None elsewhere.
         """
@@ -286,23 +286,23 @@ class PseudoLabelHook(Hook):
             shared = replace(context, process_group=torch_dist.group.WORLD)
             uses_sharded = getattr(self.labeler, 'uses_sharded', None)
             if uses_sharded is not None and uses_sharded(shared,
-                                                         label_source):
-                output = self.labeler.label(shared, label_source)
+                                                         labels_from):
+                output = self.labeler.label(shared, labels_from)
                 print_log(
                     f'Pseudo-labels of epoch {context.epoch} computed by '
                     f'{dist.get_world_size()} ranks together (sharded).',
                     logger='current')
-                return (torch.from_numpy(output.labels), output.label_source,
+                return (torch.from_numpy(output.labels), output.labels_from,
                         output)
         output, payload = None, [None]
         if dist.is_main_process():
-            output = self.labeler.label(context, label_source)
+            output = self.labeler.label(context, labels_from)
             payload = [(torch.from_numpy(output.labels),
-                        output.label_source)]
-        # the labels and their source only: every rank builds the result
+                        output.labels_from)]
+        # the labels and their origin only: every rank builds the result
         dist.broadcast_object_list(payload, src=0)
-        labels, label_source = payload[0]
-        return labels, label_source, output
+        labels, labels_from = payload[0]
+        return labels, labels_from, output
 
     def _true_ids(self, dataset) -> Optional[np.ndarray]:
         get_pids = getattr(dataset, 'get_pids', None)
@@ -323,7 +323,7 @@ class PseudoLabelHook(Hook):
             extract_time=extract_s,
             cluster_time=timing.get('cluster_time', 0.0))
         if self.log_diagnostics and true_ids is not None \
-                and result.num_clusters > 0 and result.label_source != 'gt':
+                and result.num_clusters > 0 and result.labels_from != 'gt':
             # (for oracle labels they measure the injected noise)
             # outliers count as singletons in nmi/ari (cluster_stats)
             quality = cluster_stats(result.labels, true_ids, result.camids)
@@ -333,7 +333,7 @@ class PseudoLabelHook(Hook):
                 if k not in ('num_clusters', 'num_outliers')
             })
             stats['num_true_ids'] = int(len(np.unique(true_ids)))
-        elif result.num_clusters > 0 and result.label_source != 'gt' \
+        elif result.num_clusters > 0 and result.labels_from != 'gt' \
                 and result.camids is not None:
             # needs no true ids: clusters that never cross a camera
             stats.update(camera_stats(result.labels, result.camids))
@@ -341,11 +341,11 @@ class PseudoLabelHook(Hook):
         msg = ', '.join(f'{k}: {v:.4f}' if isinstance(v, float) else
                         f'{k}: {v}' for k, v in stats.items())
         what = {
-            'gt': 'Ground-truth labels (label_source=gt)',
+            'gt': 'Ground-truth labels (labels_from=gt)',
             'oracle': 'ORACLE labels (true ids, '
             f'{self.labeler.describe_clusterer()}; not an unsupervised '
             'result)'
-        }.get(result.label_source, 'Pseudo-labels')
+        }.get(result.labels_from, 'Pseudo-labels')
         print_log(f'{what} at epoch {runner.epoch}: {msg}', logger='current')
         # the counts also show on every training log line
         for key in ('num_clusters', 'num_outliers'):

@@ -12,6 +12,7 @@ from mmengine.runner.amp import autocast
 from torch.utils.data import DataLoader
 
 from mmreid_usl.registry import LOOPS
+from mmreid_usl.utils.deprecation import renamed_attribute, renamed_kwargs
 from mmreid_usl.utils.misc import get_ori_model
 
 
@@ -20,69 +21,74 @@ class MomentumValLoop(ValLoop):
     """Evaluate several encoders of one model in a single pass.
 
     Each batch is loaded and pre-processed once and then encoded by every
-    encoder in ``sources`` (``model.extract_feat(inputs, source)``, through
-    ``model.predict`` with ``test_cfg['feat_source']`` switched); each source
-    has its own evaluator. The returned metrics carry the source as a prefix,
-    e.g. ``student/reid/mAP`` and ``momentum/reid/mAP``, plus the un-prefixed
-    keys (``reid/mAP`` ...) of the ``primary`` source, so checkpoint
-    selection (``save_best='reid/mAP'``) and the logs keep working. ICE
-    (Chen et al., ICCV 2021) deploys the momentum encoder, so its primary
-    source is the model's ``test_cfg['feat_source']`` (``'momentum'``).
+    encoder in ``encoders`` (``model.extract_feat(inputs, encoder)``,
+    through ``model.predict`` with ``test_cfg['encoder']`` switched); each
+    encoder has its own evaluator. The returned metrics carry the encoder as
+    a prefix, e.g. ``student/reid/mAP`` and ``momentum/reid/mAP``, plus the
+    un-prefixed keys (``reid/mAP`` ...) of the ``primary`` encoder, so
+    checkpoint selection (``save_best='reid/mAP'``) and the logs keep
+    working. ICE (Chen et al., ICCV 2021) deploys the momentum encoder, so
+    its primary encoder is the model's ``test_cfg['encoder']``
+    (``'momentum'``).
 
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The validation dataloader.
         evaluator (Evaluator | dict | list): The evaluator config; it is
-            built once per source.
+            built once per encoder.
         fp16 (bool): Evaluate under autocast. Defaults to False.
-        sources (Sequence[str]): Encoders to evaluate. Defaults to
-            ``('student', 'momentum')``.
-        primary (str, optional): Source whose metrics are also reported
-            without prefix. Defaults to the model's
-            ``test_cfg['feat_source']``.
-        skip_identical (bool): When the network of a source is bit-identical
-            to an earlier one (parameters and buffers, e.g. the momentum
-            encoder at initialisation), reuse that source's metrics instead
-            of encoding the data again (rank 0 decides). Defaults to True.
+        encoders (Sequence[str]): Encoders to evaluate. Defaults to
+            ``('student', 'momentum')``. ``sources`` is its deprecated name.
+        primary (str, optional): Encoder whose metrics are also reported
+            without prefix. Defaults to the model's ``test_cfg['encoder']``.
+        skip_identical (bool): When the network of an encoder is
+            bit-identical to an earlier one (parameters and buffers, e.g.
+            the momentum encoder at initialisation), reuse that encoder's
+            metrics instead of encoding the data again (rank 0 decides).
+            Defaults to True.
     """
 
+    sources = renamed_attribute('sources', 'encoders')
+
+    @renamed_kwargs(sources='encoders')
     def __init__(self,
                  runner,
                  dataloader: Union[DataLoader, Dict],
                  evaluator: Union[Evaluator, Dict, List],
                  fp16: bool = False,
-                 sources: Sequence[str] = ('student', 'momentum'),
+                 encoders: Sequence[str] = ('student', 'momentum'),
                  primary: Optional[str] = None,
                  skip_identical: bool = True) -> None:
         if isinstance(evaluator, Evaluator):
-            raise TypeError('MomentumValLoop builds one evaluator per source; '
-                            'pass the evaluator config, not an instance.')
+            raise TypeError('MomentumValLoop builds one evaluator per '
+                            'encoder; pass the evaluator config, not an '
+                            'instance.')
         super().__init__(runner, dataloader, copy.deepcopy(evaluator), fp16)
-        if not sources:
-            raise ValueError('sources must not be empty')
-        self.sources = tuple(sources)
+        if not encoders:
+            raise ValueError('encoders must not be empty')
+        self.encoders = tuple(encoders)
         self.evaluators: Dict[str, Evaluator] = {}
-        for source in self.sources:
+        for name in self.encoders:
             ev = runner.build_evaluator(copy.deepcopy(evaluator))
             ev.dataset_meta = getattr(self.dataloader.dataset, 'metainfo',
                                       None)
-            self.evaluators[source] = ev
+            self.evaluators[name] = ev
         self.primary = primary
         self.skip_identical = skip_identical
         self._duplicates: Dict[str, str] = {}
 
     def _primary(self, model) -> str:
-        primary = self.primary or model.test_cfg.get('feat_source',
-                                                     self.sources[0])
-        return primary if primary in self.sources else self.sources[0]
+        primary = self.primary or model.test_cfg.get('encoder',
+                                                     self.encoders[0])
+        return primary if primary in self.encoders else self.encoders[0]
 
     def _find_duplicates(self, model) -> Dict[str, str]:
-        """Map each source whose network equals an earlier one's to it."""
+        """Map each encoder whose network equals an earlier one's to it."""
         duplicates: Dict[str, str] = {}
         if self.skip_identical and hasattr(model, 'get_encoder'):
             states: Dict[str, dict] = {}
-            for source in self.sources:
-                enc = model.get_encoder(source)
+            for name in self.encoders:
+                enc = model.get_encoder(name)
                 # BaseAveragedModel (MomentumEncoder) wraps the network
                 enc = enc.module if isinstance(enc, BaseAveragedModel) \
                     else enc
@@ -91,10 +97,10 @@ class MomentumValLoop(ValLoop):
                     if prev_state.keys() == state.keys() and all(
                             torch.equal(prev_state[k], state[k])
                             for k in state):
-                        duplicates[source] = prev
+                        duplicates[name] = prev
                         break
                 else:
-                    states[source] = state
+                    states[name] = state
         payload = [duplicates]
         broadcast_object_list(payload, src=0)
         return payload[0]
@@ -121,38 +127,38 @@ class MomentumValLoop(ValLoop):
         # un-prefixed primary keys first: CheckpointHook(save_best='auto')
         # picks the first metric
         metrics = dict(results[primary])
-        for source, res in results.items():
-            metrics.update({f'{source}/{k}': v for k, v in res.items()})
+        for name, res in results.items():
+            metrics.update({f'{name}/{k}': v for k, v in res.items()})
         self.runner.call_hook('after_val_epoch', metrics=metrics)
         self.runner.call_hook('after_val')
         return metrics
 
     @torch.no_grad()
     def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:
-        """Pre-process a batch once and encode it with every source."""
+        """Pre-process a batch once and encode it with every encoder."""
         self.runner.call_hook(
             'before_val_iter', batch_idx=idx, data_batch=data_batch)
         model = get_ori_model(self.runner.model)
-        saved = model.test_cfg.get('feat_source')
+        saved = model.test_cfg.get('encoder')
         primary = self._primary(model)
         primary_outputs = None
         with autocast(enabled=self.fp16):
             data = model.data_preprocessor(data_batch, False)
             try:
-                for source in self.sources:
-                    if source in self._duplicates:
+                for name in self.encoders:
+                    if name in self._duplicates:
                         continue
-                    model.test_cfg['feat_source'] = source
+                    model.test_cfg['encoder'] = name
                     outputs = model.predict(data['inputs'],
                                             data['data_samples'])
-                    # the metric keeps this source's features before the
-                    # next source overwrites ``pred_feature``
-                    self.evaluators[source].process(
+                    # the metric keeps this encoder's features before the
+                    # next one overwrites ``pred_feature``
+                    self.evaluators[name].process(
                         data_samples=outputs, data_batch=data_batch)
-                    if source == self._duplicates.get(primary, primary):
+                    if name == self._duplicates.get(primary, primary):
                         primary_outputs = list(outputs)
             finally:
-                model.test_cfg['feat_source'] = saved
+                model.test_cfg['encoder'] = saved
         self.runner.call_hook(
             'after_val_iter',
             batch_idx=idx,

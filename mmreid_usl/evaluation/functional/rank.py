@@ -24,7 +24,8 @@ def evaluate_rank(q_feats: torch.Tensor,
                   chunk_size: Optional[int] = None,
                   device: Optional[Union[str, torch.device]] = None,
                   normalize: bool = False,
-                  dist_fn: Optional[Callable[[int, int], torch.Tensor]] = None
+                  dist_fn: Optional[Callable[[int, int], torch.Tensor]] = None,
+                  dtype: torch.dtype = torch.float32
                   ) -> Dict[str, object]:
     """ReID retrieval metrics under the Market-1501 protocol, in query chunks.
 
@@ -67,14 +68,19 @@ def evaluate_rank(q_feats: torch.Tensor,
             ``(e - s, G)`` tensor of distances of queries ``s:e`` to the
             gallery, used instead of the squared Euclidean distance (e.g. a
             :class:`ReRankedDistance`). Defaults to None.
+        dtype (torch.dtype): Precision of the distances that are ranked.
+            float32 (the default) rounds distances that differ in the 8th
+            digit to one value, which then tie; ``torch.float64`` ranks
+            float64 features without that rounding (the parity harness
+            compares two float64 runs with it).
 
     Returns:
         dict: ``mAP`` and ``mINP`` (floats in [0, 1]), ``cmc`` (float64 Tensor
         of length ``max_rank``, on CPU) and ``num_valid`` (queries scored).
     """
     device = torch.device(device) if device is not None else q_feats.device
-    qf = q_feats.detach().to(device, torch.float32)
-    gf = g_feats.detach().to(device, torch.float32)
+    qf = q_feats.detach().to(device, dtype)
+    gf = g_feats.detach().to(device, dtype)
     if normalize:
         qf = torch.nn.functional.normalize(qf, dim=1)
         gf = torch.nn.functional.normalize(gf, dim=1)
@@ -102,7 +108,7 @@ def evaluate_rank(q_feats: torch.Tensor,
             # ||q||^2 is constant per query and does not change any ranking
             dist.mul_(-2).add_(g_norm[None])
         else:
-            dist = dist_fn(s, e).to(device, torch.float32).contiguous()
+            dist = dist_fn(s, e).to(device, dtype).contiguous()
             if dist.shape != (b, num_g):
                 raise ValueError(f'dist_fn({s}, {e}) returned shape '
                                  f'{tuple(dist.shape)}, expected '

@@ -10,53 +10,17 @@ from mmengine.model import BaseModel
 
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 from mmreid_usl.utils.build import build_module, check_dict_keys
+from mmreid_usl.utils.deprecation import (renamed_attribute, renamed_keys,
+                                          renamed_kwargs)
 from ..memories.base_memory import BaseMemory
 from ..utils.batch_shuffle import RUNNING_STATS, grouped_forward
 from ..utils.resizable_buffers import resize_buffers_for_loading
+from .base_utils import NonFiniteLossError, num_bn_groups  # noqa: F401
 
-#: Where the training labels come from.
-LABEL_SOURCES = ('pseudo', 'gt')
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN / inf; raised before the optimiser step.
-
-    ``tools/train.py`` catches it and prints the command that restarts from
-    the run's last good checkpoint with a lower learning rate
-    (:func:`mmreid_usl.engine.checkpointing.restart_advice`).
-
-    Args:
-        terms (Mapping[str, float]): The loss terms of the batch, e.g.
-            ``{'loss': nan, 'loss_cluster': nan}``; tensors are detached and
-            turned into floats (no ``requires_grad`` warning).
-    """
-
-    def __init__(self, terms) -> None:
-        self.terms = {k: _scalar(v) for k, v in terms.items()}
-        text = ', '.join(f'{k}={v:.4g}' for k, v in self.terms.items())
-        super().__init__(
-            f'Non-finite loss ({text}); training stopped before the '
-            'optimiser step, so no saved weight is corrupted.')
-
-
-def _scalar(value) -> float:
-    """A loss term as a float (a tensor of the graph is detached first)."""
-    detach = getattr(value, 'detach', None)
-    return float(detach() if detach is not None else value)
-
-
-def num_bn_groups(batch_size: int, group_size: Optional[int]) -> int:
-    """Number of BN groups of ``group_size`` images in a batch.
-
-    Raises:
-        ValueError: If ``batch_size`` is not a multiple of ``group_size``.
-    """
-    if group_size is None or group_size >= batch_size:
-        return 1
-    if batch_size % group_size:
-        raise ValueError(f'batch of {batch_size} images is not a multiple of '
-                         f'the BN group size {group_size}')
-    return batch_size // group_size
+#: Where the training labels come from (``labels_from``).
+LABELS_FROM = ('pseudo', 'gt')
+#: Deprecated keys of ``test_cfg`` and their names.
+TEST_CFG_RENAMES = {'feat_source': 'encoder'}
 
 
 class BaseUSLReID(BaseModel):
@@ -64,14 +28,14 @@ class BaseUSLReID(BaseModel):
 
     The method contract (``docs/adding_a_method.md``). An algorithm declares
 
-    - its encoders (:attr:`feat_sources`, :meth:`get_encoder`): ``'student'``
-      here, ``'momentum'`` too in :class:`BaseMomentumUSLReID`;
-    - which encoder's features are clustered (``cluster_feat_source``) and
+    - its encoders (:attr:`encoder_names`, :meth:`get_encoder`):
+      ``'student'`` here, ``'momentum'`` too in :class:`BaseMomentumUSLReID`;
+    - which encoder's features are clustered (``cluster_encoder``) and
       which feature banks :meth:`set_pseudo_labels` reads
-      (:attr:`pseudo_label_banks`: the clustered bank plus the
-      ``feat_source`` of every :class:`BaseMemory` it owns); the
-      ``PseudoLabelHook`` extracts exactly those and checks that they exist;
-    - where its labels come from (``label_source``): ``'pseudo'`` (the
+      (:attr:`pseudo_label_banks`: the clustered bank plus the ``encoder``
+      of every :class:`BaseMemory` it owns); the ``PseudoLabelHook``
+      extracts exactly those and checks that they exist;
+    - where its labels come from (``labels_from``): ``'pseudo'`` (the
       clustering) or ``'gt'`` (the dataset's true ids, through the same
       pipeline: a supervised model, or the supervised upper bound of any
       unsupervised config with one switch);
@@ -84,9 +48,9 @@ class BaseUSLReID(BaseModel):
 
     Args:
         encoder (dict | nn.Module): The :class:`ReIDEncoder` config.
-        label_source (str): ``'pseudo'`` or ``'gt'``. Defaults to
+        labels_from (str): ``'pseudo'`` or ``'gt'``. Defaults to
             ``'pseudo'``.
-        cluster_feat_source (str): Encoder whose features are clustered.
+        cluster_encoder (str): Encoder whose features are clustered.
             Defaults to ``'student'``.
         bn_group_size (int, optional): Images per BatchNorm group of the
             student's training forward (:meth:`student_forward`): the batch
@@ -100,18 +64,28 @@ class BaseUSLReID(BaseModel):
             update copies that are discarded (``docs/parity.md``).
         data_preprocessor (dict | nn.Module, optional): Defaults to
             ``ReIDDataPreprocessor`` with ImageNet mean/std and BGR->RGB.
-        test_cfg (dict, optional): ``feat_source``, the encoder
-            :meth:`predict` uses. Defaults to ``'student'``.
+        test_cfg (dict, optional): ``encoder``, the encoder :meth:`predict`
+            uses. Defaults to ``'student'``.
         init_cfg (dict, optional): Initialisation config.
+
+    Deprecated names (a ``DeprecatedNameWarning``, same values and
+    behaviour): ``label_source`` (``labels_from``), ``cluster_feat_source``
+    (``cluster_encoder``), ``test_cfg.feat_source`` (``test_cfg.encoder``).
     """
 
     #: Keys ``test_cfg`` may hold (unknown ones are errors).
-    TEST_CFG_KEYS: Tuple[str, ...] = ('feat_source', )
+    TEST_CFG_KEYS: Tuple[str, ...] = ('encoder', )
 
+    label_source = renamed_attribute('label_source', 'labels_from')
+    cluster_feat_source = renamed_attribute('cluster_feat_source',
+                                            'cluster_encoder')
+
+    @renamed_kwargs(label_source='labels_from',
+                    cluster_feat_source='cluster_encoder')
     def __init__(self,
                  encoder: Union[dict, nn.Module],
-                 label_source: str = 'pseudo',
-                 cluster_feat_source: str = 'student',
+                 labels_from: str = 'pseudo',
+                 cluster_encoder: str = 'student',
                  bn_group_size: Optional[int] = None,
                  bn_running_stats: str = 'every_group',
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
@@ -126,9 +100,9 @@ class BaseUSLReID(BaseModel):
         data_preprocessor = build_module(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if label_source not in LABEL_SOURCES:
-            raise ValueError(f'label_source must be one of {LABEL_SOURCES}, '
-                             f'got {label_source!r}')
+        if labels_from not in LABELS_FROM:
+            raise ValueError(f'labels_from must be one of {LABELS_FROM}, '
+                             f'got {labels_from!r}')
         self.encoder = build_module(encoder)
         if bn_group_size is not None and (not isinstance(
                 bn_group_size, int) or bn_group_size < 1):
@@ -137,13 +111,15 @@ class BaseUSLReID(BaseModel):
         if bn_running_stats not in RUNNING_STATS:
             raise ValueError(f'bn_running_stats must be one of '
                              f'{RUNNING_STATS}, got {bn_running_stats!r}')
-        self.label_source = label_source
+        self.labels_from = labels_from
         self.bn_group_size = bn_group_size
         self.bn_running_stats = bn_running_stats
-        self.cluster_feat_source = cluster_feat_source
+        self.cluster_encoder = cluster_encoder
+        test_cfg = renamed_keys(f'{type(self).__name__}.test_cfg', test_cfg,
+                                TEST_CFG_RENAMES, dict(encoder='student'))
         check_dict_keys(type(self).__name__, 'test_cfg', test_cfg,
                         self.TEST_CFG_KEYS)
-        self.test_cfg = dict(feat_source='student')
+        self.test_cfg = dict(encoder='student')
         self.test_cfg.update(test_cfg or {})
         self.register_buffer('pseudo_labels', torch.zeros(0,
                                                           dtype=torch.long))
@@ -176,9 +152,11 @@ class BaseUSLReID(BaseModel):
     # ------------------------------------------------------------------
     # the contract
     @property
-    def feat_sources(self) -> Tuple[str, ...]:
+    def encoder_names(self) -> Tuple[str, ...]:
         """tuple[str]: Names of the encoders :meth:`get_encoder` knows."""
         return ('student', )
+
+    feat_sources = renamed_attribute('feat_sources', 'encoder_names')
 
     @property
     def memories(self) -> List[BaseMemory]:
@@ -203,41 +181,41 @@ class BaseUSLReID(BaseModel):
     def pseudo_label_banks(self) -> Tuple[str, ...]:
         """tuple[str]: Feature banks :meth:`set_pseudo_labels` reads.
 
-        The clustered bank first, then the ``feat_source`` of every memory
-        (in module order, without repetition).
+        The clustered bank first, then the ``encoder`` of every memory (in
+        module order, without repetition).
         """
-        banks = [self.cluster_feat_source]
+        banks = [self.cluster_encoder]
         for memory in self.memories:
-            if memory.feat_source is not None and \
-                    memory.feat_source not in banks:
-                banks.append(memory.feat_source)
+            if memory.encoder is not None and memory.encoder not in banks:
+                banks.append(memory.encoder)
         return tuple(banks)
 
     def check_contract(self) -> None:
-        """Raise if the declared sources are not encoders of this model."""
-        for source in (self.test_cfg['feat_source'], ) + \
-                self.pseudo_label_banks:
-            if source not in self.feat_sources:
+        """Raise if the declared encoders are not encoders of this model."""
+        for name in (self.test_cfg['encoder'], ) + self.pseudo_label_banks:
+            if name not in self.encoder_names:
                 raise ValueError(
                     f'{type(self).__name__} has the encoders '
-                    f'{self.feat_sources}, but {source!r} is used as a '
-                    'feat_source (test_cfg, cluster_feat_source or a '
-                    "memory's feat_source).")
+                    f'{self.encoder_names}, but {name!r} is used as an '
+                    'encoder (test_cfg.encoder, cluster_encoder or a '
+                    "memory's encoder).")
 
     # ------------------------------------------------------------------
     # features
-    def get_encoder(self, source: str = 'student') -> nn.Module:
-        """Return the encoder named ``source`` (``'student'`` here)."""
-        if source != 'student':
-            raise ValueError(f'{type(self).__name__} has no {source!r} '
-                             "encoder; feat_source must be 'student'.")
+    @renamed_kwargs(source='encoder')
+    def get_encoder(self, encoder: str = 'student') -> nn.Module:
+        """Return the encoder named ``encoder`` (``'student'`` here)."""
+        if encoder != 'student':
+            raise ValueError(f'{type(self).__name__} has no {encoder!r} '
+                             "encoder; the encoder must be 'student'.")
         return self.encoder
 
+    @renamed_kwargs(source='encoder')
     def extract_feat(self,
                      inputs: torch.Tensor,
-                     source: str = 'student') -> torch.Tensor:
-        """Raw post-BN features ``(B, D)`` of the encoder ``source``."""
-        return self.get_encoder(source)(inputs)
+                     encoder: str = 'student') -> torch.Tensor:
+        """Raw post-BN features ``(B, D)`` of the encoder ``encoder``."""
+        return self.get_encoder(encoder)(inputs)
 
     def student_forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Training forward of the student in BN groups (``bn_group_size``).
@@ -273,13 +251,13 @@ class BaseUSLReID(BaseModel):
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[ReIDDataSample]] = None
                 ) -> List[ReIDDataSample]:
-        """Attach L2-normalised features (``test_cfg.feat_source``).
+        """Attach L2-normalised features (``test_cfg.encoder``).
 
         Returns:
             list[ReIDDataSample]: The samples with ``pred_feature`` set.
         """
         feats = F.normalize(
-            self.extract_feat(inputs, self.test_cfg['feat_source']), dim=1)
+            self.extract_feat(inputs, self.test_cfg['encoder']), dim=1)
         if data_samples is None:
             data_samples = [ReIDDataSample() for _ in range(len(feats))]
         for sample, feat in zip(data_samples, feats):
@@ -317,13 +295,13 @@ class BaseUSLReID(BaseModel):
         """
         missing = [b for b in self.pseudo_label_banks
                    if b not in result.features]
-        if missing or result.feat_source != self.cluster_feat_source:
+        if missing or result.cluster_encoder != self.cluster_encoder:
             raise KeyError(
                 f'{type(self).__name__} clusters the '
-                f'{self.cluster_feat_source!r} bank and reads '
+                f'{self.cluster_encoder!r} bank and reads '
                 f'{self.pseudo_label_banks}, but the result clustered '
-                f'{result.feat_source!r} and has no '
-                f'{missing or [self.cluster_feat_source]} feature bank.')
+                f'{result.cluster_encoder!r} and has no '
+                f'{missing or [self.cluster_encoder]} feature bank.')
         self.pseudo_labels = result.labels.to(
             device=self.pseudo_labels.device, dtype=torch.long)
 
@@ -331,7 +309,7 @@ class BaseUSLReID(BaseModel):
         """Training labels of a batch.
 
         The labels set by :meth:`set_pseudo_labels`, looked up by
-        ``sample_idx``. A ``label_source='gt'`` model without a labelling
+        ``sample_idx``. A ``labels_from='gt'`` model without a labelling
         hook reads the true (train-split, contiguous) ids of the samples.
 
         Raises:
@@ -339,7 +317,7 @@ class BaseUSLReID(BaseModel):
         """
         device = self.pseudo_labels.device
         if self.pseudo_labels.numel() == 0:
-            if self.label_source == 'gt':
+            if self.labels_from == 'gt':
                 return torch.cat([s.gt_label for s in data_samples]).to(device)
             raise RuntimeError(
                 'No pseudo-labels: the PseudoLabelHook must run before '

@@ -6,9 +6,10 @@ import torch
 import torch.nn as nn
 from mmengine.dist import all_reduce_params, get_world_size
 
+from mmreid_usl.utils.deprecation import renamed_keys, renamed_kwargs
 from ..utils.batch_shuffle import shuffle_bn_forward
 from ..utils.momentum_encoder import MomentumEncoder
-from .base import BaseUSLReID, num_bn_groups
+from .base import TEST_CFG_RENAMES, BaseUSLReID, num_bn_groups
 
 
 class BaseMomentumUSLReID(BaseUSLReID):
@@ -61,13 +62,16 @@ class BaseMomentumUSLReID(BaseUSLReID):
             of 4 identities x 16). Defaults to True.
         sync_momentum_buffers (bool): Under DDP, average the momentum BN
             buffers over the ranks after every EMA step. Defaults to True.
-        cluster_feat_source (str): Encoder whose features are clustered.
+        cluster_encoder (str): Encoder whose features are clustered.
             Defaults to ``'momentum'``.
-        **kwargs: ``label_source``, ``bn_group_size``,
-            ``data_preprocessor``, ``test_cfg`` (``feat_source`` defaults to
-            ``'momentum'``), ``init_cfg``.
+        **kwargs: ``labels_from``, ``bn_group_size``,
+            ``data_preprocessor``, ``test_cfg`` (``encoder`` defaults to
+            ``'momentum'``), ``init_cfg``; the deprecated names of
+            :class:`BaseUSLReID` (``cluster_feat_source``,
+            ``test_cfg.feat_source``...).
     """
 
+    @renamed_kwargs(cluster_feat_source='cluster_encoder')
     def __init__(self,
                  encoder: Union[dict, nn.Module],
                  momentum: float = 0.001,
@@ -75,13 +79,15 @@ class BaseMomentumUSLReID(BaseUSLReID):
                  momentum_bn_group_size: Optional[int] = None,
                  momentum_shuffle_bn: bool = True,
                  sync_momentum_buffers: bool = True,
-                 cluster_feat_source: str = 'momentum',
+                 cluster_encoder: str = 'momentum',
                  test_cfg: Optional[dict] = None,
                  **kwargs) -> None:
-        test_cfg = {'feat_source': 'momentum', **(test_cfg or {})}
+        test_cfg = renamed_keys(f'{type(self).__name__}.test_cfg', test_cfg,
+                                TEST_CFG_RENAMES, dict(encoder='momentum'))
+        test_cfg = {'encoder': 'momentum', **(test_cfg or {})}
         super().__init__(
             encoder=encoder,
-            cluster_feat_source=cluster_feat_source,
+            cluster_encoder=cluster_encoder,
             test_cfg=test_cfg,
             **kwargs)
         if momentum_bn_group_size is not None and (not isinstance(
@@ -95,7 +101,7 @@ class BaseMomentumUSLReID(BaseUSLReID):
         self.sync_momentum_buffers = sync_momentum_buffers
 
     @property
-    def feat_sources(self) -> Tuple[str, ...]:
+    def encoder_names(self) -> Tuple[str, ...]:
         """tuple[str]: ``('student', 'momentum')``."""
         return ('student', 'momentum')
 
@@ -122,11 +128,12 @@ class BaseMomentumUSLReID(BaseUSLReID):
         encoder (e.g. DCMIP at every re-clustering)."""
         self.momentum_encoder.sync(self.encoder)
 
-    def get_encoder(self, source: str = 'student') -> nn.Module:
+    @renamed_kwargs(source='encoder')
+    def get_encoder(self, encoder: str = 'student') -> nn.Module:
         """``'student'`` or ``'momentum'`` encoder."""
-        if source == 'momentum':
+        if encoder == 'momentum':
             return self.momentum_encoder
-        return super().get_encoder(source)
+        return super().get_encoder(encoder)
 
     @torch.no_grad()
     def momentum_update(self, momentum: Optional[float] = None) -> None:

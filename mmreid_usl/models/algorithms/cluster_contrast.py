@@ -37,7 +37,7 @@ class ClusterContrast(BaseUSLReID):
         memory (dict | nn.Module): The :class:`ClusterMemory` (``feat_dim``
             defaults to the encoder's).
         loss_cluster (dict | nn.Module): The :class:`ClusterNCELoss`.
-        **kwargs: ``label_source``, ``cluster_feat_source``,
+        **kwargs: ``labels_from``, ``cluster_encoder``,
             ``bn_group_size``, ``data_preprocessor``, ``test_cfg``,
             ``init_cfg`` of :class:`BaseUSLReID`.
     """

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
+from mmreid_usl.utils.deprecation import renamed_attribute, renamed_kwargs
 from .base_momentum import BaseMomentumUSLReID
 
 OptCfg = Optional[Union[dict, nn.Module]]
@@ -16,7 +17,7 @@ OptCfg = Optional[Union[dict, nn.Module]]
 #: When the momentum encoder is copied from the student at a re-labelling.
 REINIT_MODES = ('every', 'until_mip', 'never')
 #: Which encoder's batch features replace the instance proxies.
-MIP_UPDATE_SOURCES = ('momentum', 'student')
+MIP_UPDATE_ENCODERS = ('momentum', 'student')
 
 
 @MODELS.register_module()
@@ -31,7 +32,7 @@ class DCMIP(BaseMomentumUSLReID):
     and what is ours: ``docs/algorithms/dcmip.md``.
 
     Built on Cluster Contrast. At every re-labelling (clustering of the
-    student's features, ``cluster_feat_source='student'``, Algorithm 1):
+    student's features, ``cluster_encoder='student'``, Algorithm 1):
 
     1. the discrepant cluster proxies (:class:`DiscrepantClusterMemory`,
        :math:`M = 2` per cluster) start from the cluster centroids;
@@ -60,7 +61,7 @@ class DCMIP(BaseMomentumUSLReID):
     step the ``MomentumUpdateHook`` moves the momentum encoder
     (:math:`\alpha = 0.999`, ``momentum = 1 - alpha = 0.001`` in mmengine's
     convention). The momentum encoder is deployed
-    (``test_cfg.feat_source='momentum'``).
+    (``test_cfg.encoder='momentum'``).
 
     The epoch of the last labelling is kept in the ``label_epoch`` buffer
     (and the first epoch the instance proxies were filled in
@@ -94,11 +95,11 @@ class DCMIP(BaseMomentumUSLReID):
             including the first with instance proxies, then a continuous
             EMA: the unofficial code, whose stage 2 starts its EMA from the
             stage-1 model) or ``'never'``.
-        mip_update_source (str): Encoder whose batch features replace the
+        mip_update_encoder (str): Encoder whose batch features replace the
             instance proxies: ``'momentum'`` (paper) or ``'student'`` (the
             unofficial code's bug, which writes the online features; also
             the "without momentum encoder" ablation together with
-            ``instance_memory.feat_source='student'``). With ``'student'``
+            ``instance_memory.encoder='student'``). With ``'student'``
             the momentum forward of the batch still runs, as in the
             unofficial code: its train-mode BatchNorm moves the momentum
             encoder's own running statistics (``momentum_buffer_mode=
@@ -109,12 +110,20 @@ class DCMIP(BaseMomentumUSLReID):
         **kwargs: ``momentum`` (0.001), ``momentum_buffer_mode`` (``'own'``),
             ``momentum_bn_group_size``, ``momentum_shuffle_bn`` (True),
             ``sync_momentum_buffers``,
-            ``cluster_feat_source`` (``'student'``), ``bn_group_size``,
-            ``label_source``, ``data_preprocessor``, ``test_cfg``
-            (``feat_source='momentum'``), ``init_cfg`` of
+            ``cluster_encoder`` (``'student'``), ``bn_group_size``,
+            ``labels_from``, ``data_preprocessor``, ``test_cfg``
+            (``encoder='momentum'``), ``init_cfg`` of
             :class:`BaseMomentumUSLReID`.
+
+    ``mip_update_source`` is the deprecated name of ``mip_update_encoder``
+    (a ``DeprecatedNameWarning``, same behaviour).
     """
 
+    mip_update_source = renamed_attribute('mip_update_source',
+                                          'mip_update_encoder')
+
+    @renamed_kwargs(mip_update_source='mip_update_encoder',
+                    cluster_feat_source='cluster_encoder')
     def __init__(self,
                  encoder: Union[dict, nn.Module],
                  dcp_memory: OptCfg = dict(type='DiscrepantClusterMemory'),
@@ -125,18 +134,18 @@ class DCMIP(BaseMomentumUSLReID):
                  dcp_weight: float = 0.5,
                  mip_weight: Optional[float] = None,
                  momentum_reinit: str = 'every',
-                 mip_update_source: str = 'momentum',
-                 cluster_feat_source: str = 'student',
+                 mip_update_encoder: str = 'momentum',
+                 cluster_encoder: str = 'student',
                  **kwargs) -> None:
         super().__init__(
-            encoder=encoder, cluster_feat_source=cluster_feat_source, **kwargs)
+            encoder=encoder, cluster_encoder=cluster_encoder, **kwargs)
         if momentum_reinit not in REINIT_MODES:
             raise ValueError(f'momentum_reinit must be one of {REINIT_MODES}'
                              f', got {momentum_reinit!r}')
-        if mip_update_source not in MIP_UPDATE_SOURCES:
-            raise ValueError('mip_update_source must be one of '
-                             f'{MIP_UPDATE_SOURCES}, got '
-                             f'{mip_update_source!r}')
+        if mip_update_encoder not in MIP_UPDATE_ENCODERS:
+            raise ValueError('mip_update_encoder must be one of '
+                             f'{MIP_UPDATE_ENCODERS}, got '
+                             f'{mip_update_encoder!r}')
         if ins_start_epoch is not None and (not isinstance(
                 ins_start_epoch, int) or ins_start_epoch < 0):
             raise ValueError('ins_start_epoch must be None or an int >= 0, '
@@ -158,7 +167,7 @@ class DCMIP(BaseMomentumUSLReID):
         self.mip_weight = 1.0 - dcp_weight if mip_weight is None \
             else mip_weight
         self.momentum_reinit = momentum_reinit
-        self.mip_update_source = mip_update_source
+        self.mip_update_encoder = mip_update_encoder
         self.register_buffer('label_epoch', torch.tensor(-1))
         self.register_buffer('mip_start', torch.tensor(-1))
 
@@ -177,22 +186,22 @@ class DCMIP(BaseMomentumUSLReID):
         needed; ``'until_mip'`` needs both once its EMA runs continuously
         (``mip_start`` set; read at every labelling, restored on resume).
         """
-        banks = [self.cluster_feat_source]
-        sources = [self.dcp_memory.feat_source]
+        banks = [self.cluster_encoder]
+        encoders = [self.dcp_memory.encoder]
         mem = self.instance_memory
         if mem is not None:
-            if mem.feat_source == 'momentum' and \
+            if mem.encoder == 'momentum' and \
                     self.momentum_reinit != 'never':
-                sources.append('student')
+                encoders.append('student')
             copied = self.momentum_reinit == 'every' or (
                 self.momentum_reinit == 'until_mip'
                 and int(self.mip_start) < 0)
-            if not (mem.feat_source == 'momentum' and copied):
-                sources.append(mem.feat_source)
-        for source in sources:
-            source = source or self.cluster_feat_source
-            if source not in banks:
-                banks.append(source)
+            if not (mem.encoder == 'momentum' and copied):
+                encoders.append(mem.encoder)
+        for name in encoders:
+            name = name or self.cluster_encoder
+            if name not in banks:
+                banks.append(name)
         return tuple(banks)
 
     @property
@@ -207,14 +216,14 @@ class DCMIP(BaseMomentumUSLReID):
         momentum forward of the batch.
 
         Its keys replace the instance proxies with
-        ``mip_update_source='momentum'``. With ``'student'`` they are
+        ``mip_update_encoder='momentum'``. With ``'student'`` they are
         discarded, but the train-mode forward still moves the momentum
         encoder's BatchNorm running statistics, which its bank, its
         ``momentum/...`` evaluation and deployment read, unless
         ``momentum_buffer_mode='copy'`` overwrites them with the student's
         after every EMA step: only then is the forward skipped.
         """
-        return self.mip_update_source == 'momentum' or \
+        return self.mip_update_encoder == 'momentum' or \
             self.momentum_encoder.buffer_mode != 'copy'
 
     def _mip_due(self, epoch: int) -> bool:
@@ -247,7 +256,7 @@ class DCMIP(BaseMomentumUSLReID):
         if int(self.mip_start) < 0:
             self.mip_start.fill_(epoch)
         mem = self.instance_memory
-        if reinit and mem.feat_source == 'momentum':
+        if reinit and mem.encoder == 'momentum':
             # the momentum encoder is now a copy of the student: its bank is
             # the student's (eval mode, same parameters and buffers)
             result = replace(
@@ -284,6 +293,6 @@ class DCMIP(BaseMomentumUSLReID):
         camids = self.get_camids(data_samples)
         self.dcp_memory.update(feats, targets, camids)
         if mip:
-            new = keys if self.mip_update_source == 'momentum' else feats
+            new = keys if self.mip_update_encoder == 'momentum' else feats
             self.instance_memory.update(new, targets, camids)
         return losses

@@ -28,7 +28,7 @@ class ICE(BaseMomentumUSLReID):
     momentum encoder of :class:`BaseMomentumUSLReID`
     (:math:`\theta_m \leftarrow \alpha\theta_m + (1-\alpha)\theta_o`,
     ``momentum = 1 - alpha = 0.001``) produces the features that are
-    clustered each epoch (``cluster_feat_source='momentum'``), the frozen
+    clustered each epoch (``cluster_encoder='momentum'``), the frozen
     cluster and camera proxies (:class:`CameraProxyMemory`) and the in-batch
     keys. Each sample comes as three views ``inputs[view_order]`` =
     strong1, weak, strong2 (``MultiView``). With :math:`f` = raw student
@@ -68,9 +68,9 @@ class ICE(BaseMomentumUSLReID):
         **kwargs: ``momentum`` (mmengine convention, weight of the NEW
             parameters: 0.001), ``momentum_buffer_mode`` (``'own'``),
             ``momentum_bn_group_size``, ``bn_group_size``,
-            ``sync_momentum_buffers``, ``cluster_feat_source``
-            (``'momentum'``), ``label_source``, ``data_preprocessor``,
-            ``test_cfg`` (``feat_source='momentum'``), ``init_cfg`` of
+            ``sync_momentum_buffers``, ``cluster_encoder``
+            (``'momentum'``), ``labels_from``, ``data_preprocessor``,
+            ``test_cfg`` (``encoder='momentum'``), ``init_cfg`` of
             :class:`BaseMomentumUSLReID`.
     """
 

@@ -7,6 +7,7 @@ import torch.nn as nn
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import ReIDDataSample
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from ..utils.batch_shuffle import grouped_forward
 from .base import BaseUSLReID, num_bn_groups
 
@@ -61,10 +62,10 @@ class SupervisedReID(BaseUSLReID):
     evaluation: the raw feature, ranked by the squared Euclidean distance of
     ``ReIDMetric``).
 
-    The labels: with ``label_source='gt'`` (default) and no labelling hook
+    The labels: with ``labels_from='gt'`` (default) and no labelling hook
     they are the samples' train-split ids (``gt_label``); the sampler draws
-    P x K blocks of true ids (``PseudoIdentitySampler(label_source='gt')``).
-    With ``label_source='pseudo'`` (the adaptation stage, :class:`Theory`)
+    P x K blocks of true ids (``PseudoIdentitySampler(labels_from='gt')``).
+    With ``labels_from='pseudo'`` (the adaptation stage, :class:`Theory`)
     they are the pseudo-labels of the ``PseudoLabelHook``; the classifier
     cannot follow a changing number of clusters, so ``loss_id`` must then be
     None.
@@ -97,16 +98,18 @@ class SupervisedReID(BaseUSLReID):
             GDS off.
         gds_feat (str): Feature of the GDS loss. Defaults to ``'pooled'``.
         eval_feat (str): Feature of inference. Defaults to ``'embedding'``.
-        label_source (str): ``'gt'`` (default) or ``'pseudo'``.
-        **kwargs: ``cluster_feat_source``, ``bn_group_size``,
+        labels_from (str): ``'gt'`` (default) or ``'pseudo'``
+            (``label_source`` is its deprecated name).
+        **kwargs: ``cluster_encoder``, ``bn_group_size``,
             ``data_preprocessor``, ``test_cfg``, ``init_cfg`` of
             :class:`BaseUSLReID`. ``test_cfg`` also takes ``normalize``
             (bool, default True): L2-normalise the test features.
     """
 
     #: ``test_cfg`` also takes ``normalize``.
-    TEST_CFG_KEYS = ('feat_source', 'normalize')
+    TEST_CFG_KEYS = ('encoder', 'normalize')
 
+    @renamed_kwargs(label_source='labels_from')
     def __init__(self,
                  encoder: Union[dict, nn.Module],
                  num_classes: Optional[int] = None,
@@ -123,9 +126,9 @@ class SupervisedReID(BaseUSLReID):
                  loss_gds: Optional[dict] = None,
                  gds_feat: str = 'pooled',
                  eval_feat: str = 'embedding',
-                 label_source: str = 'gt',
+                 labels_from: str = 'gt',
                  **kwargs):
-        super().__init__(encoder=encoder, label_source=label_source, **kwargs)
+        super().__init__(encoder=encoder, labels_from=labels_from, **kwargs)
         self.id_feat = _check_level('id_feat', id_feat)
         self.gds_feat = _check_level('gds_feat', gds_feat)
         self.eval_feat = _check_level('eval_feat', eval_feat)
@@ -152,9 +155,9 @@ class SupervisedReID(BaseUSLReID):
         self.id_dropout = nn.Dropout(id_dropout) if id_dropout > 0 else None
         self.classifier: Optional[nn.Linear] = None
         if self.loss_id is not None:
-            if label_source != 'gt':
+            if labels_from != 'gt':
                 raise ValueError(
-                    "loss_id needs label_source='gt': an identity "
+                    "loss_id needs labels_from='gt': an identity "
                     'classifier cannot follow pseudo-labels whose number '
                     'of clusters changes at every clustering; set '
                     'loss_id=None for the adaptation stage.')
@@ -202,11 +205,12 @@ class SupervisedReID(BaseUSLReID):
         d = both.shape[1] - self.encoder.feat_dim
         return both[:, :d], both[:, d:]
 
+    @renamed_kwargs(source='encoder')
     def extract_feat(self,
                      inputs: torch.Tensor,
-                     source: str = 'student') -> torch.Tensor:
-        """Inference feature ``eval_feat`` of the encoder ``source``."""
-        self.get_encoder(source)  # validates the name
+                     encoder: str = 'student') -> torch.Tensor:
+        """Inference feature ``eval_feat`` of the encoder ``encoder``."""
+        self.get_encoder(encoder)  # validates the name
         if self.eval_feat == 'embedding':
             return self.encoder(inputs)
         return self._pooled(inputs)
@@ -215,7 +219,7 @@ class SupervisedReID(BaseUSLReID):
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[ReIDDataSample]] = None
                 ) -> List[ReIDDataSample]:
-        """Attach the test features (``test_cfg.feat_source``).
+        """Attach the test features (``test_cfg.encoder``).
 
         L2-normalised (the project's evaluation) unless
         ``test_cfg.normalize`` is False: then the raw ``eval_feat`` in
@@ -226,7 +230,7 @@ class SupervisedReID(BaseUSLReID):
         if self.test_cfg.get('normalize', True):
             return super().predict(inputs, data_samples)
         feats = self.extract_feat(inputs,
-                                  self.test_cfg['feat_source']).float()
+                                  self.test_cfg['encoder']).float()
         if data_samples is None:
             data_samples = [ReIDDataSample() for _ in range(len(feats))]
         for sample, feat in zip(data_samples, feats):

@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Union
 import torch.nn as nn
 
 from mmreid_usl.registry import MODELS
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from .supervised_reid import SupervisedReID
 
 
@@ -42,7 +43,7 @@ class Theory(SupervisedReID):
     Features of inference (test, clustering, the source reference bank) are
     the pooled ones (``eval_feat='pooled'``, Theory's ``pool5``).
 
-    This is :class:`SupervisedReID` with ``label_source='pseudo'``, no
+    This is :class:`SupervisedReID` with ``labels_from='pseudo'``, no
     identity loss and these defaults.
 
     Args:
@@ -56,11 +57,13 @@ class Theory(SupervisedReID):
             the Theory baseline. Defaults to None.
         gds_feat (str): Defaults to ``'pooled'``.
         eval_feat (str): Defaults to ``'pooled'``.
-        label_source (str): Defaults to ``'pseudo'``.
+        labels_from (str): Defaults to ``'pseudo'`` (``label_source`` is
+            its deprecated name).
         **kwargs: Other arguments of :class:`SupervisedReID` /
             :class:`BaseUSLReID`.
     """
 
+    @renamed_kwargs(label_source='labels_from')
     def __init__(self,
                  encoder: Union[dict, nn.Module],
                  loss_triplet: Optional[dict] = dict(
@@ -69,7 +72,7 @@ class Theory(SupervisedReID):
                  loss_gds: Optional[dict] = None,
                  gds_feat: str = 'pooled',
                  eval_feat: str = 'pooled',
-                 label_source: str = 'pseudo',
+                 labels_from: str = 'pseudo',
                  **kwargs):
         kwargs.setdefault('loss_id', None)
         super().__init__(
@@ -79,5 +82,5 @@ class Theory(SupervisedReID):
             loss_gds=loss_gds,
             gds_feat=gds_feat,
             eval_feat=eval_feat,
-            label_source=label_source,
+            labels_from=labels_from,
             **kwargs)

@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmreid_usl.structures import PseudoLabelResult
+from mmreid_usl.utils.deprecation import renamed_attribute, renamed_kwargs
 from ..utils.resizable_buffers import resize_buffers_for_loading
 
 
@@ -31,18 +32,22 @@ class BaseMemory(BaseModule):
     non-strict loading would silently keep the stale buffer).
 
     Args:
-        feat_source (str, optional): The feature bank of the result the
-            memory is built from (``'student'``, ``'momentum'``); None uses
-            the bank that was clustered. The model asks the
+        encoder (str, optional): The encoder whose feature bank of the
+            result the memory is built from (``'student'``, ``'momentum'``);
+            None uses the bank that was clustered. The model asks the
             ``PseudoLabelHook`` to extract every bank its memories name.
+            ``feat_source`` is its deprecated name (every memory).
         init_cfg (dict, optional): Initialisation config.
     """
 
+    feat_source = renamed_attribute('feat_source', 'encoder')
+
+    @renamed_kwargs(feat_source='encoder')
     def __init__(self,
-                 feat_source: Optional[str] = None,
+                 encoder: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
-        self.feat_source = feat_source
+        self.encoder = encoder
 
     @property
     def num_clusters(self) -> int:
@@ -75,7 +80,7 @@ class BaseMemory(BaseModule):
 
     def bank(self, result: PseudoLabelResult) -> Tensor:
         """The feature bank of ``result`` this memory is built from."""
-        return result.bank(self.feat_source)
+        return result.bank(self.encoder)
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args,
                               **kwargs) -> None:

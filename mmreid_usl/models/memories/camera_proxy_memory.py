@@ -8,6 +8,7 @@ from torch import Tensor
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import CameraProxies, PseudoLabelResult
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
@@ -46,17 +47,19 @@ class CameraProxyMemory(BaseMemory):
         feat_dim (int): Feature dimension D.
         normalize_centroids (bool): L2-normalise the cluster proxies.
             Defaults to False (official code).
-        feat_source (str, optional): Bank the proxies are built from; None =
-            the clustered bank (ICE clusters the momentum features).
+        encoder (str, optional): Encoder whose bank the proxies are built
+            from; None = the clustered bank (ICE clusters the momentum
+            features).
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
+    @renamed_kwargs(feat_source='encoder')
     def __init__(self,
                  feat_dim: int,
                  normalize_centroids: bool = False,
-                 feat_source: Optional[str] = None,
+                 encoder: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(feat_source=feat_source, init_cfg=init_cfg)
+        super().__init__(encoder=encoder, init_cfg=init_cfg)
         self.feat_dim = feat_dim
         self.normalize_centroids = normalize_centroids
         self.register_buffer('centroids', torch.zeros(0, feat_dim))
@@ -79,7 +82,7 @@ class CameraProxyMemory(BaseMemory):
     def reset(self, result: PseudoLabelResult) -> None:
         """Rebuild all proxies from a new clustering.
 
-        Reads the L2-normalised feature bank (:attr:`feat_source`), the
+        Reads the L2-normalised feature bank (:attr:`encoder`), the
         labels, the camera ids and the number of clusters of ``result``.
         """
         if result.camids is None:

@@ -10,6 +10,7 @@ from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.dist import all_gather_cat
 from mmreid_usl.utils.validation import check_choice
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
@@ -56,20 +57,21 @@ class ClusterMemory(BaseMemory):
         update_mode (str): ``'momentum'``, ``'hard'`` or ``'mean'``.
         init_mode (str): ``'mean'`` or ``'random'``. Defaults to ``'mean'``.
         seed (int): Seed of the ``'random'`` initialisation. Defaults to 0.
-        feat_source (str, optional): Bank the memory is built from; None =
-            the clustered bank.
+        encoder (str, optional): Encoder whose bank the memory is built
+            from; None = the clustered bank.
         init_cfg (dict, optional): Initialisation config.
     """
 
+    @renamed_kwargs(feat_source='encoder')
     def __init__(self,
                  feat_dim: int,
                  old_weight: float = 0.2,
                  update_mode: str = 'momentum',
                  init_mode: str = 'mean',
                  seed: int = 0,
-                 feat_source: Optional[str] = None,
+                 encoder: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(feat_source=feat_source, init_cfg=init_cfg)
+        super().__init__(encoder=encoder, init_cfg=init_cfg)
         check_choice('update_mode', update_mode, UPDATE_MODES)
         check_choice('init_mode', init_mode, INIT_MODES)
         if not 0.0 <= old_weight <= 1.0:
@@ -94,7 +96,7 @@ class ClusterMemory(BaseMemory):
             proxies = self._random_members(
                 self.bank(result), result.labels, result.num_clusters)
         else:
-            proxies = result.centroids_of(self.feat_source)
+            proxies = result.centroids_of(self.encoder)
         self.set_proxies(proxies)
         self.num_resets += 1
 

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from .base_memory import BaseMemory
 from .cluster_memory import UPDATE_MODES, ClusterMemory
 
@@ -27,7 +28,7 @@ class DiscrepantClusterMemory(BaseMemory):
     Proxy type :math:`m = 1..M` is a :class:`ClusterMemory`
     :math:`P^m \in \mathbb{R}^{C \times D}`. At every re-clustering all
     :math:`M` start from the same L2-normalised cluster centroid (of the
-    bank ``feat_source``, by default the student encoder's). After the loss
+    bank of ``encoder``, by default the student's). After the loss
     of every iteration each is updated from the same (all-gathered) batch of
     student features with its own rule (``update_modes``), the weight of the
     old entry being :math:`m` = ``old_weight``:
@@ -53,18 +54,19 @@ class DiscrepantClusterMemory(BaseMemory):
             Defaults to ``('hard', 'mean')``.
         old_weight (float): :math:`m`, weight of the OLD entry in every
             update. Defaults to 0.1 (the unofficial code).
-        feat_source (str, optional): Feature bank the centroids are taken
-            from. Defaults to ``'student'``.
+        encoder (str, optional): Encoder whose bank the centroids are
+            taken from. Defaults to ``'student'``.
         init_cfg (dict, optional): Initialisation config.
     """
 
+    @renamed_kwargs(feat_source='encoder')
     def __init__(self,
                  feat_dim: int,
                  update_modes: Sequence[str] = ('hard', 'mean'),
                  old_weight: float = 0.1,
-                 feat_source: Optional[str] = 'student',
+                 encoder: Optional[str] = 'student',
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(feat_source=feat_source, init_cfg=init_cfg)
+        super().__init__(encoder=encoder, init_cfg=init_cfg)
         if isinstance(update_modes, str) or len(update_modes) == 0:
             raise ValueError('update_modes must be a non-empty sequence of '
                              f'{UPDATE_MODES}, got {update_modes!r}')
@@ -76,7 +78,7 @@ class DiscrepantClusterMemory(BaseMemory):
                 old_weight=old_weight,
                 update_mode=mode,
                 init_mode='mean',
-                feat_source=feat_source) for mode in self.update_modes
+                encoder=encoder) for mode in self.update_modes
         ])
 
     @property
@@ -103,7 +105,7 @@ class DiscrepantClusterMemory(BaseMemory):
     @torch.no_grad()
     def reset(self, result: PseudoLabelResult) -> None:
         """Every proxy type <- the L2-normalised centroids of the bank."""
-        centroids = result.centroids_of(self.feat_source)
+        centroids = result.centroids_of(self.encoder)
         for proxy in self.proxies:
             proxy.set_proxies(centroids)
             proxy.num_resets += 1

@@ -10,6 +10,7 @@ from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.dist import all_gather_cat
 from mmreid_usl.utils.validation import check_positive_int
+from mmreid_usl.utils.deprecation import renamed_kwargs
 from ..utils.precision import at_least_fp32
 from .base_memory import BaseMemory
 
@@ -27,7 +28,7 @@ class InstanceProxyMemory(BaseMemory):
     cluster:
 
     - :meth:`reset` (every re-clustering): the :math:`K` slots of cluster
-      :math:`c` take the features (bank ``feat_source``, the momentum
+      :math:`c` take the features (bank of ``encoder``, the momentum
       encoder's by default) of :math:`K` members of :math:`c` drawn
       uniformly WITH replacement. The generator is seeded with ``seed +
       result.epoch``, so every rank (and a resumed run) draws the same.
@@ -46,20 +47,21 @@ class InstanceProxyMemory(BaseMemory):
     Args:
         feat_dim (int): Feature dimension D.
         num_instances (int): :math:`K`. Defaults to 16.
-        feat_source (str, optional): Feature bank the proxies are filled from
+        encoder (str, optional): Encoder whose bank fills the proxies
             at :meth:`reset`. Defaults to ``'momentum'`` (the paper; the
             ablation without a momentum encoder uses ``'student'``).
         seed (int): Base seed of the member draw. Defaults to 0.
         init_cfg (dict, optional): Initialisation config.
     """
 
+    @renamed_kwargs(feat_source='encoder')
     def __init__(self,
                  feat_dim: int,
                  num_instances: int = 16,
-                 feat_source: Optional[str] = 'momentum',
+                 encoder: Optional[str] = 'momentum',
                  seed: int = 0,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(feat_source=feat_source, init_cfg=init_cfg)
+        super().__init__(encoder=encoder, init_cfg=init_cfg)
         check_positive_int('num_instances', num_instances)
         self.feat_dim = feat_dim
         self.num_instances = num_instances
@@ -84,11 +86,11 @@ class InstanceProxyMemory(BaseMemory):
 
         Args:
             result (PseudoLabelResult): The labelling; its bank
-                ``feat_source`` gives the features.
+                ``encoder`` gives the features.
         """
         feats = self.bank(result)
         if feats.dim() != 2 or feats.shape[1] != self.feat_dim:
-            raise ValueError(f'the {self.feat_source!r} bank must be (N, '
+            raise ValueError(f'the {self.encoder!r} bank must be (N, '
                              f'{self.feat_dim}), got {tuple(feats.shape)}')
         index = self.draw_members(result.labels, result.num_clusters,
                                   self.num_instances,

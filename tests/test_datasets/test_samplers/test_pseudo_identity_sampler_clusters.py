@@ -135,7 +135,7 @@ def test_every_rank_agrees(world_size, per_rank):
 
 def test_gt_labels_give_ids_times_k():
     # supervised (stage 1): Theory's source epoch, #ids x K
-    sampler = make(label_source='gt')
+    sampler = make(labels_from='gt')
     assert sampler.num_clusters == 5 and len(sampler) == 20
 
 

@@ -1,5 +1,5 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
-"""PseudoIdentitySampler(label_source='gt'): P x K blocks of true ids."""
+"""PseudoIdentitySampler(labels_from='gt'): P x K blocks of true ids."""
 from unittest import mock
 
 import numpy as np
@@ -30,7 +30,7 @@ def make(rank=0, world_size=1, **kwargs):
     with mock.patch(
             f'{MODULE}.get_dist_info', return_value=(rank, world_size)):
         return PseudoIdentitySampler(
-            IdDataset(), seed=0, label_source='gt', **kwargs)
+            IdDataset(), seed=0, labels_from='gt', **kwargs)
 
 
 @pytest.mark.parametrize('camera_mode', ['ignore', 'prefer_other'])
@@ -57,8 +57,8 @@ def test_ranks_get_disjoint_identity_blocks():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match='label_source'):
-        PseudoIdentitySampler(IdDataset(), label_source='true')
+    with pytest.raises(ValueError, match='labels_from'):
+        PseudoIdentitySampler(IdDataset(), labels_from='true')
 
     class NoIds:
 
@@ -67,7 +67,7 @@ def test_errors():
 
     with pytest.raises(TypeError, match='get_pids'):
         PseudoIdentitySampler(
-            NoIds(), camera_mode='ignore', label_source='gt')
+            NoIds(), camera_mode='ignore', labels_from='gt')
     # the default still needs the hook
     sampler = PseudoIdentitySampler(IdDataset(), seed=0)
     with pytest.raises(RuntimeError, match='set_labels'):

@@ -71,9 +71,9 @@ def test_degenerate_clustering_stops_or_skips(tiny_reid_root, tmp_path,
 
 def test_ground_truth_switch_trains_on_true_ids(tiny_reid_root, tmp_path,
                                                 make_tiny_cfg):
-    """model.label_source='gt': same hook, sampler and memory, true ids."""
+    """model.labels_from='gt': same hook, sampler and memory, true ids."""
     cfg = make_tiny_cfg(tiny_reid_root, str(tmp_path), max_epochs=1)
-    cfg.model.label_source = 'gt'
+    cfg.model.labels_from = 'gt'
     runner = Runner.from_cfg(cfg)
     runner.train()
     pids = runner.train_dataloader.dataset.get_pids()
@@ -88,7 +88,7 @@ def test_ground_truth_switch_trains_on_true_ids(tiny_reid_root, tmp_path,
 def test_model_without_the_declared_bank_is_rejected(tiny_reid_root, tmp_path,
                                                      make_tiny_cfg):
     cfg = make_tiny_cfg(tiny_reid_root, str(tmp_path), max_epochs=1)
-    cfg.model.cluster_feat_source = 'momentum'  # a ClusterContrast has none
+    cfg.model.cluster_encoder = 'momentum'  # a ClusterContrast has none
     runner = Runner.from_cfg(cfg)
     with pytest.raises(ValueError, match="'momentum' is used as a"):
         runner.train()

@@ -1,12 +1,14 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 from unittest.mock import MagicMock
 
+import pytest
 import torch
 from mmengine.evaluator import BaseMetric, Evaluator
 from torch.utils.data import DataLoader
 
 from mmreid_usl.engine.runner.loops import MomentumValLoop
 from mmreid_usl.structures import ReIDDataSample
+from mmreid_usl.utils.deprecation import DeprecatedNameWarning
 
 
 class _MeanFeature(BaseMetric):
@@ -25,12 +27,12 @@ class _Model(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.test_cfg = dict(feat_source='momentum')
+        self.test_cfg = dict(encoder='momentum')
         self.data_preprocessor = lambda data, training: data
         self.forward_calls = []
 
     def predict(self, inputs, data_samples):
-        src = self.test_cfg['feat_source']
+        src = self.test_cfg['encoder']
         self.forward_calls.append(src)
         for s in data_samples:
             s.set_pred_feature(
@@ -53,8 +55,8 @@ def test_one_pass_both_sources_prefixed_metrics():
     metrics = loop.run()
     assert metrics['student/reid/mAP'] == 1.
     assert metrics['momentum/reid/mAP'] == 2.
-    assert metrics['reid/mAP'] == 2.  # primary = test_cfg feat_source
-    assert runner.model.test_cfg['feat_source'] == 'momentum'  # restored
+    assert metrics['reid/mAP'] == 2.  # primary = test_cfg encoder
+    assert runner.model.test_cfg['encoder'] == 'momentum'  # restored
     assert runner.model.forward_calls == ['student', 'momentum'] * 3
     hooks = [c.args[0] for c in runner.call_hook.call_args_list]
     assert hooks.count('after_val_iter') == 3
@@ -94,3 +96,27 @@ def test_identical_encoders_are_evaluated_once():
         if same:
             assert metrics['momentum/reid/mAP'] == metrics[
                 'student/reid/mAP'] == metrics['reid/mAP']
+
+
+def test_sources_is_the_deprecated_name_of_encoders():
+    batches = [
+        dict(inputs=torch.zeros(2, 1),
+             data_samples=[ReIDDataSample(), ReIDDataSample()])
+    ]
+    loader = DataLoader(batches, batch_size=None, collate_fn=lambda x: x)
+
+    def run(**kwargs):
+        runner = MagicMock()
+        runner.model = _Model()
+        runner.build_evaluator = lambda cfg: Evaluator(_MeanFeature())
+        loop = MomentumValLoop(runner, loader, evaluator=dict(type='D'),
+                               **kwargs)
+        return loop, loop.run()
+
+    new_loop, new = run(encoders=('student', ))
+    with pytest.warns(DeprecatedNameWarning, match='`sources`'):
+        old_loop, old = run(sources=('student', ))
+    assert old_loop.encoders == new_loop.encoders == ('student', )
+    assert old == new == {'reid/mAP': 1., 'student/reid/mAP': 1.}
+    with pytest.warns(DeprecatedNameWarning):
+        assert old_loop.sources == ('student', )

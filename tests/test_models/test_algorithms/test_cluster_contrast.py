@@ -60,7 +60,7 @@ def test_predict_returns_normalised_features():
     assert feats.shape == (2, 64)
     torch.testing.assert_close(feats.norm(dim=1), torch.ones(2))
     with pytest.raises(ValueError, match='momentum'):
-        model.extract_feat(inputs, source='momentum')
+        model.extract_feat(inputs, encoder='momentum')
 
 
 def test_random_instance_memory_init_is_a_member():
@@ -84,8 +84,8 @@ def test_errors_name_the_problem():
         model(inputs, samples, mode='loss')
     with pytest.raises(ValueError, match='init_mode'):
         _model(memory=dict(init_mode='first'))
-    with pytest.raises(ValueError, match='label_source'):
-        _model(label_source='true')
+    with pytest.raises(ValueError, match='labels_from'):
+        _model(labels_from='true')
 
 
 def test_nan_loss_stops_before_the_step():
@@ -107,18 +107,18 @@ def test_checkpoint_round_trip_resizes_buffers():
 
 def test_contract_declares_banks_and_checks_sources():
     model = _model()
-    assert model.feat_sources == ('student', )
+    assert model.encoder_names == ('student', )
     assert model.pseudo_label_banks == ('student', )
     model.check_contract()
     with pytest.raises(ValueError, match="'momentum' is used as a"):
-        _model(memory=dict(feat_source='momentum')).check_contract()
+        _model(memory=dict(encoder='momentum')).check_contract()
     with pytest.raises(ValueError, match="'momentum' is used"):
-        _model(cluster_feat_source='momentum').check_contract()
+        _model(cluster_encoder='momentum').check_contract()
 
 
 def test_ground_truth_labels_without_a_hook():
-    """label_source='gt' reads the samples' true (train-split) ids."""
-    model = _model(label_source='gt')
+    """labels_from='gt' reads the samples' true (train-split) ids."""
+    model = _model(labels_from='gt')
     samples = [
         ReIDDataSample(metainfo=dict(sample_idx=i)).set_gt_label(p)
         for i, p in [(0, 5), (1, 2)]

@@ -51,7 +51,7 @@ def _result(epoch, num_clusters=4, num=24, seed=0):
         for name in ('student', 'momentum')
     }
     return PseudoLabelResult.from_labels(
-        labels, banks, feat_source='student', epoch=epoch)
+        labels, banks, cluster_encoder='student', epoch=epoch)
 
 
 def _batch(result, clusters=(0, 1), k=4, seed=3):
@@ -88,15 +88,15 @@ def _same(a, b):
 
 def test_defaults_and_contract():
     model = _model()
-    assert model.cluster_feat_source == 'student'
-    assert model.test_cfg['feat_source'] == 'momentum'
+    assert model.cluster_encoder == 'student'
+    assert model.test_cfg['encoder'] == 'momentum'
     assert model.momentum == pytest.approx(0.001)  # alpha = 0.999
     assert model.ins_start_epoch == 20
     assert (model.dcp_weight, model.mip_weight) == (0.5, 0.5)
     assert model.dcp_memory.update_modes == ('hard', 'mean')
     assert model.momentum_shuffle_bn  # ShuffleBN unless switched off
     assert model.momentum_forward_needed
-    assert model.instance_memory.feat_source == 'momentum'
+    assert model.instance_memory.encoder == 'momentum'
     # nested per-type ClusterMemory modules are not reset twice
     assert model.memories == [model.dcp_memory, model.instance_memory]
     # 'every': the instance proxies come from the freshly copied momentum
@@ -187,7 +187,7 @@ def test_unofficial_switches():
         ins_start_epoch=0,
         dcp_weight=1.0,
         mip_weight=1.0,
-        mip_update_source='student',
+        mip_update_encoder='student',
         loss_dcp=dict(type='DiscrepantClusterNCELoss', mode='hybrid'),
         dcp_memory=dict(
             type='DiscrepantClusterMemory',
@@ -250,8 +250,8 @@ def test_without_mip_is_cluster_contrast_plus_dcp():
         _model(loss_mip=None)
     with pytest.raises(ValueError, match='momentum_reinit'):
         _model(momentum_reinit='once')
-    with pytest.raises(ValueError, match='mip_update_source'):
-        _model(mip_update_source='ema')
+    with pytest.raises(ValueError, match='mip_update_encoder'):
+        _model(mip_update_encoder='ema')
     with pytest.raises(ValueError, match='ins_start_epoch'):
         _model(ins_start_epoch=-1)
 
@@ -331,7 +331,7 @@ def test_momentum_forward_runs_unless_nothing_uses_it(source, buffers,
                                                       needed):
     model = _model(
         ins_start_epoch=0,
-        mip_update_source=source,
+        mip_update_encoder=source,
         momentum_buffer_mode=buffers)
     assert model.momentum_forward_needed == needed
     model.train()

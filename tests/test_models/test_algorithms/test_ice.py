@@ -96,7 +96,7 @@ def test_predict_uses_momentum_encoder_and_switches():
     out = model.predict(x)
     expect = F.normalize(model.momentum_encoder(x), dim=1)
     assert torch.allclose(out[0].pred_feature, expect[0], atol=1e-6)
-    model.test_cfg['feat_source'] = 'student'
+    model.test_cfg['encoder'] = 'student'
     out = model.predict(x)
     assert torch.allclose(
         out[0].pred_feature,

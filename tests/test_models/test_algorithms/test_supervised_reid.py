@@ -78,8 +78,8 @@ def test_eval_feat_levels():
 def test_errors_name_the_problem():
     with pytest.raises(ValueError, match='num_classes'):
         SupervisedReID(encoder=ENCODER)
-    with pytest.raises(ValueError, match="label_source='gt'"):
-        SupervisedReID(encoder=ENCODER, num_classes=3, label_source='pseudo')
+    with pytest.raises(ValueError, match="labels_from='gt'"):
+        SupervisedReID(encoder=ENCODER, num_classes=3, labels_from='pseudo')
     with pytest.raises(ValueError, match='triplet_feats'):
         Theory(encoder=ENCODER, triplet_feats=('pool5', ))
     model = SupervisedReID(encoder=ENCODER, num_classes=3)
@@ -87,7 +87,7 @@ def test_errors_name_the_problem():
     with pytest.raises(RuntimeError, match='num_classes=3'):
         model(inputs, samples, mode='loss')
     theory = Theory(encoder=ENCODER)
-    assert theory.classifier is None and theory.label_source == 'pseudo'
+    assert theory.classifier is None and theory.labels_from == 'pseudo'
     with pytest.raises(RuntimeError, match='No pseudo-labels'):
         theory(inputs, samples, mode='loss')
 
@@ -135,7 +135,7 @@ def stage1_cfg(root, work_dir, num_classes, gds=True):
         num_instances=4,
         samples_per_epoch=16,
         camera_mode='ignore',
-        label_source='gt')
+        labels_from='gt')
     cfg = _common(work_dir, max_epochs=1)
     cfg.update(
         model=dict(

@@ -130,22 +130,22 @@ def test_mean_update_matches_reference(batch):
 
 
 def test_reset_from_a_result_reads_the_named_bank():
-    """The memory is built from ``feat_source``'s bank of the result."""
+    """The memory is built from ``encoder``'s bank of the result."""
     g = torch.Generator().manual_seed(1)
     student = F.normalize(torch.randn(6, 4, generator=g), dim=1)
     momentum = F.normalize(torch.randn(6, 4, generator=g), dim=1)
     result = PseudoLabelResult.from_labels(
         [0, 0, 1, 1, -1, 1],
         dict(student=student, momentum=momentum),
-        feat_source='student')
+        cluster_encoder='student')
     own = ClusterMemory(feat_dim=4)
     own.reset(result)
     torch.testing.assert_close(own.features,
                                F.normalize(result.centroids, dim=1))
-    other = ClusterMemory(feat_dim=4, feat_source='momentum')
+    other = ClusterMemory(feat_dim=4, encoder='momentum')
     other.reset(result)
     expected = torch.stack(
         [momentum[[0, 1]].mean(0), momentum[[2, 3, 5]].mean(0)])
     torch.testing.assert_close(other.features, F.normalize(expected, dim=1))
     with pytest.raises(KeyError, match="no 'ema' feature bank"):
-        ClusterMemory(feat_dim=4, feat_source='ema').reset(result)
+        ClusterMemory(feat_dim=4, encoder='ema').reset(result)

@@ -20,7 +20,7 @@ def _result(epoch=0):
             'student': student,
             'momentum': momentum
         },
-        feat_source='student',
+        cluster_encoder='student',
         epoch=epoch)
 
 
@@ -38,7 +38,7 @@ def _reference_draw(labels, num_clusters, k, seed):
 def test_fill_draws_k_members_with_replacement_from_momentum_bank():
     result = _result(epoch=3)
     mem = InstanceProxyMemory(DIM, num_instances=16, seed=7)
-    assert mem.feat_source == 'momentum'
+    assert mem.encoder == 'momentum'
     mem.reset(result)
     assert mem.features.shape == (3, 16, DIM)
     index = _reference_draw(result.labels, 3, 16, seed=7 + 3)

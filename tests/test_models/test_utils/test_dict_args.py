@@ -24,10 +24,11 @@ def test_a_misspelt_test_cfg_key_is_rejected():
         _build(test_cfg=dict(source='momentum'))
     msg = str(err.value)
     assert "ClusterContrast: test_cfg has the unknown key(s) ['source']" in msg
-    assert "accepted keys: ['feat_source']" in msg
-    assert "'source' -> 'feat_source'?" in msg
-    assert _build(test_cfg=dict(feat_source='student')).test_cfg == dict(
-        feat_source='student')
+    assert "accepted keys: ['encoder']" in msg
+    with pytest.raises(ValueError, match="'encodr' -> 'encoder'\\?"):
+        _build(test_cfg=dict(encodr='momentum'))
+    assert _build(test_cfg=dict(encoder='student')).test_cfg == dict(
+        encoder='student')
 
 
 def test_theory_test_cfg_also_takes_normalize():
