@@ -15,7 +15,7 @@ Usage::
     python benchmarks/compare_clusterers.py configs/ice/ice_mbv2_cuhk03.py
     # a trained checkpoint
     python benchmarks/compare_clusterers.py configs/ice/ice_mbv2_cuhk03.py \\
-        work_dirs/ice_mbv2_cuhk03/epoch_10.pth --source momentum
+        work_dirs/ice_mbv2_cuhk03/epoch_10.pth --encoder momentum
 
 The last line printed is a JSON list of the rows.
 """
@@ -29,6 +29,7 @@ from mmengine.runner import Runner
 
 from mmreid_usl.apis import extract_features, init_model
 from mmreid_usl.clustering import PseudoLabeler, cluster_stats
+from mmreid_usl.utils.deprecation import DeprecatedFlagAction
 
 INFOMAP_SETTINGS = [(15, 0.5), (15, 0.6), (15, 0.7), (8, 0.5)]  # (k, min_sim)
 
@@ -40,7 +41,14 @@ def main() -> None:
     parser.add_argument(
         'checkpoint', nargs='?', help='omit to use the init_cfg weights')
     parser.add_argument(
-        '--source', default='momentum', choices=['student', 'momentum'])
+        '--encoder',
+        '--source',
+        action=DeprecatedFlagAction,
+        deprecated=['--source'],
+        default='momentum',
+        choices=['student', 'momentum'],
+        help='encoder whose features are clustered (--source is its '
+        'deprecated spelling)')
     parser.add_argument('--k1', type=int, default=15)
     parser.add_argument('--k2', type=int, default=6)
     parser.add_argument('--eps', type=float, default=0.6)
@@ -52,7 +60,7 @@ def main() -> None:
     if args.checkpoint is None:
         model.init_weights()  # e.g. the ImageNet MobileNetV2 of init_cfg
     loader = Runner.build_dataloader(cfg.cluster_dataloader)
-    feats, idx = extract_features(model, loader, source=args.source)
+    feats, idx = extract_features(model, loader, encoder=args.encoder)
     order = torch.argsort(idx)
     feats, idx = feats[order], idx[order]
     true_ids = [loader.dataset.get_data_info(int(i))['pid'] for i in idx]
@@ -86,7 +94,7 @@ def main() -> None:
         labeler = PseudoLabeler(
             **labeler_cfg, min_clusters=0, on_degenerate='skip')
         start = time.perf_counter()
-        result = labeler(feats, feat_source=args.source)
+        result = labeler(feats, cluster_encoder=args.encoder)
         report(name, result.labels.cpu(), time.perf_counter() - start)
     print(json.dumps(rows))  # noqa: T201 (benchmark output)
 

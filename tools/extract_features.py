@@ -6,7 +6,7 @@ Usage::
     python tools/extract_features.py CONFIG CHECKPOINT --folder DIR [DIR ...] \
         --out feats.npz [--name-pattern REGEX] [--batch-size 64] \
         [--num-workers 0] [--device cpu|cuda] \
-        [--feat-source student|momentum] [--cfg-options ...]
+        [--encoder student|momentum] [--cfg-options ...]
 
 Every image under the folders (recursively; any file names) goes through
 the config's test pipeline and the model (:class:`mmreid_usl.apis.
@@ -18,7 +18,7 @@ ReIDInferencer`); the L2-normalised features are written to an ``.npz``
 - ``pids`` / ``camids``: int64 person id and 0-based camera, only when every
   file name matches ``--name-pattern`` (default: the config's test dataset
   pattern, or Market-1501's ``([-\\d]+)_c(\\d+)``);
-- ``meta``: JSON string (config, checkpoint, feature source, pattern).
+- ``meta``: JSON string (config, checkpoint, encoder, pattern).
 
 The same file is a saved gallery index: ``tools/search.py --gallery
 feats.npz`` searches it without embedding again. Unreadable images (corrupt
@@ -35,6 +35,7 @@ from mmengine.logging import print_log
 
 from mmreid_usl.apis import ReIDInferencer
 from mmreid_usl.engine.checkpointing import setup_runtime
+from mmreid_usl.utils.misc import add_encoder_arg
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -60,11 +61,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device',
                         default='cuda' if torch.cuda.is_available() else 'cpu',
                         help='device of the model')
-    parser.add_argument(
-        '--feat-source',
-        choices=['student', 'momentum'],
-        help='encoder whose features are exported (default: the config\'s '
-        'model.test_cfg.feat_source)')
+    add_encoder_arg(
+        parser, 'encoder whose features are exported (default: the '
+        'config\'s model.test_cfg.encoder)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -81,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     inferencer = ReIDInferencer(args.config,
                                 pretrained=args.checkpoint,
                                 device=args.device,
-                                feat_source=args.feat_source,
+                                encoder=args.encoder,
                                 batch_size=args.batch_size,
                                 num_workers=args.num_workers,
                                 name_pattern=args.name_pattern,

@@ -8,7 +8,7 @@ Usage::
         [--topk 10] [--out results.json] [--show out.png] \
         [--save-index gallery.npz] [--rerank] [--backend auto|faiss|torch] \
         [--batch-size 64] [--num-workers 0] [--device cpu|cuda] \
-        [--feat-source student|momentum] [--name-pattern REGEX] \
+        [--encoder student|momentum] [--name-pattern REGEX] \
         [--cfg-options ...]
 
 Queries are image files or folders (recursively). The gallery is either
@@ -40,6 +40,7 @@ from mmengine.logging import print_log
 from mmreid_usl.apis import ReIDInferencer
 from mmreid_usl.engine.checkpointing.run_setup import (add_cfg_options_arg,
                                                        setup_runtime)
+from mmreid_usl.utils.misc import add_encoder_arg
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -81,11 +82,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device',
                         default='cuda' if torch.cuda.is_available() else 'cpu',
                         help='device of the model')
-    parser.add_argument(
-        '--feat-source',
-        choices=['student', 'momentum'],
-        help='encoder whose features are compared (default: the config\'s '
-        'model.test_cfg.feat_source)')
+    add_encoder_arg(
+        parser, 'encoder whose features are compared (default: the '
+        'config\'s model.test_cfg.encoder)')
     parser.add_argument(
         '--name-pattern',
         help='regex with two groups (pid, camera) to read ids from names')
@@ -102,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     inferencer = ReIDInferencer(args.config,
                                 pretrained=args.checkpoint,
                                 device=args.device,
-                                feat_source=args.feat_source,
+                                encoder=args.encoder,
                                 batch_size=args.batch_size,
                                 num_workers=args.num_workers,
                                 backend=args.backend,

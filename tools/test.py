@@ -2,10 +2,10 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``.
 
 The checkpoint must hold every weight of the encoder that produces the test
-features (``model.get_encoder(feat_source)``); otherwise the tool exits with
-an error naming the missing / unexpected keys instead of scoring a partly
-random encoder. Memories, pseudo-labels and the encoder that is not tested
-are listed as ignored.
+features (``model.test_cfg.encoder``, or ``--encoder``); otherwise the tool
+exits with an error naming the missing / unexpected keys instead of scoring
+a partly random encoder. Memories, pseudo-labels and the encoder that is
+not tested are listed as ignored.
 
 Like mmpretrain's, the tool works in the run's work dir (``--work-dir``, by
 default ``work_dirs/<config name>`` as for ``tools/train.py``), but it writes
@@ -32,6 +32,7 @@ from mmreid_usl.engine.checkpointing.run_setup import (
     load_config, parse_tool_args)
 from mmreid_usl.utils import get_ori_model
 from mmreid_usl.utils.cfg_options import (ConfigOptionError, check_cfg_options)
+from mmreid_usl.utils.misc import add_encoder_arg, set_test_encoder
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,11 +49,9 @@ def parse_args() -> argparse.Namespace:
         '--out',
         help='write the metrics (e.g. reid/mAP, in percent) to this JSON '
         'file')
-    parser.add_argument(
-        '--feat-source',
-        choices=['student', 'momentum'],
-        help='encoder to evaluate (default: the config\'s '
-        'model.test_cfg.feat_source; ICE configs use the momentum encoder)')
+    add_encoder_arg(
+        parser, 'encoder to evaluate (default: the config\'s '
+        'model.test_cfg.encoder; ICE configs use the momentum encoder)')
     parser.add_argument(
         '--rerank',
         action='store_true',
@@ -77,8 +76,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # its work dir on every call: keep both out of the training run's files.
     cfg.work_dir = osp.join(work_dir, 'test')
     cfg.load_from = args.checkpoint
-    if args.feat_source is not None:
-        cfg.model.setdefault('test_cfg', {})['feat_source'] = args.feat_source
+    if args.encoder is not None:
+        set_test_encoder(cfg, args.encoder)
     if args.rerank:
         evaluators = cfg.test_evaluator
         for evaluator in (evaluators
@@ -96,13 +95,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def feature_sources(cfg: Config, model) -> list:
-    """Feature sources the test loop will use (checked in the checkpoint)."""
-    sources = [get_ori_model(model).test_cfg.get('feat_source', 'student')]
+def test_encoders(cfg: Config, model) -> list:
+    """Encoders the test loop will use (checked in the checkpoint)."""
+    names = [get_ori_model(model).test_cfg.get('encoder', 'student')]
     loop = cfg.get('test_cfg') or {}
-    if loop.get('type') == 'MomentumValLoop':
-        sources += list(loop.get('sources', ('student', 'momentum')))
-    return list(dict.fromkeys(sources))
+    if loop.get('type') == 'MomentumValLoop':  # sources: deprecated name
+        names += list(
+            loop.get('encoders', loop.get('sources', ('student', 'momentum'))))
+    return list(dict.fromkeys(names))
 
 
 def main() -> None:
@@ -118,7 +118,7 @@ def main() -> None:
     runner = build_runner(cfg)
     try:
         check_checkpoint_fits(runner.model, args.checkpoint,
-                              feature_sources(cfg, runner.model))
+                              test_encoders(cfg, runner.model))
     except CheckpointMismatchError as err:
         sys.exit(f'tools/test.py: error: {err}')
     metrics = runner.test()

@@ -70,7 +70,7 @@ def test_extract_features_npz(data, tmp_path):
     assert feats.dtype == np.float32 and feats.shape == (len(paths), 1280)
     assert pids.tolist() == [int(n[:4]) for n in names]
     assert camids.tolist() == [int(n.split('_c')[1][0]) - 1 for n in names]
-    assert meta['checkpoint'] == data['ckpt'] and meta['feat_source'] == \
+    assert meta['checkpoint'] == data['ckpt'] and meta['encoder'] == \
         'student'
     # reloads bit-identical, and equals a fresh embedding
     index = GalleryIndex.load(out)

@@ -27,7 +27,7 @@ def _test_tool():
 
 
 def _args(**kw):
-    args = dict(work_dir='w', checkpoint='c.pth', feat_source=None,
+    args = dict(work_dir='w', checkpoint='c.pth', encoder=None,
                 cfg_options=None, launcher='none', rerank=False)
     args.update(kw)
     return argparse.Namespace(config='x.py', **args)

@@ -22,7 +22,7 @@ def _test_tool():
 def _merge(work_dir=None, cfg_work_dir=None):
     args = argparse.Namespace(
         config='configs/cluster_contrast/cc_tiny.py', checkpoint='c.pth',
-        work_dir=work_dir, feat_source=None, cfg_options=None,
+        work_dir=work_dir, encoder=None, cfg_options=None,
         launcher='none', rerank=False)
     cfg = dict(default_hooks=dict(checkpoint=dict(
         type='WorkDirCheckpointHook', interval=1)), model=dict(),

@@ -11,7 +11,7 @@ Clustering-based re-identification can only give a person one pseudo-label
 across cameras if the features put that person's images from different
 cameras near each other. This tool measures that with the true ids of a
 split (diagnostics only; nothing here is used for training), for the
-L2-normalised features of the model's ``test_cfg.feat_source`` encoder:
+L2-normalised features of the model's ``test_cfg.encoder`` encoder:
 
 - ``intra_camera_precision@k``: among each image's k nearest images of
   the SAME camera (itself excluded), the fraction with its id;

@@ -11,7 +11,7 @@ Usage::
 
 The picture of GDS (Jin et al., ECCV 2020, https://arxiv.org/abs/2006.00752,
 supplement Fig. 1): for every (config, checkpoint) the L2-normalised
-features of one split are extracted (the model's ``test_cfg.feat_source``
+features of one split are extracted (the model's ``test_cfg.encoder``
 encoder, the config's test pipeline) and the distances of ALL pairs of
 images are split into positives (same person) and negatives; one panel per
 checkpoint shows both histograms (densities; red = positive, green =
@@ -233,8 +233,8 @@ def features_of(config: str,
         cfg.merge_from_dict(cfg_options)
     model = init_model(cfg, checkpoint, device=device)
     loader = Runner.build_dataloader(_loader_cfg(cfg, split))
-    source = model.test_cfg.get('feat_source', 'student')
-    feats, idx = extract_features(model, loader, source=source)
+    encoder = model.test_cfg.get('encoder', 'student')
+    feats, idx = extract_features(model, loader, encoder=encoder)
     ordered = torch.empty_like(feats)
     ordered[idx] = feats
     pids = np.asarray(loader.dataset.get_pids())

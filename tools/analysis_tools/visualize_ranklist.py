@@ -5,7 +5,7 @@ Usage::
 
     python tools/analysis_tools/visualize_ranklist.py CONFIG CHECKPOINT \
         [--num-queries 8] [--topk 10] [--out ranklist.png] \
-        [--feat-source student|momentum] [--seed 0] [--cfg-options ...]
+        [--encoder student|momentum] [--seed 0] [--cfg-options ...]
 
 Features of the test split (query ∪ gallery, the config's
 ``test_dataloader``) are extracted with :func:`mmreid_usl.apis.init_model`
@@ -36,6 +36,7 @@ from mmreid_usl.engine.checkpointing import (CheckpointMismatchError,
                                              setup_runtime)
 from mmreid_usl.evaluation import evaluate_rank
 from mmreid_usl.utils.cfg_options import ConfigOptionError, check_cfg_options
+from mmreid_usl.utils.misc import add_encoder_arg, set_test_encoder
 from mmreid_usl.utils.search import topk_search
 from mmreid_usl.visualization import RankItem, RankRow
 from mmreid_usl.visualization import draw_ranklist as render_ranklist
@@ -53,11 +54,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--topk', type=int, default=10, help='gallery images per query')
     parser.add_argument(
         '--out', default='ranklist.png', help='output image file')
-    parser.add_argument(
-        '--feat-source',
-        choices=['student', 'momentum'],
-        help='encoder whose features rank the gallery (default: the '
-        "config's model.test_cfg.feat_source)")
+    add_encoder_arg(
+        parser, 'encoder whose features rank the gallery (default: the '
+        "config's model.test_cfg.encoder)")
     parser.add_argument(
         '--seed', type=int, default=0, help='seed of the query choice')
     parser.add_argument(
@@ -167,14 +166,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.cfg_options is not None:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
-    if args.feat_source is not None:  # check this encoder in the checkpoint
-        cfg.model.setdefault('test_cfg', {})['feat_source'] = args.feat_source
+    if args.encoder is not None:  # check this encoder in the checkpoint
+        set_test_encoder(cfg, args.encoder)
     model = init_model(cfg, args.checkpoint, device=args.device)
-    source = args.feat_source or model.test_cfg.get('feat_source', 'student')
+    encoder = model.test_cfg.get('encoder', 'student')
 
     loader = Runner.build_dataloader(cfg.test_dataloader)
     dataset = loader.dataset
-    feats, sample_idx = extract_features(model, loader, source=source)
+    feats, sample_idx = extract_features(model, loader, encoder=encoder)
     # back to dataset order (the loader may batch in any order)
     ordered = torch.empty_like(feats)
     ordered[sample_idx] = feats
@@ -214,7 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 camid=int(cams[qi]),
                 num_matches=int(rank['num_matches']),
                 gallery=gallery))
-    title = (f'{osp.basename(args.checkpoint)} ({source} features): '
+    title = (f'{osp.basename(args.checkpoint)} ({encoder} features): '
              f"mAP {100 * metrics['mAP']:.1f}%, "
              f"Rank-1 {100 * float(metrics['cmc'][0]):.1f}%\n"
              f'({num_query} queries, {len(dataset) - num_query} gallery); '
