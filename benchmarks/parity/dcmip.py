@@ -951,7 +951,12 @@ def _short_run(args, report, rt, maps, work) -> None:
     with record_ours(type(init), Recorder(), memory_fn=memories) as ours_rec:
         ours = train_ours(cfg, osp.join(work, 'ours_run'), init_ckpt,
                           dtype=dtype)
-    ours_map = {src: our_map(ours, cfg, src)
+    # the mAP of the two sides is ranked by our evaluate_rank, in the run's
+    # precision (float32 ranking ties distances that differ in the 8th
+    # digit, which the two float64 runs' features do)
+    rank_dtype = torch.float64 if wide else torch.float32
+    ours_feats = {'student': {}, 'momentum': {}}
+    ours_map = {src: our_map(ours, cfg, src, rank_dtype, ours_feats[src])
                 for src in ('student', 'momentum')}
     # -- reference
     ref_rec = Recorder()
@@ -1134,22 +1139,30 @@ def _short_run(args, report, rt, maps, work) -> None:
     # after stage 2 (then the best again): its features of those two are
     # ranked by our evaluate_rank, as ours are
     for i, src in ((1, 'student'), (2, 'momentum')):
+        ref_map = float('nan')
         if len(evals_r) > i:
             ev = evals_r[i]
             res = evaluate_rank(
                 ev['qf'], ev['gf'], [p for _, p, _ in ev['query']],
                 [p for _, p, _ in ev['gallery']],
                 [c for _, _, c in ev['query']],
-                [c for _, _, c in ev['gallery']])
+                [c for _, _, c in ev['gallery']], dtype=rank_dtype)
             ref_map = float(res['mAP'])
-        else:
-            ref_map = float('nan')
+            paths = [f for f, _, _ in ev['query'] + ev['gallery']]
+            # matched by folder + file name (query/x.jpg, bounding_box_test/)
+            mine = {_last2(f): v for f, v in ours_feats[src].items()}
+            report.compare(
+                lv, f'final test features of the {src} encoder',
+                torch.stack([mine[_last2(f)].double() for f in paths]),
+                torch.cat([ev['qf'], ev['gf']]).double(), tol,
+                f"{len(paths)} images matched by path; reference: its "
+                "extract_features of " + ('model', 'model_ema')[i - 1])
         report.compare(
             lv, f'final mAP of the {src} encoder (test subset)',
-            ours_map[src], ref_map, max(tol, 1e-6),
-            'both ranked by our evaluate_rank from each side\'s features; '
-            f"reference: {('model', 'model_ema')[i - 1]} (its own "
-            'evaluate_all, float64 distances: '
+            ours_map[src], ref_map, tol,
+            f'both ranked by our evaluate_rank ({rank_dtype}) from each '
+            f"side's features; reference: {('model', 'model_ema')[i - 1]} "
+            '(its own evaluate_all: '
             f"{maps_r[i] if len(maps_r) > i else float('nan'):.6f})")
     iters = [len(b) // batch for b in ours_rec.batches]
     report.notes.append(
@@ -1159,6 +1172,11 @@ def _short_run(args, report, rt, maps, work) -> None:
         f'{iters} iterations of {batch} (P x K = {batch // k} x {k}, BN '
         f'groups of {batch // NUM_REPLICAS}), K = {k} instance proxies, '
         f'augmentations off, eps {args.eps}')
+
+
+def _last2(path: str) -> str:
+    """``folder/file`` of a path."""
+    return '/'.join(osp.normpath(path).split(os.sep)[-2:])
 
 
 def _compare_memories(report, e, a, b, mo, mr, tol) -> None:

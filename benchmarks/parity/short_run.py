@@ -266,14 +266,23 @@ def compare_run(report, ours_rec: Recorder, ref_rec: Recorder, ours_model,
         'exact from the same distances, components level)')
 
 
-def our_map(model, cfg, source: str = 'student') -> float:
-    """mAP (fraction) of a model on the test subset."""
+def our_map(model, cfg, source: str = 'student',
+            dtype: torch.dtype = torch.float32,
+            features: Optional[dict] = None) -> float:
+    """mAP (fraction) of a model on the test subset, its distances ranked
+    in ``dtype``; ``features`` (a dict), when given, receives the test
+    features by image path."""
     test = common.build_dataset(cfg, 'test_dataloader')
     feats = common.extract(model, test, source)
+    if features is not None:
+        features.update({
+            test.get_data_info(i)['img_path']: feats[i]
+            for i in range(len(test))
+        })
     is_q = np.arange(len(test)) < test.num_query
     pids, cams = test.get_pids(), test.get_camids()
     res = evaluate_rank(feats[is_q], feats[~is_q], pids[is_q], pids[~is_q],
-                        cams[is_q], cams[~is_q])
+                        cams[is_q], cams[~is_q], dtype=dtype)
     return float(res['mAP'])
 
 

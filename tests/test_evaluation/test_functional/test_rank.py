@@ -81,3 +81,15 @@ def test_no_valid_query_and_normalize():
     a = evaluate_rank(qf * 3, gf * 0.5, qp, gp, qc, gc, normalize=True)
     b = evaluate_rank(qf, gf, qp, gp, qc, gc)
     assert a['mAP'] == pytest.approx(b['mAP'])
+
+
+def test_float64_ranking_keeps_distances_float32_ties():
+    # two gallery entries 1e-12 apart: float32 rounds them to one distance
+    # (a tie, sklearn-grouped: AP 0.75); float64 ranks the match first
+    q = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    g = torch.tensor([[0.6, 0.8], [0.6 - 1e-12, 0.8]], dtype=torch.float64)
+    args = (q, g, [0], [0, 1], [0], [1, 1])
+    tied = evaluate_rank(*args)['mAP']
+    exact = evaluate_rank(*args, dtype=torch.float64)['mAP']
+    assert tied == pytest.approx(0.5)
+    assert exact == pytest.approx(1.0)
