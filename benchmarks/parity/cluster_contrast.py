@@ -201,7 +201,7 @@ def _memory_and_loss(report, rt, ours, ref, raw_o, out_r, x) -> None:
     labels = _labels_for(n, 4, 0)
     bank = F.normalize(raw_o.detach(), dim=1)
     result = PseudoLabelResult.from_labels(
-        labels.numpy(), {'student': bank}, feat_source='student')
+        labels.numpy(), {'student': bank}, cluster_encoder='student')
     for mode, use_hard in (('momentum', False), ('hard', True)):
         mem_o = ours.memory.__class__(
             feat_dim=dim, old_weight=0.1, update_mode=mode)
@@ -353,7 +353,7 @@ def _steps_in(args, report, rt, cfg, key_map, subset) -> None:
     ours.data_preprocessor = common.CastInputs(ours.data_preprocessor,
                                                dtype)
     result = PseudoLabelResult.from_labels(
-        labels, {'student': feats.to(dtype)}, feat_source='student')
+        labels, {'student': feats.to(dtype)}, cluster_encoder='student')
     ours.set_pseudo_labels(result)
     num_ids = args.step_batch // 4
     if result.num_clusters < num_ids:

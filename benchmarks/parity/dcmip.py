@@ -83,7 +83,7 @@ SWITCHES = {
         'per_cluster', 'the most similar proxy of every other cluster'),
     'model.dcp_weight': (1.0, 'loss_cc + loss_ema'),
     'model.mip_weight': (1.0, 'loss_cc + loss_ema'),
-    'model.mip_update_source': (
+    'model.mip_update_encoder': (
         'student', 'the online features replace the instance proxies'),
     'model.momentum_reinit': (
         'until_mip', 'EMA copied from the student when stage 2 starts, '
@@ -550,7 +550,7 @@ def _memories_and_losses(args, report, rt, cfg, ours, feats_o, feats_r,
     num = int(labels.max()) + 1
     result = PseudoLabelResult.from_labels(
         labels.numpy(), {'student': bank, 'momentum': bank},
-        feat_source='student', epoch=STAGE2_EPOCH)
+        cluster_encoder='student', epoch=STAGE2_EPOCH)
     # -- initialisation
     dcp = copy.deepcopy(ours.dcp_memory)
     dcp.reset(result)
@@ -645,7 +645,7 @@ def _memories_and_losses(args, report, rt, cfg, ours, feats_o, feats_r,
         report.compare(
             lv, 'instance proxies after one update (online features)',
             _slot_layout(ins.features), mem2.features_ema, 1e-5,
-            "ours mip_update_source='student'; reference CM_Hard.backward "
+            "ours mip_update_encoder='student'; reference CM_Hard.backward "
             f'with the slot order replayed ({replay.slot_calls} draws)')
     # -- deviations of our default (the paper's recipe) on the same batch
     cfg_d = common.load_config(DEFAULT_CONFIG, {}, None)
@@ -675,7 +675,7 @@ def _memories_and_losses(args, report, rt, cfg, ours, feats_o, feats_r,
     ins_default.update(keys_default, labels_b)
     report.deviation(
         'instance proxies replaced by the momentum features (ours) vs the '
-        'online ones', "model.mip_update_source='student'",
+        'online ones', "model.mip_update_encoder='student'",
         'max |difference| of the instance proxies after one update',
         float((_slot_layout(ins_default.features) -
                mem2.features_ema).abs().max()), 0.0,
@@ -795,7 +795,7 @@ def _steps(args, report, rt, cfg, maps) -> None:
                                                dtype)
     bank = feats.to(dtype)
     result = PseudoLabelResult.from_labels(
-        labels, {'student': bank, 'momentum': bank}, feat_source='student',
+        labels, {'student': bank, 'momentum': bank}, cluster_encoder='student',
         epoch=STAGE2_EPOCH)
     ours.set_pseudo_labels(result)
     num = result.num_clusters
@@ -1245,7 +1245,7 @@ def _timing(args, report, rt, maps) -> None:
     bank = F.normalize(torch.randn(batch, 2048, generator=g), dim=1)
     result = PseudoLabelResult.from_labels(
         labels.numpy(), {'student': bank, 'momentum': bank},
-        feat_source='student', epoch=STAGE2_EPOCH)
+        cluster_encoder='student', epoch=STAGE2_EPOCH)
     ours.set_pseudo_labels(result)
     optim = common.build_optimizer(cfg, ours)
     ours.train()

@@ -548,7 +548,7 @@ def _one_iteration(args, report, rt, ours, ref_s, ref_m, maps, x, bank,
                         torch.arange(extra) // 3])
     cams = torch.cat([cams_b, torch.randint(0, 2, (extra, ), generator=g)])
     result = PseudoLabelResult.from_labels(
-        labels.numpy(), {'momentum': bank_all}, feat_source='momentum',
+        labels.numpy(), {'momentum': bank_all}, cluster_encoder='momentum',
         camids=cams)
     ours.set_pseudo_labels(result)
     mem = ours.proxy_memory
@@ -817,7 +817,7 @@ def _steps(args, report, rt, cfg, maps) -> None:
                                                dtype)
     camids = torch.as_tensor(np.asarray(train_set.get_camids()))
     result = PseudoLabelResult.from_labels(
-        labels, {'momentum': feats.to(dtype)}, feat_source='momentum',
+        labels, {'momentum': feats.to(dtype)}, cluster_encoder='momentum',
         camids=camids)
     ours.set_pseudo_labels(result)
     mem = ours.proxy_memory

@@ -312,7 +312,7 @@ def _steps_in(args, report, rt, cfg, key_map) -> None:
                   raw_reference_features=raw_s))
     result = PseudoLabelResult.from_labels(
         labels, {'student': F.normalize(raw_t, dim=1)},
-        feat_source='student')
+        cluster_encoder='student')
     num_ids = args.step_batch // K
     if result.num_clusters < num_ids:
         raise RuntimeError(f'{result.num_clusters} clusters: too few for '

@@ -54,10 +54,10 @@ def labelled(model, batch: int, labels: torch.Tensor, cams: torch.Tensor,
     banks = {
         s: F.normalize(torch.randn(batch, model.encoder.feat_dim,
                                    generator=g), dim=1)
-        for s in model.feat_sources
+        for s in model.encoder_names
     }
     result = PseudoLabelResult.from_labels(
-        labels.numpy(), banks, feat_source=model.cluster_feat_source,
+        labels.numpy(), banks, cluster_encoder=model.cluster_encoder,
         camids=cams)
     model.set_pseudo_labels(result)
 
