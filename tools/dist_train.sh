@@ -1,20 +1,8 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_train.sh CONFIG GPUS [PY_ARGS]
-# Without CUDA the processes use the gloo backend on CPU.
+# Without CUDA the processes use the gloo backend on CPU. NNODES, NODE_RANK,
+# PORT, MASTER_ADDR, PYTHON: see dist_run.sh.
 CONFIG=$1
 GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-${PYTHON:-python} -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    $(dirname "$0")/train.py \
-    $CONFIG \
-    --launcher pytorch ${@:3}
+exec bash "$(dirname "$0")/dist_run.sh" train.py "$GPUS" "$CONFIG" \
+    --launcher pytorch "${@:3}"

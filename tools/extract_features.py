@@ -29,62 +29,29 @@ is an error.
 import argparse
 from typing import Optional, Sequence
 
-import torch
-from mmengine.config import DictAction
 from mmengine.logging import print_log
 
-from mmreid_usl.apis import ReIDInferencer
-from mmreid_usl.engine.checkpointing import setup_runtime
-from mmreid_usl.utils.misc import add_encoder_arg
+from mmreid_usl.engine.checkpointing import run_setup
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line flags."""
-    parser = argparse.ArgumentParser(
-        description='Extract ReID features of image folders into an .npz')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--folder',
-        nargs='+',
-        required=True,
-        help='image folder(s), searched recursively (image files work too)')
+    parser = run_setup.tool_parser(
+        'Extract ReID features of image folders into an .npz')
+    run_setup.add_images_arg(
+        parser, '--folder',
+        'image folder(s), searched recursively (image files work too)')
     parser.add_argument('--out',
                         required=True,
                         help='output .npz file (suffix added)')
-    parser.add_argument(
-        '--name-pattern',
-        help='regex with two groups (pid, camera) to parse ids from file '
-        'names (default: the config\'s test dataset pattern or Market\'s)')
-    parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--num-workers', type=int, default=0)
-    parser.add_argument('--device',
-                        default='cuda' if torch.cuda.is_available() else 'cpu',
-                        help='device of the model')
-    add_encoder_arg(
-        parser, 'encoder whose features are exported (default: the '
-        'config\'s model.test_cfg.encoder)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
+    run_setup.add_inferencer_args(parser, features_are='exported')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> str:
     """Embed the folders and write the ``.npz``; returns its path."""
     args = parse_args(argv)
-    setup_runtime()
-    inferencer = ReIDInferencer(args.config,
-                                pretrained=args.checkpoint,
-                                device=args.device,
-                                encoder=args.encoder,
-                                batch_size=args.batch_size,
-                                num_workers=args.num_workers,
-                                name_pattern=args.name_pattern,
-                                cfg_options=args.cfg_options)
+    inferencer = run_setup.build_inferencer(args)
     index = inferencer.build_gallery(args.folder)
     out = index.save(args.out)
     ids = ('with pids / camids parsed from the names' if index.pids is not None

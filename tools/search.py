@@ -34,30 +34,19 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
-import torch
 from mmengine.logging import print_log
 
-from mmreid_usl.apis import ReIDInferencer
-from mmreid_usl.engine.checkpointing.run_setup import (add_cfg_options_arg,
-                                                       setup_runtime)
-from mmreid_usl.utils.misc import add_encoder_arg
+from mmreid_usl.engine.checkpointing import run_setup
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line flags."""
-    parser = argparse.ArgumentParser(
-        description='Search a gallery of person images for query images')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--query',
-                        nargs='+',
-                        required=True,
-                        help='query image(s) / folder(s)')
-    parser.add_argument(
-        '--gallery',
-        nargs='+',
-        required=True,
-        help='gallery folder(s) / images, or one saved index (.npz)')
+    parser = run_setup.tool_parser(
+        'Search a gallery of person images for query images')
+    run_setup.add_images_arg(parser, '--query', 'query image(s) / folder(s)')
+    run_setup.add_images_arg(
+        parser, '--gallery',
+        'gallery folder(s) / images, or one saved index (.npz)')
     parser.add_argument('--topk',
                         type=int,
                         default=10,
@@ -77,18 +66,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         default='auto',
                         choices=['auto', 'faiss', 'torch'],
                         help='nearest-neighbour search backend')
-    parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--num-workers', type=int, default=0)
-    parser.add_argument('--device',
-                        default='cuda' if torch.cuda.is_available() else 'cpu',
-                        help='device of the model')
-    add_encoder_arg(
-        parser, 'encoder whose features are compared (default: the '
-        'config\'s model.test_cfg.encoder)')
-    parser.add_argument(
-        '--name-pattern',
-        help='regex with two groups (pid, camera) to read ids from names')
-    add_cfg_options_arg(parser)
+    run_setup.add_inferencer_args(parser, features_are='compared')
     return parser.parse_args(argv)
 
 
@@ -97,16 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     args = parse_args(argv)
     if args.topk < 1:
         raise ValueError('--topk must be >= 1')
-    setup_runtime()
-    inferencer = ReIDInferencer(args.config,
-                                pretrained=args.checkpoint,
-                                device=args.device,
-                                encoder=args.encoder,
-                                batch_size=args.batch_size,
-                                num_workers=args.num_workers,
-                                backend=args.backend,
-                                name_pattern=args.name_pattern,
-                                cfg_options=args.cfg_options)
+    inferencer = run_setup.build_inferencer(args, backend=args.backend)
     # the queries are read first: a bad one is named at once, not after the
     # whole gallery has been embedded
     inferencer.check_inputs(args.query)

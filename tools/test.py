@@ -28,18 +28,16 @@ from mmengine.config import Config
 from mmreid_usl.engine.checkpointing import (CheckpointMismatchError,
                                              check_checkpoint_fits)
 from mmreid_usl.engine.checkpointing.run_setup import (
-    add_cfg_options_arg, add_launcher_args, build_runner, default_work_dir,
-    load_config, parse_tool_args)
+    add_cfg_options_arg, add_encoder_arg, add_launcher_args, apply_cfg_options,
+    build_runner, load_config, parse_tool_args, resolve_work_dir,
+    set_test_encoder, tool_parser)
 from mmreid_usl.utils import get_ori_model
-from mmreid_usl.utils.cfg_options import (ConfigOptionError, check_cfg_options)
-from mmreid_usl.utils.misc import add_encoder_arg, set_test_encoder
+from mmreid_usl.utils.cfg_options import ConfigOptionError
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line flags, the same as mmpretrain's ``tools/test.py``."""
-    parser = argparse.ArgumentParser(description='Test (evaluate) a model')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser = tool_parser('Test (evaluate) a model', 'test config file path')
     parser.add_argument(
         '--work-dir',
         help='the work dir of the run (default: work_dirs/<config name>, as '
@@ -66,15 +64,9 @@ def parse_args() -> argparse.Namespace:
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Merge the command-line flags into the config."""
     cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is not None:
-        work_dir = cfg.work_dir
-    else:
-        work_dir = default_work_dir(args.config)
     # The Runner adds a <timestamp>/ log folder and replaces <config>.py in
     # its work dir on every call: keep both out of the training run's files.
-    cfg.work_dir = osp.join(work_dir, 'test')
+    cfg.work_dir = osp.join(resolve_work_dir(args, cfg), 'test')
     cfg.load_from = args.checkpoint
     if args.encoder is not None:
         set_test_encoder(cfg, args.encoder)
@@ -89,9 +81,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # default CheckpointHook) also drops WorkDirCheckpointHook's work-dir
     # lock, meant for one training per work dir, not for concurrent tests.
     cfg.default_hooks['checkpoint'] = None
-    if args.cfg_options is not None:
-        check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
+    apply_cfg_options(cfg, args.cfg_options)
     return cfg
 
 

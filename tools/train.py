@@ -39,8 +39,8 @@ from mmreid_usl.engine.checkpointing.stage1 import (Stage1CheckpointError,
                                                     apply_stage1_checkpoint,
                                                     check_start_checkpoint)
 from mmreid_usl.engine.checkpointing.run_setup import (
-    add_cfg_options_arg, add_launcher_args, build_runner, default_work_dir,
-    load_config, parse_tool_args)
+    add_cfg_options_arg, add_launcher_args, build_runner, load_config,
+    parse_tool_args, resolve_work_dir, tool_parser)
 from mmreid_usl.engine.checkpointing.work_dir_lock import launcher_rank
 from mmreid_usl.models import NonFiniteLossError
 from mmreid_usl.utils.cfg_options import (ConfigOptionError, check_cfg_options,
@@ -53,8 +53,9 @@ PLAIN_CHECKPOINT_HOOKS = ('CheckpointHook', 'mmengine.CheckpointHook')
 
 def parse_args() -> argparse.Namespace:
     """Command-line flags, the same as mmpretrain's ``tools/train.py``."""
-    parser = argparse.ArgumentParser(description='Train a ReID model')
-    parser.add_argument('config', help='train config file path')
+    parser = tool_parser('Train a ReID model',
+                         'train config file path',
+                         checkpoint=False)
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
@@ -124,10 +125,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
 
     # work_dir: CLI > config > ./work_dirs/<config stem>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = default_work_dir(args.config)
+    cfg.work_dir = resolve_work_dir(args, cfg)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')

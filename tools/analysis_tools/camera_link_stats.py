@@ -41,9 +41,9 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.config import DictAction
 from mmengine.logging import print_log
 
+from mmreid_usl.engine.checkpointing import run_setup
 from mmreid_usl.utils.search import topk_search
 
 SPLITS = ('test', 'query', 'gallery', 'train')
@@ -162,22 +162,14 @@ def _distance_tool():
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line flags."""
-    parser = argparse.ArgumentParser(
-        description='Cross-camera linking statistics of a checkpoint')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser = run_setup.tool_parser(
+        'Cross-camera linking statistics of a checkpoint')
     parser.add_argument('--split', choices=SPLITS, default='train')
     parser.add_argument('--k', type=int, nargs='+', default=[1, 5])
     parser.add_argument('--out-json', help='also write the statistics here')
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='device of the model')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config (key=value)')
+    run_setup.add_device_arg(parser)
+    run_setup.add_cfg_options_arg(
+        parser, help='override settings of the config (key=value)')
     args = parser.parse_args(argv)
     if min(args.k) < 1:
         parser.error('--k values must be >= 1')
@@ -186,10 +178,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     args = parse_args(argv)
-    from mmreid_usl.engine.checkpointing import setup_runtime
-    from mmreid_usl.utils import register_all_modules
-    setup_runtime()
-    register_all_modules(init_default_scope=False)
     got = _distance_tool().features_of(
         args.config,
         args.checkpoint,

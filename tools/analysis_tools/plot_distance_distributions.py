@@ -53,11 +53,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmreid_usl.apis import extract_features, init_model  # noqa: E402
+from mmreid_usl.engine.checkpointing import run_setup  # noqa: E402
 
 SPLITS = ('test', 'query', 'gallery', 'train')
 POS_COLOR, NEG_COLOR = '#d7191c', '#1a9641'
@@ -87,15 +88,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'distance of each model; give e.g. 0 1 to compare panels)')
     parser.add_argument('--out', default='distance_distributions.png')
     parser.add_argument('--out-json', help='also write the statistics here')
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='device of the model')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of every config (key=value)')
+    run_setup.add_device_arg(parser)
+    run_setup.add_cfg_options_arg(
+        parser, help='override settings of every config (key=value)')
     args = parser.parse_args(argv)
     if len(args.pairs) % 2:
         parser.error('give CONFIG CHECKPOINT pairs')
@@ -227,10 +222,12 @@ def features_of(config: str,
                 cfg_options: Optional[dict],
                 with_camids: bool = False) -> Dict:
     """Features (dataset order), pids (and camera ids) of one model on one
-    split."""
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    split.
+
+    Raises:
+        ConfigOptionError: A bad ``cfg_options`` entry (a ``ValueError``).
+    """
+    cfg = run_setup.load_tool_config(config, cfg_options)
     model = init_model(cfg, checkpoint, device=device)
     loader = Runner.build_dataloader(_loader_cfg(cfg, split))
     encoder = model.test_cfg.get('encoder', 'student')
@@ -285,8 +282,6 @@ def draw(panels: List[Dict], out: str, split: str, distance: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict]:
     """Extract, measure, draw; returns the per-model statistics."""
     args = parse_args(argv)
-    from mmreid_usl.engine.checkpointing import setup_runtime
-    setup_runtime()
     panels = []
     pairs = list(zip(args.pairs[::2], args.pairs[1::2]))
     for i, (config, ckpt) in enumerate(pairs):

@@ -27,16 +27,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmreid_usl.apis import extract_features, init_model
-from mmreid_usl.engine.checkpointing import (CheckpointMismatchError,
-                                             setup_runtime)
+from mmreid_usl.engine.checkpointing import CheckpointMismatchError
+from mmreid_usl.engine.checkpointing import run_setup
 from mmreid_usl.evaluation import evaluate_rank
-from mmreid_usl.utils.cfg_options import ConfigOptionError, check_cfg_options
-from mmreid_usl.utils.misc import add_encoder_arg, set_test_encoder
+from mmreid_usl.utils.cfg_options import ConfigOptionError
 from mmreid_usl.utils.search import topk_search
 from mmreid_usl.visualization import RankItem, RankRow
 from mmreid_usl.visualization import draw_ranklist as render_ranklist
@@ -44,31 +42,21 @@ from mmreid_usl.visualization import draw_ranklist as render_ranklist
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line flags."""
-    parser = argparse.ArgumentParser(
-        description='Visualise the ranked gallery of test queries')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser = run_setup.tool_parser(
+        'Visualise the ranked gallery of test queries')
     parser.add_argument(
         '--num-queries', type=int, default=8, help='queries (rows) to draw')
     parser.add_argument(
         '--topk', type=int, default=10, help='gallery images per query')
     parser.add_argument(
         '--out', default='ranklist.png', help='output image file')
-    add_encoder_arg(
+    run_setup.add_encoder_arg(
         parser, 'encoder whose features rank the gallery (default: the '
         "config's model.test_cfg.encoder)")
     parser.add_argument(
         '--seed', type=int, default=0, help='seed of the query choice')
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='device of the model')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
+    run_setup.add_device_arg(parser)
+    run_setup.add_cfg_options_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -161,13 +149,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     if args.num_queries < 1 or args.topk < 1:
         raise ValueError('--num-queries and --topk must be >= 1')
-    setup_runtime()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    if args.encoder is not None:  # check this encoder in the checkpoint
-        set_test_encoder(cfg, args.encoder)
+    # --encoder: this encoder is the one checked in the checkpoint
+    cfg = run_setup.load_tool_config(args.config, args.cfg_options,
+                                     args.encoder)
     model = init_model(cfg, args.checkpoint, device=args.device)
     encoder = model.test_cfg.get('encoder', 'student')
 
