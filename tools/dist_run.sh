@@ -6,17 +6,13 @@
 # (29500), MASTER_ADDR (127.0.0.1), PYTHON (python).
 SCRIPT=$1
 GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
 ${PYTHON:-python} -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
+    --nnodes=${NNODES:-1} \
+    --node_rank=${NODE_RANK:-0} \
+    --master_addr=${MASTER_ADDR:-"127.0.0.1"} \
     --nproc_per_node=$GPUS \
-    --master_port=$PORT \
+    --master_port=${PORT:-29500} \
     "$(dirname "$0")/$SCRIPT" \
     "${@:3}"
