@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from mmreid_usl.registry import TASK_UTILS
-from mmreid_usl.utils.validation import check_int, check_real
+from mmreid_usl.utils.validation import check_choice, check_int, check_real
 from .base import BaseClusterer, DistanceMatrix, LabelingContext
 from .knn import knn_search
 from mmreid_usl.structures import relabel_contiguous
@@ -63,9 +63,8 @@ class InfomapClusterer(BaseClusterer):
         check_int(owner, 'min_cluster_size', min_cluster_size, low=1)
         check_int(owner, 'num_trials', num_trials, low=1)
         check_int(owner, 'seed', seed)
-        if knn_backend not in ('auto', 'faiss', 'torch'):
-            raise ValueError(f"{owner}: knn_backend must be 'auto', 'faiss' "
-                             f"or 'torch', got {knn_backend!r}.")
+        check_choice('knn_backend', knn_backend, ('auto', 'faiss', 'torch'),
+                     owner)
         self.k = k
         self.min_sim = min_sim
         self.min_cluster_size = min_cluster_size

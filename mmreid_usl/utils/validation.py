@@ -8,16 +8,38 @@ import numbers
 from typing import Optional, Sequence
 
 
-def check_choice(name: str, value: object, choices: Sequence) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+def check_choice(name: str,
+                 value: object,
+                 choices: Sequence,
+                 owner: Optional[str] = None) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``.
+
+    Args:
+        name (str): Argument name.
+        value: The value to check.
+        choices (Sequence): The allowed values.
+        owner (str, optional): Class name that starts the message, e.g.
+            ``'InfomapClusterer: knn_backend must be one of ...'``.
+    """
     if value not in choices:
-        raise ValueError(f'{name} must be one of {choices}, got {value!r}')
+        prefix = f'{owner}: ' if owner else ''
+        raise ValueError(f'{prefix}{name} must be one of {choices}, got '
+                         f'{value!r}' + ('.' if owner else ''))
 
 
 def check_positive_int(name: str, value: object) -> None:
     """Raise ``ValueError`` unless ``value`` is an int >= 1."""
     if not isinstance(value, int) or value < 1:
         raise ValueError(f'{name} must be a positive int, got {value!r}')
+
+
+def check_optional_positive_int(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is None or an int >= 1 (not a
+    bool)."""
+    if value is not None and (not isinstance(value, int)
+                              or isinstance(value, bool) or value < 1):
+        raise ValueError(f'{name} must be None or a positive int, got '
+                         f'{value!r}')
 
 
 def check_int(owner: str,

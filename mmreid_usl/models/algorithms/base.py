@@ -12,6 +12,8 @@ from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 from mmreid_usl.utils.build import build_module, check_dict_keys
 from mmreid_usl.utils.deprecation import (renamed_attribute, renamed_keys,
                                           renamed_kwargs)
+from mmreid_usl.utils.validation import (check_choice,
+                                         check_optional_positive_int)
 from ..memories.base_memory import BaseMemory
 from ..utils.batch_shuffle import RUNNING_STATS, grouped_forward
 from ..utils.resizable_buffers import resize_buffers_for_loading
@@ -100,17 +102,10 @@ class BaseUSLReID(BaseModel):
         data_preprocessor = build_module(data_preprocessor)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if labels_from not in LABELS_FROM:
-            raise ValueError(f'labels_from must be one of {LABELS_FROM}, '
-                             f'got {labels_from!r}')
+        check_choice('labels_from', labels_from, LABELS_FROM)
         self.encoder = build_module(encoder)
-        if bn_group_size is not None and (not isinstance(
-                bn_group_size, int) or bn_group_size < 1):
-            raise ValueError('bn_group_size must be None or a positive int, '
-                             f'got {bn_group_size!r}')
-        if bn_running_stats not in RUNNING_STATS:
-            raise ValueError(f'bn_running_stats must be one of '
-                             f'{RUNNING_STATS}, got {bn_running_stats!r}')
+        check_optional_positive_int('bn_group_size', bn_group_size)
+        check_choice('bn_running_stats', bn_running_stats, RUNNING_STATS)
         self.labels_from = labels_from
         self.bn_group_size = bn_group_size
         self.bn_running_stats = bn_running_stats

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from mmreid_usl.registry import MODELS
 from mmreid_usl.structures import CameraProxies
+from mmreid_usl.utils.validation import check_choice
 from ..utils.precision import at_least_fp32
 
 
@@ -21,8 +22,9 @@ class CrossCameraProxyLoss(nn.Module):
     CAP inter-camera loss (Wang et al., AAAI 2021,
     https://arxiv.org/abs/2012.10674); paper-vs-code facts in
     ``docs/algorithms/ice.md#cross-camera-proxy-loss``. With
-    :math:`\hat f_i` the L2-normalised online feature, :math:`\tilde P_j` the (normalised, see
-    below) camera proxies, :math:`s_{ij} = \hat f_i\cdot\tilde P_j/\tau_c`,
+    :math:`\hat f_i` the L2-normalised online feature, :math:`\tilde P_j`
+    the (normalised, see below) camera proxies,
+    :math:`s_{ij} = \hat f_i\cdot\tilde P_j/\tau_c`,
     :math:`\mathcal{P}_i` the positive proxies and :math:`\mathcal{N}_i` the
     ``num_negatives`` non-positive proxies with the highest (detached)
     similarity :math:`s_{ij}`.
@@ -100,12 +102,8 @@ class CrossCameraProxyLoss(nn.Module):
                  proxy_norm: str = 'official',
                  pad_negatives_with_positives: bool = False) -> None:
         super().__init__()
-        if variant not in ('code', 'paper'):
-            raise ValueError(f"variant must be 'code' or 'paper', got "
-                             f'{variant!r}')
-        if proxy_norm not in ('official', 'cosine'):
-            raise ValueError("proxy_norm must be 'official' or 'cosine', "
-                             f'got {proxy_norm!r}')
+        check_choice('variant', variant, ('code', 'paper'))
+        check_choice('proxy_norm', proxy_norm, ('official', 'cosine'))
         self.proxy_norm = proxy_norm
         self.pad_negatives_with_positives = pad_negatives_with_positives
         self.temperature = temperature

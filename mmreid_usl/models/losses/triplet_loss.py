@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmreid_usl.registry import MODELS
+from mmreid_usl.utils.validation import (check_choice,
+                                         check_optional_positive_int)
 from ..utils.precision import at_least_fp32
 
 DISTANCES = ('euclidean', 'squared_euclidean', 'cosine')
@@ -134,17 +136,9 @@ class TripletLoss(nn.Module):
         super().__init__()
         if margin is not None and margin < 0:
             raise ValueError(f'margin must be >= 0 or None, got {margin}')
-        if metric not in DISTANCES:
-            raise ValueError(
-                f'metric must be one of {DISTANCES}, got {metric!r}')
-        if mining not in MINING_MODES:
-            raise ValueError(
-                f'mining must be one of {MINING_MODES}, got {mining!r}')
-        if num_instances is not None and (
-                not isinstance(num_instances, int)
-                or isinstance(num_instances, bool) or num_instances < 1):
-            raise ValueError('num_instances must be None or a positive int, '
-                             f'got {num_instances!r}')
+        check_choice('metric', metric, DISTANCES)
+        check_choice('mining', mining, MINING_MODES)
+        check_optional_positive_int('num_instances', num_instances)
         self.margin = margin
         self.metric = metric
         self.normalize_feature = normalize_feature
