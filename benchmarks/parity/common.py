@@ -3,10 +3,12 @@
 data on the subset, its features and training steps, and the helpers both
 sides share (seeding, fixed batch orders, timing)."""
 import copy
+import os.path as osp
 import random
+import tempfile
 import time
 import traceback
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,6 +20,8 @@ from mmengine.optim import build_optim_wrapper
 
 from mmreid_usl.registry import DATASETS, MODELS
 from mmreid_usl.utils import register_all_modules
+from .data import ReferenceDataset, make_subset
+from .keymap import check_key_map, copy_weights, sub_state_dict
 
 register_all_modules(init_default_scope=True)
 # the harness prints its own tables; mmengine's INFO lines (weight
@@ -61,6 +65,58 @@ def build_model(cfg: Config, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def prepare_run(args, report, config: str, switches: Dict[str, object],
+                prefix: str) -> Tuple[str, str, Config, torch.nn.Module]:
+    """The work dir of a parity run (``--work-dir``, or a new temporary
+    folder named ``prefix...``), the subset in it (``--num-train`` /
+    ``--num-test`` images, recorded in the report's meta with the config)
+    and our seeded model of ``config`` with ``switches`` on the subset.
+
+    Returns:
+        tuple: ``(work, subset, cfg, model)``.
+    """
+    work = args.work_dir or tempfile.mkdtemp(prefix=prefix)
+    subset = osp.join(work, 'subset')
+    sizes = make_subset(args.data, subset, args.num_train, args.num_test)
+    report.meta.update(config=config, subset=sizes)
+    cfg = load_config(config, switches, subset)
+    return work, subset, cfg, build_model(cfg, args.seed)
+
+
+def check_encoder_key_maps(report, ours: torch.nn.Module,
+                           refs: Dict[str, Tuple[torch.nn.Module, str]],
+                           maps: Dict[str, Dict[str, str]],
+                           prefix: Dict[str, str]) -> None:
+    """One components entry per encoder: its key map is a bijection between
+    our tensors (under ``prefix[name]``) and the reference network's.
+
+    Args:
+        refs (dict): Our encoder name -> ``(reference network, its name in
+            the reference)``, e.g. ``{'momentum': (ref_m, 'model_ema')}``.
+        maps (dict): Our encoder name -> its key map.
+        prefix (dict): Our encoder name -> its state-dict prefix.
+    """
+    for name, (ref, ref_name) in refs.items():
+        problems = check_key_map(
+            sub_state_dict(ours, prefix[name]), ref.state_dict(), maps[name])
+        report.check(
+            'components', f'weights: key map is a bijection ({name} -> '
+            f'{ref_name})', not problems, f'{len(maps[name])} tensors'
+            if not problems else '; '.join(problems))
+
+
+def reset_weights(ours: torch.nn.Module, initial: Dict[str, torch.Tensor],
+                  refs: Dict[str, torch.nn.Module],
+                  maps: Dict[str, Dict[str, str]],
+                  prefix: Dict[str, str]) -> None:
+    """Back to the initial weights on both sides: ``initial`` loaded into
+    ours, then each of our encoders copied into the reference network that
+    carries it (``refs``: our encoder name -> that network)."""
+    ours.load_state_dict(initial)
+    for name, ref in refs.items():
+        copy_weights(ours, ref, maps[name], prefix[name])
+
+
 def build_dataset(cfg: Config, loader: str, pipeline_of: str = None):
     """The dataset of ``cfg[loader]``; ``pipeline_of`` takes the pipeline
     of another loader (e.g. the test pipeline for training with the
@@ -82,6 +138,107 @@ def our_inputs(model, dataset, indices: Sequence[int]) -> torch.Tensor:
     """Normalised input tensors of our pipeline + data preprocessor."""
     data = model.data_preprocessor(collate(dataset, indices), False)
     return data['inputs']
+
+
+def compare_input_tensors(report, ours, cfg: Config, subset: str, n: int,
+                          ref_inputs: Callable, name: str,
+                          note: str) -> Tuple[object, torch.Tensor]:
+    """The first ``n`` images of the subset through our test pipeline and
+    data preprocessor against the reference's test pipeline
+    (``ref_inputs(ReferenceDataset, indices)``), one components entry.
+
+    Returns:
+        tuple: ``(train_set, x)``: our clustering set and the reference's
+        tensors (the batch the components level feeds both sides).
+    """
+    ref_data = ReferenceDataset(subset)
+    train_set = build_dataset(cfg, 'cluster_dataloader')
+    idx = list(range(n))
+    x = ref_inputs(ref_data, idx)
+    report.compare('components', name, our_inputs(ours, train_set, idx), x,
+                   1e-5, note)
+    return train_set, x
+
+
+@torch.no_grad()
+def compare_eval_outputs(report, ours, ref_s: torch.nn.Module,
+                         ref_m: torch.nn.Module, x: torch.Tensor,
+                         pooling: str) -> torch.Tensor:
+    """Eval mode on both sides (the reference networks L2-normalise their
+    eval output): the student's pooled feature (``pooling``: its name in
+    the row) and the normalised outputs of our student and momentum
+    encoders against ``ref_s`` and ``ref_m``.
+
+    Returns:
+        torch.Tensor: Our normalised momentum output.
+    """
+    lv = 'components'
+    ours.eval()
+    ref_s.eval()
+    ref_m.eval()
+    pooled = ours.encoder.pooling(ours.encoder.backbone(x))
+    pooled = pooled[-1] if isinstance(pooled, (tuple, list)) else pooled
+    report.compare(lv, f'pooled feature (eval, {pooling})', pooled.flatten(1),
+                   ref_s.gap(ref_s.base(x)).flatten(1), 1e-5)
+    report.compare(lv, 'student output (eval, BNNeck, L2-normalised)',
+                   F.normalize(ours.extract_feat(x), dim=1), ref_s(x), 1e-5)
+    keys = F.normalize(ours.extract_feat(x, 'momentum'), dim=1)
+    report.compare(lv, 'momentum output (eval, L2-normalised)', keys,
+                   ref_m(x), 1e-5)
+    return keys
+
+
+def compare_ema_step(report, ours, ref_s: torch.nn.Module,
+                     ref_m: torch.nn.Module, maps: Dict[str, Dict[str, str]],
+                     prefix: Dict[str, str], seed: int,
+                     ref_step: Callable[[], None], params_note: str,
+                     buffers_note: str = '') -> None:
+    """One EMA step from a student that differs from the momentum encoder
+    (``N(0, 1)`` noise from a generator seeded ``seed`` added to our
+    student, which is then copied into ``ref_s``): our ``momentum_update``
+    against ``ref_step()`` (the reference's update of ``ref_m`` from
+    ``ref_s``). Compared: every momentum parameter, its change, and the BN
+    buffers, which neither side averages.
+
+    Args:
+        params_note (str): The reference's side in the note of the
+            parameters' entry (its alpha, which parameters there are).
+        buffers_note (str): Appended to the note of the buffers' entry.
+    """
+    lv = 'components'
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in ours.encoder.parameters():
+            p.add_(torch.randn(p.shape, generator=g))
+    copy_weights(ours, ref_s, maps['student'], prefix['student'])
+    before = copy.deepcopy(ours.state_dict())
+    ours.momentum_update()
+    ref_step()
+    mom = maps['momentum']
+    params = [k for k in mom if 'running' not in k and 'num_batches' not in k]
+    sd_o, sd_r = ours.state_dict(), ref_m.state_dict()
+    report.compare(
+        lv, 'EMA step: momentum parameters',
+        torch.cat([sd_o[k].double().flatten() for k in params]),
+        torch.cat([sd_r[mom[k]].double().flatten() for k in params]), 1e-5,
+        'student = momentum + N(0, 1) noise; ours momentum=0.001 '
+        '(mmengine convention), reference ' + params_note)
+    report.compare(
+        lv, 'EMA step: change of the momentum parameters',
+        torch.cat([(sd_o[k].double() - before[k].double()).flatten()
+                   for k in params]),
+        torch.cat([(sd_r[mom[k]].double() - before[k].double()).flatten()
+                   for k in params]), 1e-4,
+        'theta_m(after) - theta_m(before); float32 rounding of the two '
+        'formulas (lerp_ vs mul_ + add_)')
+    buffers = [k for k in mom if k not in params]
+    same_o = all(torch.equal(sd_o[k], before[k]) for k in buffers)
+    same_r = all(torch.equal(sd_r[mom[k]], before[k]) for k in buffers)
+    report.check(
+        lv, 'EMA step leaves the momentum BN buffers unchanged',
+        same_o and same_r,
+        f'ours {same_o}, reference {same_r}: only parameters are averaged '
+        "(momentum_buffer_mode='own')" + buffers_note)
 
 
 @torch.no_grad()
@@ -193,10 +350,24 @@ def step_precision(args, rt):
     return wide, torch.float64 if wide else torch.float32
 
 
-def our_train_steps(cfg: Config, ours: torch.nn.Module, dataset,
-                    batches: Sequence[Sequence[int]]):
+def to_precision(dtype: torch.dtype, ours: torch.nn.Module,
+                 *refs: torch.nn.Module) -> None:
+    """Both sides in ``dtype`` (after the weights were copied), our inputs
+    cast by the data preprocessor (:class:`CastInputs`)."""
+    ours.to(dtype)
+    for ref in refs:
+        ref.to(dtype)
+    ours.data_preprocessor = CastInputs(ours.data_preprocessor, dtype)
+
+
+def our_train_steps(cfg: Config,
+                    ours: torch.nn.Module,
+                    dataset,
+                    batches: Sequence[Sequence[int]],
+                    after_step: Optional[Callable[[dict], None]] = None):
     """Our side of the steps level: the Runner's ``train_step`` with the
-    config's optimiser wrapper on every batch.
+    config's optimiser wrapper on every batch, each followed by
+    ``after_step(log)`` when given (e.g. the EMA update of a hook).
 
     Returns:
         tuple: ``(optim_wrapper, norms, first_grads, losses)``: the gradient
@@ -212,7 +383,28 @@ def our_train_steps(cfg: Config, ours: torch.nn.Module, dataset,
     for b in batches:
         log = ours.train_step(collate(dataset, b), optim)
         losses.append(float(log['loss'].detach()))
+        if after_step is not None:
+            after_step(log)
     return optim, norms, grads, losses
+
+
+def reference_adam(dp: torch.nn.Module, net: torch.nn.Module,
+                   lr: float = 3.5e-4, weight_decay: float = 5e-4):
+    """The reference scripts' Adam (one parameter group per trainable
+    tensor of ``dp``, the DataParallel wrapper of ``net``), recording the
+    gradient norm before every step and the gradients of the first one (by
+    ``net``'s parameter names).
+
+    Returns:
+        tuple: ``(optimizer, norms, first_grads)``.
+    """
+    groups = [{'params': [v]} for _, v in dp.named_parameters()
+              if v.requires_grad]
+    optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    norms: List[float] = []
+    grads: Dict[str, torch.Tensor] = {}
+    record_grads(optimizer, dict(net.named_parameters()), norms, grads)
+    return optimizer, norms, grads
 
 
 def running_var_by_bn_mode(model: torch.nn.Module, x: torch.Tensor,
@@ -404,20 +596,98 @@ def compare_steps(report, args, key_map, before, ours, ref, losses_o,
         report.compare(lv, f'gradient norms, steps 2-{n}', norms_o[1:],
                        norms_r[1:], tol_n)
     sd_o, sd_r = ours.state_dict(), ref.state_dict()
+    compare_updates(
+        report, lv, f'parameter updates after {n} steps', before, sd_o, sd_r,
+        key_map, tol_n,
+        suffix=f' (lr {lr:g}), largest coordinate difference = max_abs')
+    compare_buffers(report, lv, f'BN running statistics after {n} steps',
+                    sd_o, sd_r, key_map, tol_n)
+
+
+def compare_updates(report,
+                    level: str,
+                    name: str,
+                    before: Dict[str, torch.Tensor],
+                    sd_o: Dict[str, torch.Tensor],
+                    sd_r: Dict[str, torch.Tensor],
+                    key_map: Dict[str, str],
+                    tol: float,
+                    what: str = '',
+                    suffix: str = '') -> None:
+    """One entry: how far our parameter updates from ``before`` (our names)
+    are from the reference's (:func:`update_diff` over the mapped
+    parameters, the BN buffers left out). The note defines ``max_rel``
+    (``what`` after the definition, e.g. what Δ is) and names the largest
+    reference update (``suffix`` after it)."""
     params = {k: t for k, t in key_map.items()
               if 'running' not in k and 'num_batches' not in k}
     upd = update_diff(before, sd_o, sd_r, params)
     report.record(
-        lv, f'parameter updates after {n} steps', upd['max_abs'],
-        upd['rel_l2'], tol_n,
-        f"max_rel = ||Δours - Δref||₂ / ||Δref||₂; largest update "
-        f"{upd['max_update']:.3g} (lr {lr:g}), largest "
-        'coordinate difference = max_abs')
+        level, name, upd['max_abs'], upd['rel_l2'], tol,
+        f'max_rel = ||Δours - Δref||₂ / ||Δref||₂{what}; largest update '
+        f"{upd['max_update']:.3g}{suffix}")
+
+
+def compare_buffers(report,
+                    level: str,
+                    name: str,
+                    sd_o: Dict[str, torch.Tensor],
+                    sd_r: Dict[str, torch.Tensor],
+                    key_map: Dict[str, str],
+                    tol: float,
+                    note: str = '') -> None:
+    """One entry: every BN running statistic (``running_mean`` /
+    ``running_var``) of the mapped tensors, ours against the reference's."""
     buffers = [k for k in key_map if 'running' in k]
     report.compare(
-        lv, f'BN running statistics after {n} steps',
-        torch.cat([sd_o[k].flatten() for k in buffers]),
-        torch.cat([sd_r[key_map[k]].flatten() for k in buffers]), tol_n)
+        level, name, torch.cat([sd_o[k].double().flatten() for k in buffers]),
+        torch.cat([sd_r[key_map[k]].double().flatten() for k in buffers]), tol,
+        note)
+
+
+def time_train_step(cfg: Config,
+                    ours: torch.nn.Module,
+                    data: dict,
+                    iters: int,
+                    after_step: Optional[Callable[[], None]] = None) -> float:
+    """Median seconds of our ``train_step`` on ``data`` with the config's
+    optimiser wrapper, each followed by ``after_step()`` when given (e.g.
+    the EMA update of a hook), over ``iters`` steps after one warm-up."""
+    optim = build_optimizer(cfg, ours)
+    ours.train()
+
+    def step() -> None:
+        ours.train_step(data, optim)
+        if after_step is not None:
+            after_step()
+
+    return time_per_iter(step, iters, warmup=1)
+
+
+def timing_rows(report, setting: str, t_ours: float, t_ref: float) -> None:
+    """The timing table: seconds per iteration of both sides in
+    ``setting``, and their ratio."""
+    for side, seconds in (('ours', t_ours), ('reference', t_ref)):
+        report.timing[side] = dict(s_per_iter=seconds, setting=setting)
+    report.timing['ours / reference'] = dict(s_per_iter=t_ours / t_ref,
+                                             setting='ratio')
+
+
+def run_scoped_levels(report, args, rt, levels: Dict[str, tuple]) -> None:
+    """:func:`run_levels` of ``--levels``, each level ``name -> (fn,
+    *fn_args)`` run as ``fn(*fn_args)`` with the patches it makes to the
+    reference undone at its end (``rt.scoped()``); then the shims applied
+    go to the report."""
+
+    def scoped(fn: Callable, *fn_args) -> None:
+        with rt.scoped():
+            fn(*fn_args)
+
+    run_levels(report, args.levels, {
+        name: (lambda call=call: scoped(*call))
+        for name, call in levels.items()
+    })
+    report.shims.extend(s for s in rt.applied if s not in report.shims)
 
 
 def run_levels(report, wanted: Sequence[str],

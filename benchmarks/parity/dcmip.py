@@ -42,13 +42,13 @@ are disabled on a CPU (no-op), which the report notes.
 import argparse
 import contextlib
 import copy
+import functools
 import os
 import os.path as osp
 import sys
-import tempfile
 import types
 from argparse import Namespace
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -60,9 +60,7 @@ from mmreid_usl.evaluation.functional import evaluate_rank
 from mmreid_usl.models.memories import InstanceProxyMemory
 from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 from . import common
-from .data import ReferenceDataset, make_subset
-from .keymap import (check_key_map, copy_weights, resnet_encoder_key_map,
-                     sub_state_dict)
+from .keymap import copy_weights, resnet_encoder_key_map, sub_state_dict
 from .report import ParityReport
 from .shims import CPUDataParallel, ReferenceRuntime, load_module_from_file
 
@@ -111,6 +109,9 @@ MARKET_SHIM = ('cm.CM_Hybrid.backward: the #Market1501 branch (its '
                'out, by compiling the reference\'s cm.py with the comment '
                'markers of those 6 lines swapped at run time (the '
                "-code config's update_modes=('hard', 'mean'))")
+#: Our loss terms, in the order of the reference's (``ClusterMemory`` of
+#: ``encoder``, of ``encoder_ema``).
+TERMS = ('loss_dcp', 'loss_mip')
 REPLAY_SHIM = ('np.random.choice of cm.CM_Hard.backward -> our slot order '
                '(slot k of a cluster <- its (k mod n)-th batch instance)')
 
@@ -148,10 +149,9 @@ def _ref_net(models_mod, ours, maps, which: str) -> nn.Module:
 
 def run(args: argparse.Namespace, report: ParityReport) -> None:
     """All levels of the DCMIP parity run."""
-    work = args.work_dir or tempfile.mkdtemp(prefix='parity_dcmip_')
-    subset = osp.join(work, 'subset')
-    sizes = make_subset(args.data, subset, args.num_train, args.num_test)
-    report.meta.update(config=CONFIG, subset=sizes)
+    work, subset, cfg, ours = common.prepare_run(args, report, CONFIG,
+                                                 _switch_values(),
+                                                 'parity_dcmip_')
     report.switches.update({k: v for k, (v, _) in SWITCHES.items()})
     report.switches.update({
         k: v for k, v in _switch_values().items()})
@@ -165,8 +165,6 @@ def run(args: argparse.Namespace, report: ParityReport) -> None:
         'The reference trains under torch.cuda.amp (autocast + GradScaler); '
         'on a CPU both are disabled (no-op): its float32 (float64) '
         'arithmetic is compared.')
-    cfg = common.load_config(CONFIG, _switch_values(), subset)
-    ours = common.build_model(cfg, args.seed)
     maps = _key_maps(ours)
     with ReferenceRuntime(args.reference, 'clustercontrast', args.device,
                           NUM_REPLICAS) as rt:
@@ -176,25 +174,19 @@ def run(args: argparse.Namespace, report: ParityReport) -> None:
             rt.import_module('clustercontrast.models.resnet'))
         ref_s = _ref_net(models_mod, ours, maps, 'student')
         ref_m = _ref_net(models_mod, ours, maps, 'momentum')
-        for name, ref in (('student', ref_s), ('momentum', ref_m)):
-            problems = check_key_map(
-                sub_state_dict(ours, PREFIX[name]), ref.state_dict(),
-                maps[name])
-            report.check(
-                'components', f'weights: key map is a bijection ({name} -> '
-                f"{'model_ema' if name == 'momentum' else 'model'})",
-                not problems, f'{len(maps[name])} tensors'
-                if not problems else '; '.join(problems))
-        levels = dict(
-            components=lambda: _scoped(rt, _components, args, report, rt,
-                                       cfg, ours, ref_s, ref_m, maps,
-                                       subset),
-            steps=lambda: _scoped(rt, _steps, args, report, rt, cfg, maps),
-            run=lambda: _scoped(rt, _short_run, args, report, rt, maps,
-                                work),
-            timing=lambda: _scoped(rt, _timing, args, report, rt, maps))
-        common.run_levels(report, args.levels, levels)
-        report.shims.extend(s for s in rt.applied if s not in report.shims)
+        common.check_encoder_key_maps(
+            report, ours, {
+                'student': (ref_s, 'model'),
+                'momentum': (ref_m, 'model_ema')
+            }, maps, PREFIX)
+        common.run_scoped_levels(
+            report, args, rt,
+            dict(
+                components=(_components, args, report, rt, cfg, ours, ref_s,
+                            ref_m, maps, subset),
+                steps=(_steps, args, report, rt, cfg, maps),
+                run=(_short_run, args, report, rt, maps, work),
+                timing=(_timing, args, report, rt, maps)))
 
 
 def _stub_tqdm(rt) -> None:
@@ -209,11 +201,6 @@ def _stub_tqdm(rt) -> None:
         rt.patch_item(sys.modules, 'tqdm', stub,
                       'stub module `tqdm` (progress bars of its evaluator; '
                       'not installed here): tqdm(it) = it')
-
-
-def _scoped(rt, fn, *args) -> None:
-    with rt.scoped():
-        fn(*args)
 
 
 def _note(rt, why: str) -> None:
@@ -371,48 +358,27 @@ def _ref_inputs(rt, dataset, indices):
     return next(iter(loader))[0]
 
 
-def _running(sd: dict, keys: Sequence[str]) -> torch.Tensor:
-    return torch.cat([sd[k].double().flatten() for k in keys])
-
-
 def _reset(ours, initial, ref_s, ref_m, maps) -> None:
-    ours.load_state_dict(initial)
-    copy_weights(ours, ref_s, maps['student'], PREFIX['student'])
-    copy_weights(ours, ref_m, maps['momentum'], PREFIX['momentum'])
+    common.reset_weights(ours, initial, {
+        'student': ref_s,
+        'momentum': ref_m
+    }, maps, PREFIX)
 
 
 def _components(args, report, rt, cfg, ours, ref_s, ref_m, maps,
                 subset) -> None:
     from . import cluster_contrast as cc
     lv = 'components'
-    ref_data = ReferenceDataset(subset)
-    train_set = common.build_dataset(cfg, 'cluster_dataloader')
     n = args.component_batch
-    idx = list(range(n))
     initial = copy.deepcopy(ours.state_dict())
     # -- inputs: our pipeline + data preprocessor vs torchvision's, 320x128
-    x = _ref_inputs(rt, ref_data, idx)
-    report.compare(
-        lv, f'input tensors (test pipeline {HEIGHT}x{WIDTH}, decode + '
-        'resize + normalise)', common.our_inputs(ours, train_set, idx), x,
-        1e-5, 'our -code pipeline (cv2 decode, PIL bicubic resize) vs PIL '
-        'decode + torchvision Resize(interpolation=3)')
+    train_set, x = common.compare_input_tensors(
+        report, ours, cfg, subset, n, functools.partial(_ref_inputs, rt),
+        f'input tensors (test pipeline {HEIGHT}x{WIDTH}, decode + resize + '
+        'normalise)', 'our -code pipeline (cv2 decode, PIL bicubic resize) '
+        'vs PIL decode + torchvision Resize(interpolation=3)')
     # -- eval mode (the reference normalises its eval output)
-    ours.eval()
-    ref_s.eval()
-    ref_m.eval()
-    with torch.no_grad():
-        pooled = ours.encoder.pooling(ours.encoder.backbone(x))
-        pooled = pooled[-1] if isinstance(pooled, (tuple, list)) else pooled
-        report.compare(lv, 'pooled feature (eval, GeM)', pooled.flatten(1),
-                       ref_s.gap(ref_s.base(x)).flatten(1), 1e-5)
-        report.compare(lv, 'student output (eval, BNNeck, L2-normalised)',
-                       F.normalize(ours.extract_feat(x), dim=1), ref_s(x),
-                       1e-5)
-        report.compare(
-            lv, 'momentum output (eval, L2-normalised)',
-            F.normalize(ours.extract_feat(x, 'momentum'), dim=1), ref_m(x),
-            1e-5)
+    common.compare_eval_outputs(report, ours, ref_s, ref_m, x, 'GeM')
     # -- train mode: 4 BN groups of 8 = 4 DataParallel replicas
     ours.train()
     dp_s, dp_m = nn.DataParallel(ref_s), nn.DataParallel(ref_m)
@@ -433,13 +399,9 @@ def _components(args, report, rt, cfg, ours, ref_s, ref_m, maps,
         "ours momentum_shuffle_bn=False; model_ema under DataParallel")
     sd_o = ours.state_dict()
     for name, ref in (('student', ref_s), ('momentum', ref_m)):
-        keys = [k for k in maps[name] if 'running' in k]
-        sd_r = ref.state_dict()
-        report.compare(
-            lv, f'{name} BN running statistics after one train forward',
-            _running(sd_o, keys),
-            torch.cat([sd_r[maps[name][k]].double().flatten()
-                       for k in keys]), 1e-5,
+        common.compare_buffers(
+            report, lv, f'{name} BN running statistics after one train '
+            'forward', sd_o, ref.state_dict(), maps[name], 1e-5,
             "every running_mean / running_var; ours with "
             "bn_running_stats='first_group'")
     feats_o, feats_r = raw_o.detach(), out_r.detach()
@@ -476,45 +438,18 @@ def _ema(args, report, rt, ours, ref_s, ref_m, maps) -> None:
     """One EMA step from a student that differs from the momentum
     encoder: our ``momentum_update`` vs the reference trainer's
     ``_update_ema_variables(encoder, encoder_ema, 0.999)``."""
-    lv = 'components'
     trainers = rt.import_module('clustercontrast.trainers')
-    g = torch.Generator().manual_seed(args.seed + 1)
-    with torch.no_grad():
-        for p in ours.encoder.parameters():
-            p.add_(torch.randn(p.shape, generator=g))
-    copy_weights(ours, ref_s, maps['student'], PREFIX['student'])
-    before = copy.deepcopy(ours.state_dict())
-    ours.momentum_update()
-    trainer = trainers.ClusterContrastTrainer_PCLMP(
-        nn.DataParallel(ref_s), nn.DataParallel(ref_m))
-    trainer._update_ema_variables(trainer.encoder, trainer.encoder_ema,
-                                  0.999)
-    mom = maps['momentum']
-    params = [k for k in mom if 'running' not in k and 'num_batches' not in k]
-    sd_o, sd_r = ours.state_dict(), ref_m.state_dict()
-    report.compare(
-        lv, 'EMA step: momentum parameters',
-        torch.cat([sd_o[k].double().flatten() for k in params]),
-        torch.cat([sd_r[mom[k]].double().flatten() for k in params]), 1e-5,
-        'student = momentum + N(0, 1) noise; ours momentum=0.001 '
-        '(mmengine convention), reference alpha 0.999; every parameter, '
-        'GeM p and the frozen BNNeck bias included')
-    report.compare(
-        lv, 'EMA step: change of the momentum parameters',
-        torch.cat([(sd_o[k].double() - before[k].double()).flatten()
-                   for k in params]),
-        torch.cat([(sd_r[mom[k]].double() - before[k].double()).flatten()
-                   for k in params]), 1e-4,
-        'theta_m(after) - theta_m(before); float32 rounding of the two '
-        'formulas (lerp_ vs mul_ + add_)')
-    buffers = [k for k in mom if k not in params]
-    same_o = all(torch.equal(sd_o[k], before[k]) for k in buffers)
-    same_r = all(torch.equal(sd_r[mom[k]], before[k]) for k in buffers)
-    report.check(
-        lv, 'EMA step leaves the momentum BN buffers unchanged',
-        same_o and same_r,
-        f'ours {same_o}, reference {same_r}: only parameters are averaged '
-        "(momentum_buffer_mode='own')")
+
+    def ref_step() -> None:
+        trainer = trainers.ClusterContrastTrainer_PCLMP(
+            nn.DataParallel(ref_s), nn.DataParallel(ref_m))
+        trainer._update_ema_variables(trainer.encoder, trainer.encoder_ema,
+                                      0.999)
+
+    common.compare_ema_step(
+        report, ours, ref_s, ref_m, maps, PREFIX, args.seed + 1, ref_step,
+        'alpha 0.999; every parameter, GeM p and the frozen BNNeck bias '
+        'included')
 
 
 def _synthetic_bank(feats: torch.Tensor, seed: int) -> Tuple[torch.Tensor,
@@ -595,13 +530,18 @@ def _memories_and_losses(args, report, rt, cfg, ours, feats_o, feats_r,
                    q_o.grad, q_r.grad, 1e-5,
                    'both normalise the raw post-BNNeck feature first')
     normed = F.normalize(feats_o, dim=1)
+
+    def compare_update(mem, branch: str, ref_features, note: str) -> None:
+        mem.update(normed, labels_b)
+        report.compare(lv, f'cluster proxies after one update, {branch}',
+                       mem.features.reshape(-1, dim), ref_features, 1e-5,
+                       note)
+
     committed = copy.deepcopy(dcp)
     for proxy, mode in zip(committed.proxies, ('momentum', 'mean')):
         proxy.update_mode = mode
-    committed.update(normed, labels_b)
-    report.compare(
-        lv, 'cluster proxies after one update, committed #MSMT17 branch',
-        committed.features.reshape(-1, dim), mem1.features, 1e-5,
+    compare_update(
+        committed, 'committed #MSMT17 branch', mem1.features,
         "ours update_modes=('momentum', 'mean') (sequential per image, "
         'batch mean) vs the reference as committed')
     # -- stage 2: CMhard memory, #Market1501 branch, replayed slot draws
@@ -634,10 +574,8 @@ def _memories_and_losses(args, report, rt, cfg, ours, feats_o, feats_r,
                        p1.grad, q1.grad, 1e-5)
         report.compare(lv, 'L_MIP gradient w.r.t. the raw feature',
                        p2.grad, q2.grad, 1e-5)
-        dcp.update(normed, labels_b)
-        report.compare(
-            lv, 'cluster proxies after one update, #Market1501 branch',
-            dcp.features.reshape(-1, dim), mem2.features, 1e-5,
+        compare_update(
+            dcp, '#Market1501 branch', mem2.features,
             "ours update_modes=('hard', 'mean') (-code) vs the reference's "
             'cm.py with that branch enabled at run time')
         ins_default = copy.deepcopy(ins)
@@ -701,47 +639,16 @@ def _memories_and_losses(args, report, rt, cfg, ours, feats_o, feats_r,
 def _bn_deviation(report, ours, x, initial) -> None:
     """Our default (every BN group moves the statistics) against the
     DataParallel behaviour, after one student train forward."""
-    out = {}
-    for mode in ('every_group', 'first_group'):
-        ours.load_state_dict(initial)
-        ours.bn_running_stats = mode
-        ours.train()
-        with torch.no_grad():
-            ours.student_forward(x)
-        out[mode] = torch.cat([
-            v.flatten() for k, v in ours.state_dict().items()
-            if k.startswith('encoder.') and 'running_var' in k
-        ])
+    out = common.running_var_by_bn_mode(ours, x, initial, prefix='encoder.')
     ours.bn_running_stats = 'first_group'
-    rel = float((out['every_group'] - out['first_group']).abs().max() /
-                out['first_group'].abs().max())
-    report.deviation(
-        'BN running statistics of grouped forwards',
-        "model.bn_running_stats='first_group'",
-        'max rel. diff. of running_var after one train forward', rel, 0.0,
-        'every group moves the statistics (4 updates per forward instead '
-        'of 1; online and momentum); changes eval features only')
+    common.report_bn_deviation(
+        report, out, 'every group moves the statistics (4 updates per '
+        'forward instead of 1; online and momentum); changes eval features '
+        'only')
 
 
 # ----------------------------------------------------------------------
 # training steps
-class _FixedLoader:
-    """The reference trainer's IterLoader interface over fixed batches."""
-
-    def __init__(self, inputs, labels) -> None:
-        self.inputs, self.labels = inputs, labels
-        self.i = 0
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def next(self):
-        imgs, pids = self.inputs[self.i], self.labels[self.i]
-        self.i += 1
-        n = len(imgs)
-        return imgs, [''] * n, pids, torch.zeros(n), torch.arange(n)
-
-
 def _recording_memory(mem) -> Dict[str, List[float]]:
     """Every value ``mem.forward`` returns, by ``model_name``."""
     store: Dict[str, List[float]] = {'encoder': [], 'encoder_ema': []}
@@ -769,11 +676,9 @@ def _default_dtype(dtype: torch.dtype):
 def _steps(args, report, rt, cfg, maps) -> None:
     """N optimiser steps of stage 2 (L_DCP + L_MIP, memory updates, the
     EMA forward and update) from the same weights on the same batches."""
+    from .cluster_contrast import _FixedLoader
     lv = 'steps'
-    wide = args.step_precision == 'fp64'
-    dtype = torch.float64 if wide else torch.float32
-    if wide:
-        rt.cuda_shims(torch.float64)
+    _, dtype = common.step_precision(args, rt)
     trainers = rt.import_module('clustercontrast.trainers')
     cm = rt.import_module('clustercontrast.models.cm')
     models_mod = rt.import_module('clustercontrast.models')
@@ -788,11 +693,7 @@ def _steps(args, report, rt, cfg, maps) -> None:
     feats = common.extract(ours, train_set)
     labels = DBSCANClusterer(eps=args.eps, min_samples=4)(
         dist=JaccardDistance(k1=30, k2=6)(feats))
-    ours.to(dtype)
-    ref_s.to(dtype)
-    ref_m.to(dtype)
-    ours.data_preprocessor = common.CastInputs(ours.data_preprocessor,
-                                               dtype)
+    common.to_precision(dtype, ours, ref_s, ref_m)
     bank = feats.to(dtype)
     result = PseudoLabelResult.from_labels(
         labels, {'student': bank, 'momentum': bank}, cluster_encoder='student',
@@ -819,28 +720,18 @@ def _steps(args, report, rt, cfg, maps) -> None:
     inputs = [common.our_inputs(ours, train_set, b) for b in batches]
     # -- ours: train_step with the config's optimiser, then the EMA update
     #    of the MomentumUpdateHook
-    optim = common.build_optimizer(cfg, ours)
-    norms_o: List[float] = []
-    grads_o: Dict[str, torch.Tensor] = {}
-    common.record_grads(optim.optimizer, dict(ours.named_parameters()),
-                        norms_o, grads_o)
-    ours.train()
-    terms_o = []
-    for b in batches:
-        log = ours.train_step(common.collate(train_set, b), optim)
+    terms_o: List[Dict[str, float]] = []
+
+    def after_step(log: dict) -> None:
         ours.momentum_update()
-        terms_o.append({t: float(log[t].detach())
-                        for t in ('loss_dcp', 'loss_mip')})
+        terms_o.append({t: float(log[t].detach()) for t in TERMS})
+
+    _, norms_o, grads_o, _ = common.our_train_steps(cfg, ours, train_set,
+                                                    batches, after_step)
     # -- reference: ClusterContrastTrainer_PCLMP, Adam with one group per
     #    tensor (main_worker_stage2)
     dp_s, dp_m = nn.DataParallel(ref_s), nn.DataParallel(ref_m)
-    params = [{'params': [v]} for _, v in dp_s.named_parameters()
-              if v.requires_grad]
-    opt_r = torch.optim.Adam(params, lr=3.5e-4, weight_decay=5e-4)
-    norms_r: List[float] = []
-    grads_r: Dict[str, torch.Tensor] = {}
-    common.record_grads(opt_r, dict(ref_s.named_parameters()), norms_r,
-                        grads_r)
+    opt_r, norms_r, grads_r = common.reference_adam(dp_s, ref_s)
     store = _recording_memory(mem_r)
     trainer = trainers.ClusterContrastTrainer_PCLMP(dp_s, dp_m, mem_r)
     loader = _FixedLoader(inputs, [result.labels[b] for b in batches])
@@ -864,21 +755,12 @@ def _steps(args, report, rt, cfg, maps) -> None:
                        '(encoder_ema)')
     n = len(batches)
     sd_o, sd_r = ours.state_dict(), ref_m.state_dict()
-    mom = maps['momentum']
-    upd = common.update_diff(
-        before, sd_o, sd_r,
-        {k: t for k, t in mom.items()
-         if 'running' not in k and 'num_batches' not in k})
-    report.record(
-        lv, f'momentum encoder: parameter updates after {n} EMA steps',
-        upd['max_abs'], upd['rel_l2'], tol_n,
-        "max_rel = ||Δours - Δref||₂ / ||Δref||₂; largest update "
-        f"{upd['max_update']:.3g}")
-    buffers = [k for k in mom if 'running' in k]
-    report.compare(
-        lv, f'momentum encoder: BN running statistics after {n} steps',
-        torch.cat([sd_o[k].flatten() for k in buffers]),
-        torch.cat([sd_r[mom[k]].flatten() for k in buffers]), tol_n,
+    common.compare_updates(
+        report, lv, f'momentum encoder: parameter updates after {n} EMA '
+        'steps', before, sd_o, sd_r, maps['momentum'], tol_n)
+    common.compare_buffers(
+        report, lv, f'momentum encoder: BN running statistics after {n} '
+        'steps', sd_o, sd_r, maps['momentum'], tol_n,
         'one EMA forward per step, contiguous chunks')
     report.compare(
         lv, f'cluster proxies (DCP) after {n} steps',
@@ -907,8 +789,11 @@ def _short_run(args, report, rt, maps, work) -> None:
     ``main_worker_stage1`` + ``main_worker_stage2`` of the reference's
     training script (one epoch each), on the run's own subset."""
     from .short_run import (Recorder, call_reference_main,
-                            our_map, record_ours, replay_sampler,
-                            run_overrides, train_ours,
+                            momentum_run_overrides, our_map,
+                            patch_reference_run, record_ours,
+                            record_reference_failure, recording_classes,
+                            reference_loader_args, replay_sampler,
+                            run_subset, save_initial, train_ours,
                             transforms_without_augmentation)
     lv = 'run'
     script = _script(rt)
@@ -916,12 +801,9 @@ def _short_run(args, report, rt, maps, work) -> None:
     wide = args.run_precision == 'fp64'
     dtype = torch.float64 if wide else torch.float32
     batch, k = args.run_batch, NUM_INSTANCES
-    subset = osp.join(work, 'subset_run')
-    make_subset(args.data, subset, args.run_images, args.num_test)
-    overrides = run_overrides(batch, args.run_iters, args.eps, k,
-                              NUM_REPLICAS)
+    subset = run_subset(args, work)
+    overrides = momentum_run_overrides(args, batch, k, NUM_REPLICAS)
     overrides.update({
-        'model.momentum_bn_group_size': batch // NUM_REPLICAS,
         'model.ins_start_epoch': 1,
         'model.instance_memory.num_instances': k,
         'custom_hooks': [dict(type='OptimizerResetHook', epochs=[1])],
@@ -931,13 +813,10 @@ def _short_run(args, report, rt, maps, work) -> None:
             dict(type='StepLR', step_size=20, gamma=0.1, by_epoch=True,
                  begin=1, end=2),
         ],
-        'randomness.seed': args.seed,
-        'train_dataloader.sampler.seed': args.seed,
     })
     cfg = common.load_config(CONFIG, _switch_values(overrides), subset)
-    init = common.build_model(cfg, args.seed)
     init_ckpt = osp.join(work, 'init_dcmip.pth')
-    torch.save({'state_dict': init.state_dict()}, init_ckpt)
+    init = save_initial(cfg, args.seed, init_ckpt)
 
     def memories(model) -> dict:
         ins = model.instance_memory
@@ -960,19 +839,13 @@ def _short_run(args, report, rt, maps, work) -> None:
                 for src in ('student', 'momentum')}
     # -- reference
     ref_rec = Recorder()
-    data = ReferenceDataset(subset)
-    train_paths = [f for f, _, _ in data.train]
     created: List[nn.Module] = []
-    models_mod = script.models
-    create = models_mod.create
 
-    def create_with_our_weights(name, *a, **kw):
+    def with_our_weights(net: nn.Module) -> None:
         # stage 1 builds model; stage 2 model and model_ema, then loads the
         # stage-1 checkpoint into both
-        net = create(name, *a, **kw)
         copy_weights(init, net, maps['student'], PREFIX['student'])
         created.append(net)
-        return net
 
     replay = ReplayChoice()
     seed = cfg.model.instance_memory.get('seed', 0)
@@ -999,14 +872,9 @@ def _short_run(args, report, rt, maps, work) -> None:
                 ref_rec.terms[-1]['loss_mip'] = float(loss)
             return loss
 
-    class RecordingDBSCAN(script.DBSCAN):
-
-        def fit_predict(self, X, y=None, sample_weight=None):
-            labels = super().fit_predict(X)
-            ref_rec.labels.append(np.asarray(labels).copy())
-            return labels
-
     maps_r: List[float] = []
+    RecordingDBSCAN, RecordingEvaluator = recording_classes(
+        script, ref_rec, maps_r)
     # the reference's evaluation features, ranked below by the one ranking
     # function both sides share (its own mAP ranks float64 distances, ours
     # float32 ones: near-ties then order differently on the two sides)
@@ -1023,27 +891,10 @@ def _short_run(args, report, rt, maps, work) -> None:
                 query=list(query), gallery=list(gallery)))
         return out
 
-    class RecordingEvaluator(script.Evaluator):
-
-        def evaluate(self, *a, **kw):
-            out = super().evaluate(*a, **kw)
-            maps_r.append(float(out[1] if isinstance(out, tuple) else out))
-            return out
-
     recording = ('recording subclasses of ClusterMemory / DBSCAN / '
                  'Evaluator (values read, nothing changed)')
-    rt.patch(models_mod, 'create', create_with_our_weights,
-             'model factory: our initial weights copied in after creation')
-    rt.patch(script, 'get_data', lambda name, data_dir: data,
-             'dataset factory -> the CUHK03 subset (open-reid style lists)')
-    jaccard = script.compute_jaccard_distance
-
-    def jaccard_cpu(features, *a, **kw):
-        return jaccard(features.float(), *a, search_option=3, **kw)
-
-    rt.patch(script, 'compute_jaccard_distance', jaccard_cpu,
-             'faiss GPU kNN (search_option=0) -> faiss CPU IndexFlatL2 '
-             '(search_option=3, exact as well), on float32 features')
+    _, train_paths = patch_reference_run(rt, script, subset,
+                                         with_our_weights)
     if wide:
         rt.cuda_shims(torch.float64)
     use_market1501(rt, cm)
@@ -1062,17 +913,16 @@ def _short_run(args, report, rt, maps, work) -> None:
     rt.patch(ev_mod, 'pairwise_distance', recording_pairwise,
              'evaluation distance: the query / gallery features recorded '
              '(values unchanged)')
-    logs = osp.join(work, 'ref_run')
     ref_args = Namespace(
-        dataset='subset', data_dir=work, batch_size=batch, workers=0,
-        height=HEIGHT, width=WIDTH, num_instances=k, eps=args.eps,
-        eps_gap=0.02, k1=30, k2=6, arch='resnet50', features=0, dropout=0,
-        momentum=0.1, memorybank='CMhybrid', smooth=0, lr=0.00035,
+        dataset='subset', **reference_loader_args(work, batch, k, HEIGHT,
+                                                  WIDTH),
+        eps=args.eps, eps_gap=0.02, k1=30, k2=6, arch='resnet50', features=0,
+        dropout=0, momentum=0.1, memorybank='CMhybrid', smooth=0, lr=0.00035,
         weight_decay=5e-4, epochs_stage1=1, epochs_stage2=1,
         iters_stage1=args.run_iters, iters_stage2=args.run_iters,
         step_size=20, seed=args.seed, print_freq=10**6, eval_step=10**6,
-        temp=0.05, logs_dir=logs, pooling_type='gem', use_hard=False,
-        no_cam=False)
+        temp=0.05, logs_dir=osp.join(work, 'ref_run'), pooling_type='gem',
+        use_hard=False, no_cam=False)
     for stage in (script.main_worker_stage1, script.main_worker_stage2):
         error = call_reference_main(stage, ref_args, dtype)
         if error is not None and stage is script.main_worker_stage2 and \
@@ -1085,9 +935,8 @@ def _short_run(args, report, rt, maps, work) -> None:
                 'beat the stage-1 mAP: best_mAP is shared by the stages); '
                 'everything compared was recorded before it.')
         elif error is not None:
-            report.check(lv, f'reference {stage.__name__} completed', False,
-                         f'{type(error).__name__}: {error}'[:300] +
-                         ' (what was recorded until then is compared below)')
+            record_reference_failure(report, error,
+                                     f'reference {stage.__name__} completed')
             break
     tol = common.STEP_TOLS['fp64'][1] if wide else args.step_tol
     for e, (a, b) in enumerate(zip(ours_rec.labels, ref_rec.labels)):
@@ -1104,37 +953,27 @@ def _short_run(args, report, rt, maps, work) -> None:
     if len(ours_rec.labels) != len(ref_rec.labels):
         report.check(lv, 'number of clusterings', False,
                      f'{len(ours_rec.labels)} vs {len(ref_rec.labels)}')
-    names = ('loss_dcp', 'loss_mip')
     report.compare(
         lv, f'loss terms of every iteration ({len(ref_rec.terms)})',
-        [[t.get(m, 0.0) for m in names] for t in ours_rec.terms],
-        [[t.get(m, 0.0) for m in names] for t in ref_rec.terms], tol,
+        [[t.get(m, 0.0) for m in TERMS] for t in ours_rec.terms],
+        [[t.get(m, 0.0) for m in TERMS] for t in ref_rec.terms], tol,
         'L_DCP, L_MIP (0 in stage 1)')
-    student, ema = created[-2], created[-1]
-    init_sd = init.state_dict()
-    for name, net in (('student', student), ('momentum', ema)):
+    init_sd, sd_o = init.state_dict(), ours.state_dict()
+    for name, net in (('student', created[-2]), ('momentum', created[-1])):
         # both sides start from ``init``: compare what training changed,
         # relative to the size of the change (as the steps level does); a
         # tensor's own max is no scale for a zero-initialised BN bias
-        sd_o = ours.state_dict()
         sd_r = net.state_dict()
         before = {k: init_sd[PREFIX['student'] + k[len(PREFIX[name]):]]
                   for k in maps[name]}
-        params = {k: t for k, t in maps[name].items()
-                  if 'running' not in k and 'num_batches' not in k}
-        upd = common.update_diff(before, sd_o, sd_r, params)
-        report.record(
-            lv, f'final {name} parameters: updates over the run',
-            upd['max_abs'], upd['rel_l2'], tol,
-            "max_rel = ||Δours - Δref||₂ / ||Δref||₂ (Δ = final - initial); "
-            f"largest update {upd['max_update']:.3g}; reference "
-            f"{'model' if name == 'student' else 'model_ema'} of stage 2")
-        buffers = [k for k in maps[name] if 'running' in k]
-        report.compare(
-            lv, f'final {name} BN running statistics',
-            torch.cat([sd_o[k].double().flatten() for k in buffers]),
-            torch.cat([sd_r[maps[name][k]].double().flatten()
-                       for k in buffers]), tol)
+        common.compare_updates(
+            report, lv, f'final {name} parameters: updates over the run',
+            before, sd_o, sd_r, maps[name], tol, ' (Δ = final - initial)',
+            f"; reference {'model' if name == 'student' else 'model_ema'} "
+            'of stage 2')
+        common.compare_buffers(report, lv,
+                               f'final {name} BN running statistics', sd_o,
+                               sd_r, maps[name], tol)
     # the reference evaluates model after stage 1, model and model_ema
     # after stage 2 (then the best again): its features of those two are
     # ranked by our evaluate_rank, as ours are
@@ -1247,14 +1086,8 @@ def _timing(args, report, rt, maps) -> None:
         labels.numpy(), {'student': bank, 'momentum': bank},
         cluster_encoder='student', epoch=STAGE2_EPOCH)
     ours.set_pseudo_labels(result)
-    optim = common.build_optimizer(cfg, ours)
-    ours.train()
-
-    def step_ours():
-        ours.train_step(data, optim)
-        ours.momentum_update()
-
-    t_ours = median_step_time(step_ours, args.timing_iters)
+    t_ours = common.time_train_step(cfg, ours, data, args.timing_iters,
+                                    ours.momentum_update)
     cm = rt.import_module('clustercontrast.models.cm')
     trainers = rt.import_module('clustercontrast.trainers')
     use_market1501(rt, cm)
@@ -1282,10 +1115,7 @@ def _timing(args, report, rt, maps) -> None:
                f'{batch // k} x {k} (BN groups of {per_gpu}), random '
                f'images, {args.device}, {torch.get_num_threads()} threads, '
                f'median of {args.timing_iters} after 1 warm-up')
-    report.timing['ours'] = dict(s_per_iter=t_ours, setting=setting)
-    report.timing['reference'] = dict(s_per_iter=t_ref, setting=setting)
-    report.timing['ours / reference'] = dict(s_per_iter=t_ours / t_ref,
-                                             setting='ratio')
+    common.timing_rows(report, setting, t_ours, t_ref)
 
 
 def maps_for(ours: nn.Module) -> Dict[str, Dict[str, str]]:

@@ -18,7 +18,7 @@ import sys
 import traceback
 import types
 from argparse import Namespace
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -342,6 +342,17 @@ def call_reference_main(main: Callable,
     return None
 
 
+def record_reference_failure(
+        report,
+        error: BaseException,
+        name: str = 'reference training script completed') -> None:
+    """A reference entry point's exception as a failed check ``name`` of
+    the run level (what was recorded until then is still compared)."""
+    report.check('run', name, False,
+                 f'{type(error).__name__}: {error}'[:300] +
+                 ' (what was recorded until then is compared below)')
+
+
 def run_reference_main(report, main: Callable, args,
                        dtype: torch.dtype = torch.float32
                        ) -> Optional[BaseException]:
@@ -349,18 +360,117 @@ def run_reference_main(report, main: Callable, args,
     of the run level (what was recorded until then is still compared)."""
     error = call_reference_main(main, args, dtype)
     if error is not None:
-        report.check('run', 'reference training script completed', False,
-                     f'{type(error).__name__}: {error}'[:300] +
-                     ' (what was recorded until then is compared below)')
+        record_reference_failure(report, error)
     return error
 
 
-def reference_loader_args(work: str, batch: int, k: int) -> dict:
+def reference_loader_args(work: str,
+                          batch: int,
+                          k: int,
+                          height: int = 256,
+                          width: int = 128) -> dict:
     """The data-loading options of a reference training script: the subset
-    in ``work``, batches of ``batch`` = P x ``k``, 256 x 128 images, no
-    worker process."""
-    return dict(data_dir=work, batch_size=batch, workers=0, height=256,
-                width=128, num_instances=k)
+    in ``work``, batches of ``batch`` = P x ``k``, ``height`` x ``width``
+    images, no worker process."""
+    return dict(data_dir=work, batch_size=batch, workers=0, height=height,
+                width=width, num_instances=k)
+
+
+def run_subset(args, work: str) -> str:
+    """The short run's own subset in ``work`` (``--run-images`` training,
+    ``--num-test`` test images: float64 feature extraction runs at a few
+    images per second on a CPU)."""
+    subset = osp.join(work, 'subset_run')
+    make_subset(args.data, subset, args.run_images, args.num_test)
+    return subset
+
+
+def momentum_run_overrides(args, batch: int, k: int,
+                           num_replicas: int) -> Dict[str, object]:
+    """:func:`run_overrides` of a method with a momentum encoder: its
+    forwards in the BN groups of the student's, our Runner and sampler
+    seeded by ``--seed``."""
+    overrides = run_overrides(batch, args.run_iters, args.eps, k,
+                              num_replicas)
+    overrides.update({
+        'model.momentum_bn_group_size': batch // num_replicas,
+        'randomness.seed': args.seed,
+        'train_dataloader.sampler.seed': args.seed,
+    })
+    return overrides
+
+
+def save_initial(cfg, seed: int, path: str) -> torch.nn.Module:
+    """Our seeded model of ``cfg``, its weights saved at ``path`` (the
+    ``load_from`` of our run; the reference's networks get them copied
+    in)."""
+    init = common.build_model(cfg, seed)
+    torch.save({'state_dict': init.state_dict()}, path)
+    return init
+
+
+#: The shim of a reference's model factory that gives its networks our
+#: initial weights.
+OUR_WEIGHTS = 'model factory: our initial weights copied in after creation'
+
+
+def patch_reference_run(
+        rt,
+        script,
+        subset: str,
+        on_create: Callable[[torch.nn.Module], None],
+        why: str = OUR_WEIGHTS) -> Tuple[ReferenceDataset, List[str]]:
+    """The inputs of a reference training script: its model factory
+    (``script.models.create``; every network it creates is passed to
+    ``on_create``, which gives it our initial weights), its dataset
+    factory (``get_data`` -> the subset as open-reid style lists) and its
+    Jaccard distance (faiss on the CPU:
+    :func:`common.patch_jaccard_faiss_cpu`).
+
+    Returns:
+        tuple: ``(data, train_paths)``: the reference's dataset of the
+        subset and the paths of its training images, in its order.
+    """
+    data = ReferenceDataset(subset)
+    create = script.models.create
+
+    def create_with_our_weights(name, *a, **kw):
+        net = create(name, *a, **kw)
+        on_create(net)
+        return net
+
+    rt.patch(script.models, 'create', create_with_our_weights, why)
+    rt.patch(script, 'get_data', lambda name, data_dir: data,
+             'dataset factory -> the CUHK03 subset (open-reid style lists)')
+    common.patch_jaccard_faiss_cpu(rt, script)
+    return data, [f for f, _, _ in data.train]
+
+
+def recording_classes(script, rec: Recorder,
+                      maps: List[float]) -> Tuple[type, type]:
+    """Subclasses of the script's ``DBSCAN`` and ``Evaluator`` that record
+    (nothing changed) the labels of every clustering (``rec.labels``) and
+    the mAP of every evaluation (``maps``).
+
+    Returns:
+        tuple: ``(RecordingDBSCAN, RecordingEvaluator)``.
+    """
+
+    class RecordingDBSCAN(script.DBSCAN):
+
+        def fit_predict(self, X, y=None, sample_weight=None):
+            labels = super().fit_predict(X)
+            rec.labels.append(np.asarray(labels).copy())
+            return labels
+
+    class RecordingEvaluator(script.Evaluator):
+
+        def evaluate(self, *a, **kw):
+            out = super().evaluate(*a, **kw)
+            maps.append(float(out[1] if isinstance(out, tuple) else out))
+            return out
+
+    return RecordingDBSCAN, RecordingEvaluator
 
 
 def short_run_cluster_contrast(args, report, rt, key_map, subset, work,

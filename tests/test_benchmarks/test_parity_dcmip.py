@@ -3,6 +3,8 @@
 run-time source transform of the proxy-update branch, the replay of the
 instance-proxy draws and the comparators, with our own model on both sides
 and with deliberately perturbed copies (which must fail)."""
+import argparse
+import contextlib
 import copy
 import os.path as osp
 import sys
@@ -241,3 +243,117 @@ def test_run_knows_dcmip(tmp_path):
     assert run.METHODS['dcmip'][0] == 'parity.dcmip'
     with pytest.raises(SystemExit, match='not a folder'):
         run.main(['dcmip', '--reference', str(tmp_path / 'no')])
+
+
+# ----------------------------------------------------------------------
+# the shared row helpers the DCMIP levels use (common.py)
+def _reference_pair(ours, maps):
+    refs = {name: _OpenReIDStyle() for name in dcmip.PREFIX}
+    common.reset_weights(ours, copy.deepcopy(ours.state_dict()), refs, maps,
+                         dcmip.PREFIX)
+    return refs
+
+
+def test_ema_step_rows_with_the_reference_formula_and_perturbed():
+    _, ours = _code_model()
+    maps = dcmip.maps_for(ours)
+    initial = copy.deepcopy(ours.state_dict())
+    for alpha, passes in ((0.999, True), (0.99, False)):
+        ours.load_state_dict(initial)
+        refs = _reference_pair(ours, maps)
+
+        def ema_step():
+            # the reference's _update_ema_variables: every parameter
+            with torch.no_grad():
+                for m, s in zip(refs['momentum'].parameters(),
+                                refs['student'].parameters()):
+                    m.mul_(alpha).add_(s, alpha=1 - alpha)
+
+        rep = ParityReport('dcmip')
+        common.compare_ema_step(rep, ours, refs['student'],
+                                refs['momentum'], maps, dcmip.PREFIX, 1,
+                                ema_step, f'alpha {alpha}')
+        rows = rep.levels['components']
+        assert list(rows) == [
+            'EMA step: momentum parameters',
+            'EMA step: change of the momentum parameters',
+            'EMA step leaves the momentum BN buffers unchanged'
+        ]
+        assert rows['EMA step: momentum parameters']['note'].endswith(
+            f'reference alpha {alpha}')
+        assert rows['EMA step leaves the momentum BN buffers unchanged'][
+            'pass']
+        assert rep.passed is passes
+
+
+def test_update_and_buffer_rows_and_perturbed():
+    _, ours = _code_model()
+    maps = dcmip.maps_for(ours)
+    refs = _reference_pair(ours, maps)
+    before = copy.deepcopy(ours.state_dict())
+    with torch.no_grad():
+        for p in ours.encoder.parameters():
+            p.add_(1e-3)
+        for p in refs['student'].parameters():
+            p.add_(1e-3)
+    rep = ParityReport('dcmip')
+    sd_o, sd_r = ours.state_dict(), refs['student'].state_dict()
+    common.compare_updates(rep, 'steps', 'updates', before, sd_o, sd_r,
+                           maps['student'], 1e-8, ' (what)', '; suffix')
+    common.compare_buffers(rep, 'steps', 'buffers', sd_o, sd_r,
+                           maps['student'], 1e-8, 'note')
+    rows = rep.levels['steps']
+    assert rows['updates']['max_abs'] < 1e-6 and rep.passed
+    assert rows['updates']['note'] == ('max_rel = ||Δours - Δref||₂ / '
+                                       '||Δref||₂ (what); largest update '
+                                       '0.001; suffix')
+    with torch.no_grad():
+        refs['student'].feat_bn.weight.add_(1e-3)
+        refs['student'].feat_bn.running_var.add_(1e-3)
+    sd_r = refs['student'].state_dict()
+    common.compare_updates(rep, 'steps', 'perturbed updates', before, sd_o,
+                           sd_r, maps['student'], 1e-3)
+    common.compare_buffers(rep, 'steps', 'perturbed buffers', sd_o, sd_r,
+                           maps['student'], 1e-4)
+    assert not rows['perturbed updates']['pass']
+    assert not rows['perturbed buffers']['pass']
+
+
+def test_scoped_levels_undo_their_patches_and_report_failures():
+    holder = type('Holder', (), {'value': 1})
+
+    class Runtime:
+        applied = []
+
+        @contextlib.contextmanager
+        def scoped(self):
+            old = holder.value
+            try:
+                yield
+            finally:
+                holder.value = old
+
+    seen = []
+
+    def level(name, fail=False):
+        holder.value = name
+        Runtime.applied.append(f'shim of {name}')
+        seen.append(name)
+        if fail:
+            raise RuntimeError('broken')
+
+    rep = ParityReport('dcmip')
+    args = argparse.Namespace(levels=['components', 'run'])
+    common.run_scoped_levels(
+        rep, args, Runtime(),
+        dict(components=(level, 'components'), steps=(level, 'steps'),
+             run=(level, 'run', True)))
+    assert seen == ['components', 'run'] and holder.value == 1
+    assert rep.shims == ['shim of components', 'shim of run']
+    assert not rep.levels['run']['run level completed']['pass']
+    common.timing_rows(rep, 'setting', 2.0, 4.0)
+    assert rep.timing == {
+        'ours': dict(s_per_iter=2.0, setting='setting'),
+        'reference': dict(s_per_iter=4.0, setting='setting'),
+        'ours / reference': dict(s_per_iter=0.5, setting='ratio')
+    }
