@@ -4,12 +4,12 @@ import glob
 import json
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
+from free_port import free_port
 
 from mmreid_usl.engine.checkpointing import setup_runtime  # noqa: E402
 
@@ -27,12 +27,6 @@ def _run(args, env_extra=None, timeout=300):
     return proc
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _scalar_keys(work_dir):
     keys = set()
     for path in glob.glob(osp.join(work_dir, '*', 'vis_data',
@@ -47,7 +41,7 @@ def two_process_run(tiny_reid_root, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('dist2'))
     _run([
         sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-        f'--master_port={_free_port()}', WORKER, tiny_reid_root, work,
+        f'--master_port={free_port()}', WORKER, tiny_reid_root, work,
         'pytorch'
     ])
     return work

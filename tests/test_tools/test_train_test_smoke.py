@@ -4,12 +4,12 @@ import glob
 import json
 import os
 import os.path as osp
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
+from free_port import free_port
 
 from tiny_config import tiny_cfg
 
@@ -106,12 +106,6 @@ def test_bad_dataset_root_names_the_path(config_file, tmp_path):
     assert missing in proc.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_dist_train_script_on_cpu(config_file, tmp_path):
     # One retry on a fresh port: the gloo rendezvous of torch.distributed.run
@@ -122,7 +116,7 @@ def test_dist_train_script_on_cpu(config_file, tmp_path):
         env = dict(
             os.environ,
             OMP_NUM_THREADS='1',
-            PORT=str(_free_port()),
+            PORT=str(free_port()),
             PYTHON=sys.executable)
         proc = subprocess.run([
             'bash', 'tools/dist_train.sh', config_file, '2', '--work-dir',

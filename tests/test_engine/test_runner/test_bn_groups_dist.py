@@ -1,13 +1,13 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """One process with 4 BN groups == 4 gloo processes on the same batch."""
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from free_port import free_port
 from mmengine.model import MMDistributedDataParallel
 
 from mmreid_usl.models import ClusterContrast
@@ -16,12 +16,6 @@ from mmreid_usl.structures import PseudoLabelResult, ReIDDataSample
 from tiny_config import tiny_model
 
 WORLD, PER_RANK, GROUP = 4, 16, 16  # 64 images = 4 x 16, BN groups of 16
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _model() -> ClusterContrast:
@@ -80,7 +74,7 @@ def _worker(rank: int, port: int, out: dict) -> None:
 def test_one_process_with_bn_groups_equals_four_processes():
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD)
+    mp.spawn(_worker, args=(free_port(), out), nprocs=WORLD)
     out = dict(out)
     single = _model()
     feats, loss = _step(single, _batch(), _samples(0, WORLD * PER_RANK))

@@ -3,7 +3,6 @@
 weights stay identical on both ranks, and the proxies equal a one-process
 update with the whole (gathered) batch."""
 import os
-import socket
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
+from free_port import free_port
 from mmengine.dist import broadcast_object_list
 from torch.nn.parallel import DistributedDataParallel
 
@@ -60,12 +60,6 @@ def _batch(it: int):
 
 def _samples(idx):
     return [ReIDDataSample(metainfo=dict(sample_idx=i)) for i in idx]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _state(model):
@@ -136,7 +130,7 @@ def test_two_process_gloo():
     world = 2
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(world, _free_port(), out), nprocs=world)
+    mp.spawn(_worker, args=(world, free_port(), out), nprocs=world)
     out = dict(out)
     assert out['keys0'] == out['keys1'] == ['loss_dcp', 'loss_mip']
     for part in ('eval', 'ddp'):

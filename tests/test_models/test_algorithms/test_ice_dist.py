@@ -2,13 +2,13 @@
 """Two CPU processes (gloo): ShuffleBN across ranks, identical proxies, and
 DDP-gathered ICE losses equal to the single-process full-batch losses."""
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from free_port import free_port
 from mmengine.dist import broadcast_object_list
 
 from mmreid_usl.models.algorithms.ice import ICE
@@ -34,12 +34,6 @@ def _model() -> ICE:
     model = ICE(encoder=ReIDEncoder(backbone, _Pool(), BNNeck(DIM)))
     model.init_weights()
     return model
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _result(seed: int):
@@ -117,7 +111,7 @@ def test_two_process_gloo():
     world = 2
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(world, _free_port(), out), nprocs=world)
+    mp.spawn(_worker, args=(world, free_port(), out), nprocs=world)
     out = dict(out)
     assert out['aligned0'] and out['aligned1']
     assert out['mixed0'] or out['mixed1']

@@ -3,24 +3,18 @@
 ranks and equal to one process holding both ranks' pairs; the DDP-averaged
 gradient equals that process's gradient."""
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from free_port import free_port
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from mmreid_usl.models.losses import GDSLoss
 
 BETA, STEPS, LAMBDA_H = 0.8, 4, 0.5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _linear() -> torch.nn.Linear:
@@ -122,7 +116,7 @@ def _reference():
 def test_two_process_global_statistics():
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2)
+    mp.spawn(_worker, args=(2, free_port(), out), nprocs=2)
     ref = _reference()
     assert out['caught0'] and out['caught1']
     for step in range(STEPS):
