@@ -7,13 +7,14 @@ in the reference and in every worker; the default 4096 would need N >= W *
 4096), the per-pair path with a small N. Every process runs one thread: the
 float32 BLAS products depend on the thread count (see clustering/sharded/)."""
 import os
-import socket
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
+from free_port import free_port
 
 from mmreid_usl.clustering import DBSCANClusterer, JaccardDistance
 from mmreid_usl.clustering.sharded import (knn_shard_bounds, shard_bounds,
@@ -24,17 +25,30 @@ faiss = pytest.importorskip('faiss')
 BLOCK = 128
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _setup_threads(block: int) -> None:
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     faiss.cvar.distance_compute_blas_query_bs = block
     faiss.cvar.distance_compute_blas_database_bs = block
+
+
+@contextmanager
+def _threads(block: int):
+    """:func:`_setup_threads` in this (the pytest) process for the block,
+    undone after it: the settings are process-wide and would otherwise reach
+    whichever tests run next in this process (another set under
+    pytest-xdist than in a serial run)."""
+    old = (torch.get_num_threads(), faiss.omp_get_max_threads(),
+           faiss.cvar.distance_compute_blas_query_bs,
+           faiss.cvar.distance_compute_blas_database_bs)
+    _setup_threads(block)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old[0])
+        faiss.omp_set_num_threads(old[1])
+        (faiss.cvar.distance_compute_blas_query_bs,
+         faiss.cvar.distance_compute_blas_database_bs) = old[2:]
 
 
 def _feats(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -80,13 +94,13 @@ def _worker(rank: int, world: int, port: int, feats: np.ndarray, block: int,
 
 def _run(world: int, n: int, block: int = BLOCK):
     feats = _feats(n)
-    _setup_threads(block)
-    ref = _jaccard()(torch.from_numpy(feats))
-    ref_labels = _cluster(ref)
-    out = mp.Manager().dict()
-    mp.spawn(_worker, args=(world, _free_port(), feats, block, out),
-             nprocs=world)
-    return ref, ref_labels, dict(out)
+    with _threads(block):
+        ref = _jaccard()(torch.from_numpy(feats))
+        ref_labels = _cluster(ref)
+        out = mp.Manager().dict()
+        mp.spawn(_worker, args=(world, free_port(), feats, block, out),
+                 nprocs=world)
+        return ref, ref_labels, dict(out)
 
 
 def _check(ref, ref_labels, out, world):

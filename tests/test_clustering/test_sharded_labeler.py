@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
-from test_sharded import BLOCK, _feats, _free_port, _setup_threads
+from free_port import free_port
+from test_sharded import BLOCK, _feats, _setup_threads, _threads
 
 from mmreid_usl.clustering import (InfomapClusterer, LabelingContext,
                                    PseudoLabeler, SourceAwareJaccardDistance)
@@ -63,19 +64,13 @@ def _worker(rank: int, world: int, port: int, feats: np.ndarray,
 @pytest.mark.slow
 def test_two_processes_label_together_and_equal_one_process():
     feats = _feats(N)
-    old = (faiss.cvar.distance_compute_blas_query_bs,
-           faiss.cvar.distance_compute_blas_database_bs)
-    _setup_threads(BLOCK)
-    try:
+    with _threads(BLOCK):
         ref = _labeler()(torch.from_numpy(feats)).labels.numpy()
         ctx = _context(feats)
         ref_frac = _labeler(fraction=0.5).label(ctx).labels
-    finally:
-        (faiss.cvar.distance_compute_blas_query_bs,
-         faiss.cvar.distance_compute_blas_database_bs) = old
     assert ref.max() >= 5  # a real clustering, not one blob
     out = mp.Manager().dict()
-    mp.spawn(_worker, args=(2, _free_port(), feats, out), nprocs=2)
+    mp.spawn(_worker, args=(2, free_port(), feats, out), nprocs=2)
     for rank in range(2):
         got = out[rank]
         np.testing.assert_array_equal(got['labels'], ref)
