@@ -21,6 +21,19 @@ def tiny_reid_root(tmp_path_factory) -> str:
 
 
 @pytest.fixture
+def restore_environ():
+    """Put ``os.environ`` back as it was before the test: for code under test
+    that writes it itself, not through ``monkeypatch`` (the tools'
+    ``parse_tool_args`` sets ``LOCAL_RANK`` when it is unset), so that no
+    variable reaches the tests that run next in this process."""
+    saved = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
+
+
+@pytest.fixture
 def make_tiny_cfg():
     """Return :func:`tiny_cfg`."""
     return tiny_cfg

@@ -44,7 +44,10 @@ def test_tools_take_encoder_and_the_old_flag(path, argv):
         tool.parse_args(argv + ['--encoder', 'ema'])
 
 
-def test_test_tool_old_flag_sets_test_cfg_encoder(monkeypatch):
+def test_test_tool_old_flag_sets_test_cfg_encoder(monkeypatch,
+                                                  restore_environ):
+    # parse_args() sets LOCAL_RANK (parse_tool_args): restore_environ
+    # undoes it
     tool = _tool('tools/test.py')
     monkeypatch.setattr(
         sys, 'argv',

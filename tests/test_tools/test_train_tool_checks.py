@@ -10,6 +10,10 @@ from tiny_config import tiny_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+# main() sets LOCAL_RANK in this process (parse_tool_args): undone after
+# each test
+pytestmark = pytest.mark.usefixtures('restore_environ')
+
 
 @pytest.fixture(scope='module')
 def train_tool():
