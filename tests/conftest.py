@@ -5,7 +5,16 @@ import os.path as osp
 
 import pytest
 
-from tiny_config import tiny_cfg
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # Under pytest-xdist (``-n N``) the N worker processes share the cores:
+    # one torch / OpenMP thread each, set before torch, numpy or faiss load
+    # here (the variable also reaches the subprocesses the tests start). A
+    # serial run keeps its thread counts.
+    os.environ['OMP_NUM_THREADS'] = '1'
+    import torch
+    torch.set_num_threads(1)
+
+from tiny_config import tiny_cfg  # noqa: E402
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
