@@ -56,6 +56,7 @@ Hand-written here because no library has it: the derivation of nlist and the
 recall-targeted calibration of nprobe, the exact re-scoring contract and the
 fallback to the exact search for rows the IVF leaves short of k results.
 """
+import logging
 import math
 import time
 from typing import Dict, Optional, Tuple
@@ -154,6 +155,7 @@ def approx_knn_search(feats: torch.Tensor,
                       hnsw_m: int = 32,
                       ef_construction: int = 80,
                       ef_search: Optional[int] = None,
+                      max_ef_search: int = 512,
                       seed: int = 0,
                       info: Optional[Dict] = None
                       ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -192,6 +194,10 @@ def approx_knn_search(feats: torch.Tensor,
             to 80.
         ef_search (int, optional): HNSW candidate list of the search
             (>= k). Defaults to the calibrated value for ``recall_target``.
+        max_ef_search (int): The largest ``ef_search`` the calibration
+            tries (the search costs ~linearly in it; on noise-dominated
+            features the recall target may be out of reach, see the module
+            docstring). Defaults to 512.
         seed (int): Seed of the training and calibration draws.
         info (dict, optional): Filled with the parameters used
             (``nlist``/``nprobe`` or ``hnsw_m``/``ef_search``),
@@ -254,7 +260,7 @@ def approx_knn_search(feats: torch.Tensor,
         _, truth = topk_search(torch.from_numpy(x[q]), torch.from_numpy(x),
                                k, backend='auto')
         # efSearch starts at k (HNSW returns at most efSearch results)
-        knob, top = (k, max(k, n)) if hnsw else (1, nlist)
+        knob, top = (k, max(k, max_ef_search)) if hnsw else (1, nlist)
         while True:
             _set_knob(index, index_type, knob)
             _, cand = index.search(xs[q], k_search)
@@ -267,6 +273,13 @@ def approx_knn_search(feats: torch.Tensor,
                 break
             knob = min(top, knob * 2)
         info['calib_recall'] = recall
+        if recall < recall_target:
+            from mmengine.logging import print_log
+            print_log(
+                f'approx_knn_search: recall@{k} {recall:.3f} at the largest '
+                f"{'ef_search' if hnsw else 'nprobe'} ({knob}) is below "
+                f'recall_target={recall_target}', logger='current',
+                level=logging.WARNING)
     elif hnsw and knob < k:
         raise ValueError(f'ef_search={knob} must be >= k={k}')
     _set_knob(index, index_type, knob)
