@@ -57,7 +57,7 @@ def reverse_merge(sqdist: np.ndarray,
     In a graph built by an approximate search, a pair that one row's
     search missed is often found from the other end (measured on the
     synthetic clustered features at N = 20,000: recall@30 of an HNSW graph
-    0.980 -> 0.982, labels' ARI against the exact kNN's 0.982 -> 0.990).
+    0.980 -> 0.982, recall of the same-id neighbours 0.9971 -> 0.9982).
 
     Args:
         sqdist (np.ndarray): ``(N, k)`` squared distances, ascending; +inf
