@@ -243,15 +243,19 @@ def compare_ema_step(report, ours, ref_s: torch.nn.Module,
 
 @torch.no_grad()
 def extract(model, dataset, source: str = 'student',
-            batch_size: int = 64) -> torch.Tensor:
-    """L2-normalised eval features of every image, in dataset order."""
+            batch_size: int = 64,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """L2-normalised eval features of every image, in dataset order, as
+    ``dtype`` (a float64 model's features stay float64 with
+    ``torch.float64``)."""
     was = model.training
     model.eval()
     out = []
     for start in range(0, len(dataset), batch_size):
         idx = range(start, min(start + batch_size, len(dataset)))
         x = our_inputs(model, dataset, idx)
-        out.append(F.normalize(model.extract_feat(x, source).float(), dim=1))
+        out.append(F.normalize(model.extract_feat(x, source).to(dtype),
+                               dim=1))
     model.train(was)
     return torch.cat(out)
 

@@ -269,11 +269,11 @@ def compare_run(report, ours_rec: Recorder, ref_rec: Recorder, ours_model,
 def our_map(model, cfg, source: str = 'student',
             dtype: torch.dtype = torch.float32,
             features: Optional[dict] = None) -> float:
-    """mAP (fraction) of a model on the test subset, its distances ranked
-    in ``dtype``; ``features`` (a dict), when given, receives the test
+    """mAP (fraction) of a model on the test subset, its features extracted
+    and its distances ranked in ``dtype``; ``features`` (a dict), when given, receives the test
     features by image path."""
     test = common.build_dataset(cfg, 'test_dataloader')
-    feats = common.extract(model, test, source)
+    feats = common.extract(model, test, source, dtype=dtype)
     if features is not None:
         features.update({
             test.get_data_info(i)['img_path']: feats[i]
