@@ -270,8 +270,8 @@ def our_map(model, cfg, source: str = 'student',
             dtype: torch.dtype = torch.float32,
             features: Optional[dict] = None) -> float:
     """mAP (fraction) of a model on the test subset, its features extracted
-    and its distances ranked in ``dtype``; ``features`` (a dict), when given, receives the test
-    features by image path."""
+    and its distances ranked in ``dtype``; ``features`` (a dict), when
+    given, receives the test features by image path."""
     test = common.build_dataset(cfg, 'test_dataloader')
     feats = common.extract(model, test, source, dtype=dtype)
     if features is not None:
