@@ -271,7 +271,8 @@ def _rank_worker(rank, args, path, port, out):
     dist.init_process_group('gloo', rank=rank, world_size=args.world_size)
     mm = np.load(path, mmap_mode='r')
     s, e = knn_shard_bounds(args.n, args.dim, args.world_size)[rank]
-    block = torch.from_numpy(np.ascontiguousarray(mm[s:e]))
+    # a writable copy of this rank's rows only (the memmap is read-only)
+    block = torch.from_numpy(np.array(mm[s:e]))
     del mm
     timing = {}
     c0, t0 = time.process_time(), time.perf_counter()
