@@ -484,47 +484,20 @@ def _reset(ours, initial, ref_s, ref_m, maps) -> None:
 def _ema(args, report, rt, ours, ref_s, ref_m, maps) -> None:
     """One EMA step from a student that differs from the momentum
     encoder: our ``momentum_update`` vs ``ImageTrainer._update_ema_variables``
-    with alpha 0.999."""
-    lv = 'components'
+    with alpha 0.999 (:func:`common.compare_ema_step`)."""
     trainers = rt.import_module('ice.trainers')
-    g = torch.Generator().manual_seed(args.seed + 1)
-    with torch.no_grad():
-        for p in ours.encoder.parameters():
-            p.add_(torch.randn(p.shape, generator=g))
-    copy_weights(ours, ref_s, maps['student'], PREFIX['student'])
-    before = copy.deepcopy(ours.state_dict())
-    ours.momentum_update()
-    trainer = trainers.ImageTrainer(
-        _dp(ref_s), _dp(ref_m), num_cluster=1, **TRAINER_ARGS)
-    trainer._update_ema_variables(trainer.model_1, trainer.model_1_ema,
-                                  trainer.alpha, 0)
-    mom = maps['momentum']
-    params = [k for k in mom if 'running' not in k and 'num_batches' not in k]
-    sd_o, sd_r = ours.state_dict(), ref_m.state_dict()
-    report.compare(
-        lv, 'EMA step: momentum parameters',
-        torch.cat([sd_o[k].double().flatten() for k in params]),
-        torch.cat([sd_r[mom[k]].double().flatten() for k in params]), 1e-5,
-        'student = momentum + N(0, 1) noise; ours momentum=0.001 '
-        '(mmengine convention), reference alpha=0.999; every parameter, '
-        'the frozen BNNeck bias included')
-    report.compare(
-        lv, 'EMA step: change of the momentum parameters',
-        torch.cat([(sd_o[k].double() - before[k].double()).flatten()
-                   for k in params]),
-        torch.cat([(sd_r[mom[k]].double() - before[k].double()).flatten()
-                   for k in params]), 1e-4,
-        'theta_m(after) - theta_m(before); float32 rounding of the two '
-        'formulas (lerp_ vs mul_ + add_)')
-    buffers = [k for k in mom if k not in params]
-    same_o = all(torch.equal(sd_o[k], before[k]) for k in buffers)
-    same_r = all(torch.equal(sd_r[mom[k]], before[k]) for k in buffers)
-    report.check(
-        lv, 'EMA step leaves the momentum BN buffers unchanged',
-        same_o and same_r,
-        f'ours {same_o}, reference {same_r}: only parameters are averaged '
-        "(momentum_buffer_mode='own'); the momentum encoder's BN statistics "
-        'come from its own ShuffleBN forwards')
+
+    def ref_step() -> None:
+        trainer = trainers.ImageTrainer(
+            _dp(ref_s), _dp(ref_m), num_cluster=1, **TRAINER_ARGS)
+        trainer._update_ema_variables(trainer.model_1, trainer.model_1_ema,
+                                      trainer.alpha, 0)
+
+    common.compare_ema_step(
+        report, ours, ref_s, ref_m, maps, PREFIX, args.seed + 1, ref_step,
+        'alpha=0.999; every parameter, the frozen BNNeck bias included',
+        "; the momentum encoder's BN statistics come from its own ShuffleBN "
+        'forwards')
 
 
 def _one_iteration(args, report, rt, ours, ref_s, ref_m, maps, x, bank,
