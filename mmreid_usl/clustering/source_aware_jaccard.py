@@ -149,6 +149,15 @@ class SourceAwareJaccardDistance(BaseDistance):
             :math:`2\lambda s_i` on the diagonal); the result is then the
             dense float64 matrix of Theory's ``re_ranking``, bit for bit
             (``docs/parity.md``). ``max_distance`` does not apply to it.
+        max_pairs (int, optional): The pair budget of the Jaccard term,
+            passed to :class:`JaccardDistance` (see there): the most pairs
+            with :math:`d_J` below the inner radius the sparse term may
+            hold, else :class:`~.jaccard.PairBudgetError`, raised before
+            they are allocated. Every stored pair of the mixed distance is
+            such a pair, so it bounds the result too. None: no budget.
+            Defaults to 2**25, as :class:`JaccardDistance`. Like
+            ``max_distance``, it does not apply to ``jaccard='theory_fp16'``,
+            whose matrix is dense (all N² pairs) by design.
     """
 
     def __init__(self,
@@ -160,7 +169,8 @@ class SourceAwareJaccardDistance(BaseDistance):
                  max_distance: float = 1.0,
                  max_chunk_elems: int = 1 << 22,
                  source_feature: str = 'normalized',
-                 jaccard: str = 'sparse') -> None:
+                 jaccard: str = 'sparse',
+                 max_pairs: Optional[int] = 1 << 25) -> None:
         owner = type(self).__name__
         if jaccard not in JACCARD_MODES:
             raise ValueError(f'{owner}: jaccard must be one of '
@@ -189,7 +199,8 @@ class SourceAwareJaccardDistance(BaseDistance):
             knn_backend=knn_backend,
             knn_precision=knn_precision,
             max_distance=1.0,
-            max_chunk_elems=max_chunk_elems)
+            max_chunk_elems=max_chunk_elems,
+            max_pairs=max_pairs)
         self.knn_backend = knn_backend
         self.max_distance = max_distance
         #: ``s`` of the last call (``(N,)``), for diagnostics.

@@ -237,3 +237,28 @@ def test_raw_fp16_needs_the_raw_banks():
     labeler(t, reference_features=s, raw_features=t * 30,
             raw_reference_features=s * 30)
     assert len(d.last_source_term) == 20
+
+
+def test_max_pairs_is_the_budget_of_the_jaccard_term():
+    """``max_pairs`` reaches the inner :class:`JaccardDistance` (it used to
+    keep its default budget whatever was configured)."""
+    from mmreid_usl.clustering.jaccard import (PAIR_SAMPLE_ROWS,
+                                               PairBudgetError)
+    target, source = domain_feats(n=PAIR_SAMPLE_ROWS, m=30, seed=4)
+    t, s = torch.from_numpy(target), torch.from_numpy(source)
+
+    def dist(max_pairs):
+        return SourceAwareJaccardDistance(
+            k1=10, k2=3, knn_backend='torch', max_pairs=max_pairs)
+
+    unbounded = dist(None)
+    assert unbounded.jaccard.max_pairs is None
+    # with at most PAIR_SAMPLE_ROWS images the budget check is exact
+    nnz = unbounded(t, reference_features=s).nnz
+    assert dist(nnz)(t, reference_features=s).nnz == nnz
+    with pytest.raises(PairBudgetError, match='max_pairs='):
+        dist(nnz - 1)(t, reference_features=s)
+    with pytest.raises(ValueError, match='max_pairs'):
+        dist(0)
+    # the default is JaccardDistance's
+    assert SourceAwareJaccardDistance().jaccard.max_pairs == 1 << 25
