@@ -24,6 +24,45 @@ def _check_level(name: str, level: str) -> str:
     return level
 
 
+def pooled_feature(encoder: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``(B, D)`` global pooling output (``pool5``) of a :class:`ReIDEncoder`.
+
+    Args:
+        encoder (nn.Module): The encoder (``backbone``, ``pooling``).
+        inputs (Tensor): ``(B, C, H, W)`` images.
+
+    Returns:
+        Tensor: The pooled features, flattened.
+    """
+    pooled = encoder.pooling(encoder.backbone(inputs))
+    if isinstance(pooled, (tuple, list)):
+        pooled = pooled[-1]
+    return pooled.flatten(1)
+
+
+class PooledAndEmbedding(nn.Module):
+    """Both features of one encoder forward, ``[pooled, embedding]``.
+
+    A module rather than a method so that :func:`grouped_forward` can run
+    the BN groups after the first on copies of the encoder's buffers
+    (``bn_running_stats='first_group'``). It owns no state: its only child
+    is the encoder it is given.
+
+    Args:
+        encoder (nn.Module): The :class:`ReIDEncoder`.
+    """
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``(B, D + D')``: the pooled and the neck features, concatenated
+        along dim 1."""
+        pooled = pooled_feature(self.encoder, inputs)
+        return torch.cat([pooled, self.encoder.neck(pooled)], dim=1)
+
+
 @MODELS.register_module()
 class SupervisedReID(BaseUSLReID):
     r"""ReID training with an identity classifier and triplet losses.
@@ -101,9 +140,10 @@ class SupervisedReID(BaseUSLReID):
         labels_from (str): ``'gt'`` (default) or ``'pseudo'``
             (``label_source`` is its deprecated name).
         **kwargs: ``cluster_encoder``, ``bn_group_size``,
-            ``data_preprocessor``, ``test_cfg``, ``init_cfg`` of
-            :class:`BaseUSLReID`. ``test_cfg`` also takes ``normalize``
-            (bool, default True): L2-normalise the test features.
+            ``bn_running_stats``, ``data_preprocessor``, ``test_cfg``,
+            ``init_cfg`` of :class:`BaseUSLReID`. ``test_cfg`` also takes
+            ``normalize`` (bool, default True): L2-normalise the test
+            features.
     """
 
     #: ``test_cfg`` also takes ``normalize``.
@@ -181,27 +221,22 @@ class SupervisedReID(BaseUSLReID):
     # ------------------------------------------------------------------
     def _pooled(self, inputs: torch.Tensor) -> torch.Tensor:
         """``(B, D)`` global pooling output of the encoder."""
-        enc = self.encoder
-        pooled = enc.pooling(enc.backbone(inputs))
-        if isinstance(pooled, (tuple, list)):
-            pooled = pooled[-1]
-        return pooled.flatten(1)
-
-    def _two_feats(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``[pooled, embedding]`` concatenated along dim 1 (one forward)."""
-        pooled = self._pooled(inputs)
-        return torch.cat([pooled, self.encoder.neck(pooled)], dim=1)
+        return pooled_feature(self.encoder, inputs)
 
     def forward_two(self,
                     inputs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Training forward in BN groups (``bn_group_size``).
 
+        Like :meth:`BaseUSLReID.student_forward`, the groups move the BN
+        running statistics as ``bn_running_stats`` says.
+
         Returns:
             tuple[Tensor, Tensor]: ``(B, D)`` pooled and ``(B, D')``
             embedding features (raw, not normalised).
         """
-        both = grouped_forward(self._two_feats, inputs,
-                               num_bn_groups(len(inputs), self.bn_group_size))
+        both = grouped_forward(PooledAndEmbedding(self.encoder), inputs,
+                               num_bn_groups(len(inputs), self.bn_group_size),
+                               self.bn_running_stats)
         d = both.shape[1] - self.encoder.feat_dim
         return both[:, :d], both[:, d:]
 

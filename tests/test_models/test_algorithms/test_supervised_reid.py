@@ -342,3 +342,33 @@ def test_test_features_raw_or_normalised():
     torch.testing.assert_close(norm,
                                torch.nn.functional.normalize(pool5, dim=1))
     assert not torch.allclose(raw.norm(dim=1), torch.ones(3))
+
+
+def test_forward_two_honours_bn_running_stats():
+    """``bn_running_stats='first_group'``: only the first BN group moves the
+    running statistics of the training forward, as in the student forward
+    of the other algorithms; the features do not change."""
+    inputs, _ = _batch([0, 0, 1, 1, 2, 2, 3, 3])
+    models = {
+        mode: SupervisedReID(encoder=ENCODER, num_classes=4, bn_group_size=4,
+                             bn_running_stats=mode)
+        for mode in ('every_group', 'first_group')
+    }
+    models['first_group'].load_state_dict(models['every_group'].state_dict())
+    first_only = copy.deepcopy(models['first_group'])
+    feats = {mode: model.forward_two(inputs)
+             for mode, model in models.items()}
+    first_only.forward_two(inputs[:4])  # one group: the first one alone
+    for a, b in zip(feats['every_group'], feats['first_group']):
+        torch.testing.assert_close(a, b)
+    for name, bn in models['first_group'].encoder.named_modules():
+        if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm):
+            ref = first_only.encoder.get_submodule(name)
+            torch.testing.assert_close(bn.running_mean, ref.running_mean)
+            torch.testing.assert_close(bn.running_var, ref.running_var)
+            assert bn.num_batches_tracked == 1
+    every_bn = models['every_group'].encoder.neck.bn
+    assert every_bn.num_batches_tracked == 2
+    assert not torch.allclose(every_bn.running_mean,
+                              models['first_group'].encoder.neck.bn
+                              .running_mean)
