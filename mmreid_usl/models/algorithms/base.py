@@ -66,8 +66,12 @@ class BaseUSLReID(BaseModel):
             update copies that are discarded (``docs/parity.md``).
         data_preprocessor (dict | nn.Module, optional): Defaults to
             ``ReIDDataPreprocessor`` with ImageNet mean/std and BGR->RGB.
-        test_cfg (dict, optional): ``encoder``, the encoder :meth:`predict`
-            uses. Defaults to ``'student'``.
+        test_cfg (dict, optional): What :meth:`predict` returns:
+            ``encoder``, the encoder it uses (defaults to ``'student'``),
+            and ``normalize`` (bool), whether the features are
+            L2-normalised (defaults to True; False for the raw features in
+            float32, ranked by ``ReIDMetric`` with the squared Euclidean
+            distance, as Theory's evaluation).
         init_cfg (dict, optional): Initialisation config.
 
     Deprecated names (a ``DeprecatedNameWarning``, same values and
@@ -76,7 +80,7 @@ class BaseUSLReID(BaseModel):
     """
 
     #: Keys ``test_cfg`` may hold (unknown ones are errors).
-    TEST_CFG_KEYS: Tuple[str, ...] = ('encoder', )
+    TEST_CFG_KEYS: Tuple[str, ...] = ('encoder', 'normalize')
 
     label_source = renamed_attribute('label_source', 'labels_from')
     cluster_feat_source = renamed_attribute('cluster_feat_source',
@@ -246,13 +250,22 @@ class BaseUSLReID(BaseModel):
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[ReIDDataSample]] = None
                 ) -> List[ReIDDataSample]:
-        """Attach L2-normalised features (``test_cfg.encoder``).
+        """Attach the test features of the encoder ``test_cfg.encoder``.
+
+        L2-normalised (the project's evaluation) unless
+        ``test_cfg.normalize`` is False: then the raw features in float32,
+        so that ``ReIDMetric`` ranks by the squared Euclidean distance of
+        the unnormalised features (Theory's evaluation,
+        ``reid/evaluators.py``: ``||q||² + ||g||² - 2q·g``).
 
         Returns:
             list[ReIDDataSample]: The samples with ``pred_feature`` set.
         """
-        feats = F.normalize(
-            self.extract_feat(inputs, self.test_cfg['encoder']), dim=1)
+        feats = self.extract_feat(inputs, self.test_cfg['encoder'])
+        if self.test_cfg.get('normalize', True):
+            feats = F.normalize(feats, dim=1)
+        else:
+            feats = feats.float()
         if data_samples is None:
             data_samples = [ReIDDataSample() for _ in range(len(feats))]
         for sample, feat in zip(data_samples, feats):

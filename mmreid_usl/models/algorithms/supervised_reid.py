@@ -141,13 +141,9 @@ class SupervisedReID(BaseUSLReID):
             (``label_source`` is its deprecated name).
         **kwargs: ``cluster_encoder``, ``bn_group_size``,
             ``bn_running_stats``, ``data_preprocessor``, ``test_cfg``,
-            ``init_cfg`` of :class:`BaseUSLReID`. ``test_cfg`` also takes
-            ``normalize`` (bool, default True): L2-normalise the test
-            features.
+            ``init_cfg`` of :class:`BaseUSLReID` (``test_cfg.normalize``,
+            default True: L2-normalise the test features).
     """
-
-    #: ``test_cfg`` also takes ``normalize``.
-    TEST_CFG_KEYS = ('encoder', 'normalize')
 
     @renamed_kwargs(label_source='labels_from')
     def __init__(self,
@@ -249,28 +245,6 @@ class SupervisedReID(BaseUSLReID):
         if self.eval_feat == 'embedding':
             return self.encoder(inputs)
         return self._pooled(inputs)
-
-    @torch.no_grad()
-    def predict(self, inputs: torch.Tensor,
-                data_samples: Optional[List[ReIDDataSample]] = None
-                ) -> List[ReIDDataSample]:
-        """Attach the test features (``test_cfg.encoder``).
-
-        L2-normalised (the project's evaluation) unless
-        ``test_cfg.normalize`` is False: then the raw ``eval_feat`` in
-        float32, so that ``ReIDMetric`` ranks by the squared Euclidean
-        distance of the unnormalised features, Theory's evaluation
-        (``reid/evaluators.py``: raw ``pool5``, ``||q||² + ||g||² - 2q·g``).
-        """
-        if self.test_cfg.get('normalize', True):
-            return super().predict(inputs, data_samples)
-        feats = self.extract_feat(inputs,
-                                  self.test_cfg['encoder']).float()
-        if data_samples is None:
-            data_samples = [ReIDDataSample() for _ in range(len(feats))]
-        for sample, feat in zip(data_samples, feats):
-            sample.set_pred_feature(feat)
-        return data_samples
 
     # ------------------------------------------------------------------
     def _check_targets(self, targets: torch.Tensor) -> None:

@@ -24,7 +24,7 @@ def test_a_misspelt_test_cfg_key_is_rejected():
         _build(test_cfg=dict(source='momentum'))
     msg = str(err.value)
     assert "ClusterContrast: test_cfg has the unknown key(s) ['source']" in msg
-    assert "accepted keys: ['encoder']" in msg
+    assert "accepted keys: ['encoder', 'normalize']" in msg
     with pytest.raises(ValueError, match="'encodr' -> 'encoder'\\?"):
         _build(test_cfg=dict(encodr='momentum'))
     assert _build(test_cfg=dict(encoder='student')).test_cfg == dict(
