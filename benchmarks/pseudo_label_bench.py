@@ -37,6 +37,13 @@ then runs the one-process pipeline in a fresh process
 (``same_labels_as_single_process``, ``single_peak_rss_gb``). Identical labels
 need the same faiss thread count in both (``--knn-threads``, default the
 parent's torch threads).
+
+``--jaccard-device`` picks the path after the kNN
+(``JaccardDistance(jaccard_device=...)``): ``cpu`` (the default here, the
+numpy/scipy path that the documented rows measured), ``cuda`` / ``auto``
+the torch path of ``clustering/jaccard_torch.py`` on the GPU (``auto``: when
+``--device cuda``), ``torch`` that path on the features' device;
+``jaccard_s`` then times it (host transfers included).
 """
 import argparse
 import json
@@ -90,6 +97,11 @@ def parse_args(argv=None):
     parser.add_argument('--precision', default='fp32',
                         choices=['fp32', 'bf16', 'fp16'])
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--jaccard-device', default='cpu',
+                        choices=['cpu', 'auto', 'cuda', 'torch'],
+                        help='JaccardDistance(jaccard_device=...): where '
+                        'the steps after the kNN run (default: the '
+                        'numpy/scipy CPU path)')
     parser.add_argument('--k1', type=int, default=30)
     parser.add_argument('--k2', type=int, default=6)
     parser.add_argument('--eps', type=float, default=0.6)
@@ -136,6 +148,7 @@ def main(argv=None):
         faiss.omp_set_num_threads(args.knn_threads)
     knn_backend = 'torch' if args.precision != 'fp32' else args.knn
     result = dict(n=args.n, ids=args.ids, dim=args.dim, knn=knn_backend,
+                  jaccard_device=args.jaccard_device,
                   max_distance=args.max_distance,
                   precision=args.precision, eps=args.eps,
                   threads=torch.get_num_threads(), load_avg_start=load,
@@ -173,7 +186,8 @@ def main(argv=None):
         jaccard = JaccardDistance(k1=args.k1, k2=args.k2,
                                   knn_precision=args.precision,
                                   max_distance=args.max_distance,
-                                  max_pairs=None)
+                                  max_pairs=None,
+                                  jaccard_device=args.jaccard_device)
         dist = jaccard.from_knn(feats, sqdist, index)
         t2 = time.perf_counter()
         labels = DBSCANClusterer(eps=args.eps,
@@ -196,8 +210,10 @@ def main(argv=None):
     if args.reference:
         # our sparse pipeline on the same kNN: labels must be identical
         ours = DBSCANClusterer(eps=args.eps, min_samples=args.min_samples)(
-            dist=JaccardDistance(k1=args.k1, k2=args.k2).from_knn(
-                feats, sqdist, index))
+            dist=JaccardDistance(
+                k1=args.k1, k2=args.k2,
+                jaccard_device=args.jaccard_device).from_knn(
+                    feats, sqdist, index))
         result.update(
             ours_num_clusters=int(ours.max()) + 1,
             labels_identical=bool((ours == labels).all()),
@@ -205,8 +221,10 @@ def main(argv=None):
     if args.compare_fp32 and args.precision != 'fp32':
         sq32, idx32 = knn_search(feats, args.k1, backend='auto')
         lab32 = DBSCANClusterer(eps=args.eps, min_samples=args.min_samples)(
-            dist=JaccardDistance(k1=args.k1, k2=args.k2).from_knn(
-                feats, sq32, idx32))
+            dist=JaccardDistance(
+                k1=args.k1, k2=args.k2,
+                jaccard_device=args.jaccard_device).from_knn(
+                    feats, sq32, idx32))
         result['ari_vs_fp32'] = float(adjusted_rand_score(lab32, labels))
         result['num_clusters_fp32'] = int(lab32.max()) + 1
     if knn_backend in ('ivf', 'hnsw'):
@@ -227,7 +245,8 @@ def main(argv=None):
                                     min_samples=args.min_samples)(
                 dist=JaccardDistance(
                     k1=args.k1, k2=args.k2,
-                    max_distance=args.max_distance).from_knn(
+                    max_distance=args.max_distance,
+                    jaccard_device=args.jaccard_device).from_knn(
                         feats, sq_x, ix_x))
             e2 = time.perf_counter()
             result.update(exact_knn_s=e1 - e0, exact_total_s=e2 - e0,
@@ -305,6 +324,9 @@ def _main_world(args, argv):
     from mmreid_usl.clustering import cluster_stats
     if args.knn != 'faiss' or args.precision != 'fp32':
         raise SystemExit('--world-size runs the exact faiss kNN only')
+    if args.jaccard_device != 'cpu':
+        raise SystemExit('--world-size computes the Jaccard rows on the CPU '
+                         '(--jaccard-device cpu)')
     if args.knn_threads is None:
         args.knn_threads = torch.get_num_threads()
     load = load_average()

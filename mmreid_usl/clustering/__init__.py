@@ -6,6 +6,7 @@ from .cluster_stats import camera_stats, cluster_stats
 from .dbscan import DBSCANClusterer
 from .infomap import InfomapClusterer
 from .jaccard import JaccardDistance
+from .jaccard_torch import JACCARD_DEVICES, resolve_jaccard_device
 from .kmeans import KMeansClusterer
 from .knn import knn_search
 from .oracle import OracleClusterer
@@ -21,6 +22,7 @@ __all__ = [
 __all__ += [
     'RhoDBSCANClusterer', 'SourceAwareJaccardDistance', 'UnstoredDistance'
 ]
+__all__ += ['JACCARD_DEVICES', 'resolve_jaccard_device']
 __all__ += [
     'BaseDistance', 'BaseClusterer', 'DistanceMatrix', 'LabelingContext',
     'LabelingOutput', 'as_distance_matrix'

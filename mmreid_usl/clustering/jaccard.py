@@ -3,7 +3,8 @@
 
 The steps live by concern: the encoding ``V`` (:mod:`.jaccard_encoding`), the
 pair budget (:mod:`.jaccard_budget`) and the chunked ``d_J``
-(:mod:`.jaccard_chunks`).
+(:mod:`.jaccard_chunks`); the same steps in torch, on the kNN's device
+(``jaccard_device``), in :mod:`.jaccard_torch`.
 """
 from typing import Optional
 
@@ -12,13 +13,15 @@ import scipy.sparse as sp
 import torch
 
 from mmreid_usl.registry import TASK_UTILS
-from mmreid_usl.utils.validation import check_int
+from mmreid_usl.utils.validation import check_choice, check_int
 from .base import BaseDistance, DistanceMatrix, LabelingContext
 from .jaccard_budget import (BYTES_PER_PAIR, PAIR_SAMPLE_ROWS, PairBudget,
                              PairBudgetError)
 from .jaccard_chunks import ChunkedJaccard
 from .jaccard_encoding import (KReciprocalEncoding, _ragged_arange,
                                _reciprocal, _row_ids)
+from .jaccard_torch import (JACCARD_DEVICES, TorchJaccard,
+                            resolve_jaccard_device)
 from .knn import knn_search
 
 __all__ = [
@@ -29,7 +32,7 @@ __all__ = [
 
 @TASK_UTILS.register_module()
 class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
-                      BaseDistance):
+                      TorchJaccard, BaseDistance):
     """k-reciprocal encoding Jaccard distance, computed sparsely.
 
     The distance of Zhong et al., "Re-ranking Person Re-identification with
@@ -99,6 +102,15 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
             collected, so memory never goes beyond it; either raises
             :class:`PairBudgetError`. None: no budget. Defaults to 2**25
             (about 4.7 GB).
+        jaccard_device (str): Where steps 2-6 run after the kNN: ``'cpu'``
+            the numpy/scipy path described above; ``'auto'`` the torch path
+            of :mod:`.jaccard_torch` on the GPU when the kNN tensors are on
+            a CUDA device (features on CUDA), the numpy/scipy path
+            otherwise; ``'cuda'`` the torch path on the GPU; ``'torch'``
+            the torch path on the kNN tensors' device, the CPU included
+            (tests, benchmarks). Both paths store the same pairs, values
+            equal to float32 rounding (``tests/test_clustering/
+            test_jaccard_torch.py``). Defaults to ``'auto'``.
 
     Examples:
         >>> feats = torch.nn.functional.normalize(torch.randn(100, 16), dim=1)
@@ -115,12 +127,16 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
                  max_distance: float = 1.0,
                  max_chunk_elems: int = 1 << 22,
                  max_pairs: Optional[int] = 1 << 25,
-                 knn_cfg: Optional[dict] = None) -> None:
+                 knn_cfg: Optional[dict] = None,
+                 jaccard_device: str = 'auto') -> None:
         if not 1 <= k2 <= k1:
             raise ValueError(f'need 1 <= k2 <= k1, got k1={k1}, k2={k2}')
         if max_pairs is not None:
             check_int(type(self).__name__, 'max_pairs', max_pairs, low=1,
                       why='It bounds the stored pairs (None: no bound).')
+        check_choice('jaccard_device', jaccard_device, JACCARD_DEVICES,
+                     owner=type(self).__name__)
+        self.jaccard_device = jaccard_device
         self.max_pairs = max_pairs
         self.k1 = k1
         self.k2 = k2
@@ -174,6 +190,10 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
         """
         if max_distance is None:
             max_distance = self.max_distance
+        device = resolve_jaccard_device(self.jaccard_device, index)
+        if device is not None:
+            return self._from_knn_torch(feats, sqdist, index, max_distance,
+                                        device)
         n = feats.shape[0]
         k1 = min(self.k1, n)
         index_np = np.ascontiguousarray(
