@@ -1,10 +1,14 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """mmreid_usl: an OpenMMLab toolbox for unsupervised person re-identification.
 
-Importing it registers nothing outside its own registries: weights-only
-checkpoint loading is enabled by
-:func:`mmreid_usl.engine.checkpointing.setup_runtime` (the tools,
-``init_model``), by the Runner and by :func:`register_all_modules`.
+Importing it registers nothing outside its own registries: the weights-only
+allow-list is installed by
+:func:`mmreid_usl.engine.checkpointing.enable_weights_only_loading`, which
+every path that loads a checkpoint calls first (``load_weights_only``,
+``init_model`` and the inferencer, the resume checks, the Runner, the tools
+through :func:`~mmreid_usl.engine.checkpointing.setup_runtime`,
+``tools/model_converters/publish_model.py``), as does
+:func:`register_all_modules`.
 """
 import warnings
 

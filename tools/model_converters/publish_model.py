@@ -12,7 +12,10 @@ training needs and what is rebuilt at every re-clustering: the cluster
 memory (``memory.*``), ICE's camera-proxy memory (``proxy_memory.*``), the
 ``pseudo_labels`` buffer and ``num_clusterings``. Encoders (including ICE's
 momentum encoder, used for testing) are kept. The input is read with
-``torch.load(weights_only=True)``.
+``torch.load(weights_only=True)``, after
+:func:`~mmreid_usl.engine.checkpointing.enable_weights_only_loading` has
+allow-listed what MMEngine writes into a checkpoint (importing
+``mmreid_usl`` registers nothing).
 """
 import argparse
 import datetime
@@ -24,7 +27,7 @@ from typing import List, Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
-import mmreid_usl  # noqa: F401  (allow-lists MMEngine's checkpoint globals)
+from mmreid_usl.engine.checkpointing import enable_weights_only_loading
 
 #: Top-level checkpoint entries dropped (training state only).
 DROP_ENTRIES = ('optimizer', 'param_schedulers', 'message_hub')
@@ -62,6 +65,7 @@ def strip_state_dict(state_dict: dict) -> List[str]:
 
 def process_checkpoint(in_file: str, out_file: str) -> str:
     """Strip ``in_file``, save it and return the final file name."""
+    enable_weights_only_loading()  # numpy / MMEngine objects of the meta
     checkpoint = torch.load(in_file, map_location='cpu', weights_only=True)
     for entry in DROP_ENTRIES:
         checkpoint.pop(entry, None)
