@@ -151,9 +151,9 @@ class Runner:
         job = self.jobs[name]
         wd = osp.join(self.work_dir, name)
         opts = [f'randomness.seed={job["seed"]}'] + job['options']
-        if job['after']:
+        if job['after']:  # the stage-1 -> adaptation hand-off (one option)
             src = last_checkpoint(osp.join(self.work_dir, job['after']))
-            opts.append(f'load_from={src}')
+            opts.append(f'stage1_checkpoint={src}')
         return [
             self.python,
             osp.join(REPO, 'tools/train.py'),

@@ -129,7 +129,7 @@ def test_runner_order_tests_and_fallback(tmp_path):
     assert st['src']['train_rc'] == 0 and st['src']['test_rc'] == [0, 0]
     # the dependent job gets the checkpoint of the job it waits for
     log = open(tmp_path / 'wd' / 'late' / 'suite.log').read()
-    assert 'load_from=' + str(tmp_path / 'wd' / 'src' / 'epoch_2.pth') in log
+    assert 'stage1_checkpoint=' + str(tmp_path / 'wd' / 'src' / 'epoch_2.pth') in log
     # jobs run with malloc tuned against page faults (cpu_malloc_bench.py)
     # unless the caller set GLIBC_TUNABLES
     expected = os.environ.get('GLIBC_TUNABLES', suite.MALLOC_TUNED)
