@@ -5,9 +5,12 @@ import importlib.util
 import json
 import os.path as osp
 
+import pytest
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+@pytest.mark.slow  # main() runs each variant in its own process
 def test_both_variants_run_and_report(capsys):
     spec = importlib.util.spec_from_file_location(
         'cpu_malloc_bench', osp.join(REPO, 'benchmarks',

@@ -62,6 +62,7 @@ def runner_checkpoint(tiny_reid_root, tmp_path_factory):
     return cfg_file, str(work / 'epoch_1.pth')
 
 
+@pytest.mark.slow  # one fresh Python process per loading path
 @pytest.mark.parametrize('path', sorted(LOADING_PATHS))
 def test_runner_checkpoint_loads_in_a_fresh_process(runner_checkpoint,
                                                     tmp_path, path):

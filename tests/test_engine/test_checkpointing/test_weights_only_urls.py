@@ -129,6 +129,7 @@ def test_offline_missing_file_is_one_clear_error(hub_dir, monkeypatch):
         'torchvision://mobilenet_v2')['w'].item() == 1
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_importing_the_package_registers_no_scheme():
     """Importing mmreid_usl (and its sub-packages) changes nothing outside
     its registries: the URL loaders and the allow-list come with
