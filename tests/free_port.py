@@ -1,7 +1,7 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """The rendezvous port of the tests' torch.distributed runs (gloo on CPU).
 
-Every test that starts a process group (``mp.spawn`` workers with
+Every test that starts a process group (``dist_spawn.spawn`` workers with
 ``MASTER_PORT``, ``python -m torch.distributed.run --master_port``,
 ``tools/dist_train.sh`` with ``PORT``) takes its port from :func:`free_port`,
 never a fixed one such as 29500: the suite runs under pytest-xdist, where two

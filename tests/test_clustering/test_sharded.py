@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
+from dist_spawn import spawn
 from free_port import free_port
 
 from mmreid_usl.clustering import DBSCANClusterer, JaccardDistance
@@ -72,35 +73,74 @@ def _cluster(dist):
     return DBSCANClusterer(eps=0.6, min_samples=4)(dist=dist)
 
 
-def _worker(rank: int, world: int, port: int, feats: np.ndarray, block: int,
-            out: dict) -> None:
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    _setup_threads(block)
-    torch_dist.init_process_group('gloo', rank=rank, world_size=world)
+#: The sharded runs, all in ONE spawn of max(world) processes (starting the
+#: processes costs more than the runs): name -> (world, n, block). The
+#: processes of rank >= world sit a run out.
+RUNS = {
+    'blas2': (2, 2500, BLOCK),  # N * D >= faiss's BLAS threshold
+    'blas4': (4, 2500, BLOCK),
+    'per_pair3': (3, 1001, BLOCK),  # below it: uneven blocks
+    'empty_rank2': (2, 2100, 2048),  # N < W * block: rank 1 owns no row
+}
+
+
+def _worker(rank: int, runs: dict, ports: dict, out: dict) -> None:
+    os.environ['MASTER_ADDR'] = '127.0.0.1'
+    for name, (world, n, block) in runs.items():
+        if rank >= world:
+            continue
+        # a fresh process group of ``world`` ranks per run
+        os.environ['MASTER_PORT'] = str(ports[name])
+        _setup_threads(block)
+        torch_dist.init_process_group('gloo', rank=rank, world_size=world)
+        try:
+            feats = _feats(n)
+            s, e = knn_shard_bounds(n, feats.shape[1], world)[rank]
+            labels, mat = sharded_pseudo_labels(
+                torch.from_numpy(feats[s:e]), n, _jaccard(), _cluster,
+                return_dist=True)
+            out[(name, rank)] = dict(
+                labels=labels,
+                rows=(s, e),
+                mat=None if mat is None else (mat.indptr, mat.indices,
+                                              mat.data))
+        finally:
+            torch_dist.destroy_process_group()
+
+
+@pytest.fixture(scope='module')
+def sharded_runs():
+    """{name: (ref, ref_labels, {rank: output})} of every run of
+    :data:`RUNS`; a run whose processes failed has no entry (its test fails
+    with the spawn's error)."""
+    out = mp.Manager().dict()
+    ports = {name: free_port() for name in RUNS}
+    error = None
     try:
-        n, dim = feats.shape
-        s, e = knn_shard_bounds(n, dim, world)[rank]
-        labels, mat = sharded_pseudo_labels(
-            torch.from_numpy(feats[s:e]), n, _jaccard(), _cluster,
-            return_dist=True)
-        out[rank] = dict(
-            labels=labels,
-            rows=(s, e),
-            mat=None if mat is None else (mat.indptr, mat.indices,
-                                          mat.data))
-    finally:
-        torch_dist.destroy_process_group()
+        spawn(_worker,
+              args=(RUNS, ports, out),
+              nprocs=max(world for world, _, _ in RUNS.values()))
+    except Exception as exc:  # noqa: BLE001 - reported by each test
+        error = exc
+    out = dict(out)
+    results, refs = {}, {}
+    for name, (world, n, block) in RUNS.items():
+        if not all((name, r) in out for r in range(world)):
+            continue
+        if (n, block) not in refs:  # the one-process reference
+            with _threads(block):
+                ref = _jaccard()(torch.from_numpy(_feats(n)))
+                refs[n, block] = ref, _cluster(ref)
+        results[name] = refs[n, block] + (
+            {r: out[(name, r)] for r in range(world)}, )
+    return results, error
 
 
-def _run(world: int, n: int, block: int = BLOCK):
-    feats = _feats(n)
-    with _threads(block):
-        ref = _jaccard()(torch.from_numpy(feats))
-        ref_labels = _cluster(ref)
-        out = mp.Manager().dict()
-        mp.spawn(_worker, args=(world, free_port(), feats, block, out),
-                 nprocs=world)
-        return ref, ref_labels, dict(out)
+def _run(sharded_runs, name):
+    results, error = sharded_runs
+    if name not in results:
+        pytest.fail(f'the sharded run {name!r} did not finish: {error!r}')
+    return results[name]
 
 
 def _check(ref, ref_labels, out, world):
@@ -123,11 +163,12 @@ def test_shard_bounds():
 
 @pytest.mark.slow
 @pytest.mark.parametrize('world', [2, 4])
-def test_sharded_labels_equal_one_process_blas(world):
+def test_sharded_labels_equal_one_process_blas(sharded_runs, world):
     # N * D >= faiss's BLAS threshold: the blocked-product path
+    assert RUNS[f'blas{world}'] == (world, 2500, BLOCK)
     n = 2500
     assert n * 64 >= faiss.cvar.distance_compute_blas_threshold
-    ref, ref_labels, out = _run(world, n)
+    ref, ref_labels, out = _run(sharded_runs, f'blas{world}')
     _check(ref, ref_labels, out, world)
     cuts = [out[r]['rows'] for r in range(world)]
     assert cuts[0][0] == 0 and cuts[-1][1] == n
@@ -135,18 +176,20 @@ def test_sharded_labels_equal_one_process_blas(world):
 
 
 @pytest.mark.slow
-def test_sharded_labels_equal_one_process_per_pair_path():
+def test_sharded_labels_equal_one_process_per_pair_path(sharded_runs):
     # below the BLAS threshold: no alignment, uneven blocks
+    assert RUNS['per_pair3'] == (3, 1001, BLOCK)
     n = 1001
     assert n * 64 < faiss.cvar.distance_compute_blas_threshold
-    ref, ref_labels, out = _run(3, n)
+    ref, ref_labels, out = _run(sharded_runs, 'per_pair3')
     _check(ref, ref_labels, out, 3)
     assert [out[r]['rows'] for r in range(3)] == shard_bounds(n, 3)
 
 
 @pytest.mark.slow
-def test_sharded_empty_rank():
+def test_sharded_empty_rank(sharded_runs):
     # N < W * block: one rank owns no row and the result is still exact
-    ref, ref_labels, out = _run(2, 2100, block=2048)
+    assert RUNS['empty_rank2'] == (2, 2100, 2048)
+    ref, ref_labels, out = _run(sharded_runs, 'empty_rank2')
     assert out[1]['rows'][1] - out[1]['rows'][0] in (0, 2100 - 2048)
     _check(ref, ref_labels, out, 2)

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
+from dist_spawn import spawn
 from free_port import free_port
 from test_sharded import BLOCK, _feats, _setup_threads, _threads
 
@@ -70,7 +71,7 @@ def test_two_processes_label_together_and_equal_one_process():
         ref_frac = _labeler(fraction=0.5).label(ctx).labels
     assert ref.max() >= 5  # a real clustering, not one blob
     out = mp.Manager().dict()
-    mp.spawn(_worker, args=(2, free_port(), feats, out), nprocs=2)
+    spawn(_worker, args=(2, free_port(), feats, out), nprocs=2)
     for rank in range(2):
         got = out[rank]
         np.testing.assert_array_equal(got['labels'], ref)

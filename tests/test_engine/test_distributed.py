@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from dist_spawn import spawn
 from free_port import free_port
 
 from mmreid_usl.engine.checkpointing import setup_runtime  # noqa: E402
@@ -86,11 +87,26 @@ def test_ranks_hold_identical_state(two_process_run):
         assert seen0 != seen1
 
 
+def _single_process_worker(rank, root, work):
+    """``python dist_train_worker.py ROOT WORK none`` with one thread (as
+    ``OMP_NUM_THREADS=1``), in a worker process of :func:`spawn` (which has
+    the package imported already)."""
+    import dist_train_worker
+    torch.set_num_threads(1)
+    try:
+        import faiss
+        faiss.omp_set_num_threads(1)
+    except ImportError:  # the package's kNN falls back to torch
+        pass
+    sys.argv = [WORKER, root, work, 'none']
+    dist_train_worker.main()
+
+
 @pytest.mark.slow
 def test_logs_match_single_process_run(two_process_run, tiny_reid_root,
                                        tmp_path):
     work = str(tmp_path)
-    _run([sys.executable, WORKER, tiny_reid_root, work, 'none'])
+    spawn(_single_process_worker, args=(tiny_reid_root, work), nprocs=1)
     assert _scalar_keys(work) == _scalar_keys(two_process_run)
     assert 'pseudo_label/num_clusters' in _scalar_keys(work)
     # epoch 0 clusters the initial model's features: the 2-process run's
@@ -106,6 +122,7 @@ def test_logs_match_single_process_run(two_process_run, tiny_reid_root,
     assert one['memory'].shape[1] == two['memory'].shape[1]
 
 
+@pytest.mark.slow
 def test_rank_consistency_hook_logs_identical_state(two_process_run):
     """The worker registers ``RankConsistencyHook`` (raises on mismatch):
     its line is in rank 0's log for both epochs."""

@@ -7,6 +7,7 @@ import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from dist_spawn import spawn
 from free_port import free_port
 from mmengine.model import MMDistributedDataParallel
 
@@ -74,7 +75,7 @@ def _worker(rank: int, port: int, out: dict) -> None:
 def test_one_process_with_bn_groups_equals_four_processes():
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(free_port(), out), nprocs=WORLD)
+    spawn(_worker, args=(free_port(), out), nprocs=WORLD)
     out = dict(out)
     single = _model()
     feats, loss = _step(single, _batch(), _samples(0, WORLD * PER_RANK))

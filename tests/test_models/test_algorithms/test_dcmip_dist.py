@@ -10,6 +10,7 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
+from dist_spawn import spawn
 from free_port import free_port
 from mmengine.dist import broadcast_object_list
 from torch.nn.parallel import DistributedDataParallel
@@ -130,7 +131,7 @@ def test_two_process_gloo():
     world = 2
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(world, free_port(), out), nprocs=world)
+    spawn(_worker, args=(world, free_port(), out), nprocs=world)
     out = dict(out)
     assert out['keys0'] == out['keys1'] == ['loss_dcp', 'loss_mip']
     for part in ('eval', 'ddp'):

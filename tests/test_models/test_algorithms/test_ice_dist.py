@@ -8,6 +8,7 @@ import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from dist_spawn import spawn
 from free_port import free_port
 from mmengine.dist import broadcast_object_list
 
@@ -111,7 +112,7 @@ def test_two_process_gloo():
     world = 2
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(world, free_port(), out), nprocs=world)
+    spawn(_worker, args=(world, free_port(), out), nprocs=world)
     out = dict(out)
     assert out['aligned0'] and out['aligned1']
     assert out['mixed0'] or out['mixed1']

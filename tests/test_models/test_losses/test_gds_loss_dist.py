@@ -9,6 +9,7 @@ import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from dist_spawn import spawn
 from free_port import free_port
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -116,7 +117,7 @@ def _reference():
 def test_two_process_global_statistics():
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(2, free_port(), out), nprocs=2)
+    spawn(_worker, args=(2, free_port(), out), nprocs=2)
     ref = _reference()
     assert out['caught0'] and out['caught1']
     for step in range(STEPS):
