@@ -3,23 +3,32 @@
 
 Every test runs ``tools/train.py`` / ``tools/test.py`` as a user would (a
 tiny synthetic dataset, 2 dataloader workers with persistent workers and
-random augmentations, validation and best-checkpoint bookkeeping).
+random augmentations, validation and best-checkpoint bookkeeping). The
+uninterrupted run is a ``python tools/train.py`` subprocess; the resumed
+runs run ``tools/train.py`` in a process of their own forked from a server
+that has the package imported (``dist_spawn.run_tool``: importing it cost
+more than such a run); the runs refused before any training starts run the
+tool's ``main()`` in this process.
 """
 import glob
 import hashlib
+import importlib.util
 import json
 import os
 import os.path as osp
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
+from dist_spawn import run_tool
 
 from tiny_config import tiny_cfg
 
-from mmreid_usl.engine.checkpointing import setup_runtime  # noqa: E402
+from mmreid_usl.engine.checkpointing import (release_work_dir,  # noqa: E402
+                                             setup_runtime)
 
 # this process reads the checkpoints the trainings write (weights-only)
 setup_runtime()
@@ -44,6 +53,29 @@ def _tool(*args, timeout=300):
 def _train(config, work_dir, *extra):
     return _tool('tools/train.py', config, '--work-dir', str(work_dir),
                  *extra)
+
+
+def _forked_train(config, work_dir, *extra):
+    """:func:`_train` in a process forked from the fork server."""
+    code, log = run_tool('tools/train.py', config, '--work-dir', work_dir,
+                         *extra, env=dict(OMP_NUM_THREADS='1'),
+                         log_path=f'{work_dir}.train.log')
+    return SimpleNamespace(returncode=code, log=log, stderr=log)
+
+
+def _refused(tool, monkeypatch, *argv) -> str:
+    """Run ``tools/<tool>``'s ``main()`` in this process with ``argv``; it
+    must exit with an error (what a subprocess prints on stderr), which is
+    returned."""
+    spec = importlib.util.spec_from_file_location(
+        f'tools_{tool[:-3]}', osp.join(REPO, 'tools', tool))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr('sys.argv', [f'tools/{tool}', *map(str, argv)])
+    with pytest.raises(SystemExit) as err:
+        module.main()
+    assert err.value.code not in (0, None)
+    return str(err.value.code)
 
 
 @pytest.fixture(scope='module')
@@ -125,7 +157,7 @@ def test_interrupted_and_resumed_run_is_bit_exact(straight_run, config_file,
     resumed = tmp_path / 'R'
     resumed.mkdir()
     shutil.copy(straight / 'epoch_1.pth', resumed / 'epoch_1.pth')
-    proc = _train(config_file, resumed, '--resume')
+    proc = _forked_train(config_file, resumed, '--resume')
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert 'resumed epoch: 1' in proc.log
     a, b = _state(straight / 'epoch_2.pth'), _state(resumed / 'epoch_2.pth')
@@ -153,8 +185,8 @@ def test_copied_work_dir_resumes_from_its_own_files(straight_run,
     ckpt = torch.load(str(copy / 'epoch_2.pth'), map_location='cpu')
     ckpt['message_hub']['runtime_info']['best_score'] = -1.0
     torch.save(ckpt, str(copy / 'epoch_2.pth'))
-    proc = _train(config_file, copy, '--resume', '--cfg-options',
-                  'train_cfg.max_epochs=3')
+    proc = _forked_train(config_file, copy, '--resume', '--cfg-options',
+                         'train_cfg.max_epochs=3')
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert f'newest checkpoint of this work dir is {copy}/epoch_2.pth' in \
         proc.log
@@ -171,7 +203,7 @@ def test_copied_work_dir_resumes_from_its_own_files(straight_run,
 
 
 def test_moved_work_dir_resumes_with_fallback_and_new_lr(
-        straight_run, config_file, tmp_path):
+        straight_run, config_file, tmp_path, monkeypatch, restore_environ):
     straight, _ = straight_run
     moved = tmp_path / 'M'
     # a work dir written elsewhere, then moved (last_checkpoint as MMEngine
@@ -183,15 +215,17 @@ def test_moved_work_dir_resumes_with_fallback_and_new_lr(
     data = (moved / 'epoch_2.pth').read_bytes()
     (moved / 'epoch_2.pth').write_bytes(data[:len(data) // 3])
 
-    proc = _train(config_file, moved, '--resume')
-    assert proc.returncode != 0
-    assert f'{moved}/epoch_2.pth cannot be read' in proc.stderr
-    assert f'--resume {moved}/epoch_1.pth' in proc.stderr
-    assert '--resume-fallback' in proc.stderr
+    # refused before anything is built (in this process; see the top)
+    stderr = _refused('train.py', monkeypatch, config_file, '--work-dir',
+                      moved, '--resume')
+    release_work_dir(str(moved))  # held by this process until it ends
+    assert f'{moved}/epoch_2.pth cannot be read' in stderr
+    assert f'--resume {moved}/epoch_1.pth' in stderr
+    assert '--resume-fallback' in stderr
 
     # restart after a NaN with a lower learning rate: the config's lr wins
-    proc = _train(config_file, moved, '--resume', '--resume-fallback',
-                  '--cfg-options', 'optim_wrapper.optimizer.lr=1e-05')
+    proc = _forked_train(config_file, moved, '--resume', '--resume-fallback',
+                         '--cfg-options', 'optim_wrapper.optimizer.lr=1e-05')
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert f'resuming from the previous readable one, {moved}/epoch_1.pth' \
         in proc.log
@@ -203,16 +237,16 @@ def test_moved_work_dir_resumes_with_fallback_and_new_lr(
 
 
 def test_test_tool_rejects_a_checkpoint_that_does_not_fit(
-        straight_run, config_file, tmp_path):
+        straight_run, config_file, tmp_path, monkeypatch, restore_environ):
     straight, _ = straight_run
     out = tmp_path / 'm.json'
     # another architecture: ResNet-34 blocks are missing from the checkpoint
-    proc = _tool('tools/test.py', config_file, str(straight / 'epoch_2.pth'),
-                 '--work-dir', str(tmp_path), '--out', str(out),
-                 '--cfg-options', 'model.encoder.backbone.depth=34')
-    assert proc.returncode != 0
-    assert 'missing keys' in proc.stderr
-    assert 'encoder.backbone.layer1.2.conv1.weight' in proc.stderr
-    assert 'memory' not in proc.stderr.split('missing keys')[1].split(
-        '\n')[0]
+    # (refused before testing: in this process, see the top)
+    stderr = _refused('test.py', monkeypatch, config_file,
+                      straight / 'epoch_2.pth', '--work-dir', tmp_path,
+                      '--out', out, '--cfg-options',
+                      'model.encoder.backbone.depth=34')
+    assert 'missing keys' in stderr
+    assert 'encoder.backbone.layer1.2.conv1.weight' in stderr
+    assert 'memory' not in stderr.split('missing keys')[1].split('\n')[0]
     assert not out.exists()
