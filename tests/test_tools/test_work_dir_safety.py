@@ -2,21 +2,30 @@
 """One run per work dir, and nothing lost when a run is killed: end to end.
 
 ``tools/train.py`` (and a script that kills itself with SIGKILL at a chosen
-moment) run as subprocesses on a tiny synthetic dataset.
+moment) run as subprocesses on a tiny synthetic dataset; the run that
+resumes after the kill runs ``tools/train.py`` in a process forked from a
+server that has the package imported (``dist_spawn.run_tool``), and the run
+refused because another one holds the work dir runs ``tools/train.py``'s
+``main()`` in this process (it stops before building anything).
 """
+import importlib.util
 import os
 import os.path as osp
 import socket
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
+from dist_spawn import run_tool
 
 from tiny_config import tiny_cfg
 
 from mmreid_usl.engine.checkpointing import setup_runtime  # noqa: E402
+from mmreid_usl.engine.checkpointing.work_dir_lock import \
+    holds_work_dir  # noqa: E402
 
 # this process reads the checkpoints the trainings write (weights-only)
 setup_runtime()
@@ -39,16 +48,6 @@ def _run(*args, timeout=300):
                           env=_env())
     proc.log = proc.stdout + proc.stderr
     return proc
-
-
-def _train(config, work_dir, *extra, timeout=300):
-    return _run(
-        'tools/train.py',
-        config,
-        '--work-dir',
-        str(work_dir),
-        *extra,
-        timeout=timeout)
 
 
 @pytest.fixture(scope='module')
@@ -125,8 +124,11 @@ def test_kill_while_saving_a_new_best_keeps_the_old_one(
     assert len(bests) == 1, sorted(os.listdir(work))  # the previous best
     assert torch.load(str(bests[0]), map_location='cpu')['state_dict']
 
-    proc = _train(config_file, work, '--resume', '--cfg-options',
-                  'train_cfg.max_epochs=3')
+    code, log = run_tool('tools/train.py', config_file, '--work-dir', work,
+                         '--resume', '--cfg-options', 'train_cfg.max_epochs=3',
+                         env=dict(OMP_NUM_THREADS='1'),
+                         log_path=str(tmp_path / 'resume.log'))
+    proc = SimpleNamespace(returncode=code, log=log)
     assert proc.returncode == 0, proc.log[-4000:]
     assert f'Removed {work / partials[0]}: an incomplete file left by a ' \
         'run killed while it was saving' in proc.log
@@ -166,7 +168,23 @@ runpy.run_path('tools/train.py', run_name='__main__')
 '''
 
 
-def test_a_second_run_into_a_busy_work_dir_is_refused(config_file, tmp_path):
+def _refused_train(monkeypatch, *argv) -> str:
+    """``tools/train.py ARGV`` in this process: it must exit with an error
+    (what a subprocess prints on stderr), which is returned."""
+    spec = importlib.util.spec_from_file_location(
+        'tools_train', osp.join(REPO, 'tools', 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr('sys.argv', ['tools/train.py', *map(str, argv)])
+    with pytest.raises(SystemExit) as err:
+        module.main()
+    assert err.value.code not in (0, None)
+    return str(err.value.code)
+
+
+def test_a_second_run_into_a_busy_work_dir_is_refused(config_file, tmp_path,
+                                                      monkeypatch,
+                                                      restore_environ):
     """Issue 24, case 2: two trainings in one work dir mixed their
     checkpoints and logs (one crashed on the other's .partial file)."""
     work = tmp_path / 'work'
@@ -187,15 +205,15 @@ def test_a_second_run_into_a_busy_work_dir_is_refused(config_file, tmp_path):
     try:
         # the first run is in the middle of training
         _wait_for((work / 'epoch_1.pth').is_file, first)
-        second = _train(config_file, work)
+        second = _refused_train(monkeypatch, config_file, '--work-dir', work)
+        assert not holds_work_dir(str(work))
         assert first.poll() is None
     finally:
         pause.unlink()
         log, _ = first.communicate(timeout=300)
-    assert second.returncode != 0
-    assert 'is in use by another training run' in second.stderr
+    assert 'is in use by another training run' in second
     assert f'PID {first.pid} on host {socket.gethostname()}, started ' in \
-        second.stderr
+        second
     assert first.returncode == 0, log[-3000:]
     # the refused run wrote nothing: one log folder, the first run's files
     assert len([p for p in work.glob('2*') if p.is_dir()]) == 1

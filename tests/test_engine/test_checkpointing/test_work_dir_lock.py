@@ -10,15 +10,24 @@ import textwrap
 
 import pytest
 
+import mmreid_usl.engine.checkpointing.work_dir_lock as work_dir_lock
 from mmreid_usl.engine.checkpointing.work_dir_lock import (
     LOCK_NAME, WorkDirBusyError, holds_work_dir, launcher_rank, lock_work_dir,
     release_work_dir)
 
+#: The module under test, loaded by the locker below from its file: the
+#: module needs nothing of the package, whose import would cost the locker
+#: process more than the test itself.
+LOCK_MODULE = work_dir_lock.__file__
+
 #: Locks argv[1], prints 'locked', then waits (or kills itself with -9).
 LOCKER = textwrap.dedent('''
-    import os, signal, sys, time
-    from mmreid_usl.engine.checkpointing.work_dir_lock import lock_work_dir
-    lock_work_dir(sys.argv[1])
+    import importlib.util, os, signal, sys, time
+    spec = importlib.util.spec_from_file_location('work_dir_lock',
+                                                  sys.argv[3])
+    work_dir_lock = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(work_dir_lock)
+    work_dir_lock.lock_work_dir(sys.argv[1])
     print('locked', flush=True)
     if sys.argv[2] == 'kill':
         os.kill(os.getpid(), signal.SIGKILL)
@@ -28,7 +37,7 @@ LOCKER = textwrap.dedent('''
 
 def _locker(work, mode):
     return subprocess.Popen([sys.executable, '-c', LOCKER,
-                             str(work), mode],
+                             str(work), mode, LOCK_MODULE],
                             stdout=subprocess.PIPE,
                             text=True)
 
