@@ -1,8 +1,9 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """Worker for ``test_distributed.py``: train the tiny config on N processes.
 
-Launched by ``python -m torch.distributed.run --nproc_per_node N`` (gloo on
-CPU). Every rank saves what must agree across ranks — pseudo-labels, memory,
+Run as ``python -m torch.distributed.run --nproc_per_node N`` would run it
+(gloo on CPU): ``test_distributed.py`` forks its ranks from the fork server
+(``dist_spawn.spawn``) with the launcher's environment. Every rank saves what must agree across ranks — pseudo-labels, memory,
 parameters, BN running statistics — and the sample indices it trained on.
 """
 import os.path as osp

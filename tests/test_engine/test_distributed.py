@@ -4,7 +4,6 @@ import glob
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
@@ -20,14 +19,6 @@ setup_runtime()
 WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'dist_train_worker.py')
 
 
-def _run(args, env_extra=None, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS='1', **(env_extra or {}))
-    proc = subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc
-
-
 def _scalar_keys(work_dir):
     keys = set()
     for path in glob.glob(osp.join(work_dir, '*', 'vis_data',
@@ -37,14 +28,35 @@ def _scalar_keys(work_dir):
     return keys
 
 
+def _worker(rank, world, port, root, work, launcher):
+    """``python dist_train_worker.py ROOT WORK LAUNCHER`` as rank ``rank`` of
+    ``world`` with one thread (``OMP_NUM_THREADS=1``), in a worker process of
+    :func:`spawn` (which has the package imported already). With the
+    ``pytorch`` launcher, the environment that ``torch.distributed.run``
+    gives each rank (``tools/dist_train.sh`` itself runs in
+    test_train_test_smoke.py)."""
+    import dist_train_worker
+    if launcher == 'pytorch':
+        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank),
+                          WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
+                          GROUP_RANK='0', ROLE_RANK=str(rank),
+                          ROLE_WORLD_SIZE=str(world),
+                          MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    try:
+        import faiss
+        faiss.omp_set_num_threads(1)
+    except ImportError:  # the package's kNN falls back to torch
+        pass
+    sys.argv = [WORKER, root, work, launcher]
+    dist_train_worker.main()
+
+
 @pytest.fixture(scope='module')
 def two_process_run(tiny_reid_root, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('dist2'))
-    _run([
-        sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-        f'--master_port={free_port()}', WORKER, tiny_reid_root, work,
-        'pytorch'
-    ])
+    spawn(_worker, args=(2, free_port(), tiny_reid_root, work, 'pytorch'),
+          nprocs=2)
     return work
 
 
@@ -87,26 +99,11 @@ def test_ranks_hold_identical_state(two_process_run):
         assert seen0 != seen1
 
 
-def _single_process_worker(rank, root, work):
-    """``python dist_train_worker.py ROOT WORK none`` with one thread (as
-    ``OMP_NUM_THREADS=1``), in a worker process of :func:`spawn` (which has
-    the package imported already)."""
-    import dist_train_worker
-    torch.set_num_threads(1)
-    try:
-        import faiss
-        faiss.omp_set_num_threads(1)
-    except ImportError:  # the package's kNN falls back to torch
-        pass
-    sys.argv = [WORKER, root, work, 'none']
-    dist_train_worker.main()
-
-
 @pytest.mark.slow
 def test_logs_match_single_process_run(two_process_run, tiny_reid_root,
                                        tmp_path):
     work = str(tmp_path)
-    spawn(_single_process_worker, args=(tiny_reid_root, work), nprocs=1)
+    spawn(_worker, args=(1, None, tiny_reid_root, work, 'none'), nprocs=1)
     assert _scalar_keys(work) == _scalar_keys(two_process_run)
     assert 'pseudo_label/num_clusters' in _scalar_keys(work)
     # epoch 0 clusters the initial model's features: the 2-process run's
