@@ -88,6 +88,24 @@ class PairBudget:
         dist = np.float32(1) - m32 / (np.float32(2) - m32)
         return np.maximum(dist, 0)
 
+    def _count_stored(self, stored: int, rows, cols, parts: list, n: int,
+                      max_distance: float) -> int:
+        """Add a chunk's pairs to the running count of stored entries.
+
+        Both triangles of the result are stored: 2 per pair j > i, 1 on
+        the diagonal (``rows`` / ``cols``: numpy arrays or tensors). Past
+        ``max_pairs`` the chunks collected so far (``parts``) are dropped
+        before :class:`PairBudgetError` is raised, so that memory never
+        holds much more than the budget.
+        """
+        stored += 2 * len(rows) - int((rows == cols).sum())
+        if self.max_pairs is not None and stored > self.max_pairs:
+            parts.clear()
+            raise PairBudgetError(
+                self._budget_message(n, stored, 'keep at least', None, None,
+                                     max_distance))
+        return stored
+
     def _budget_message(self, n: int, pairs: float, verb: str,
                         feats: Optional[torch.Tensor],
                         index: Optional[np.ndarray],

@@ -6,7 +6,6 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from .jaccard_budget import PairBudgetError
 from .jaccard_encoding import _ragged_arange, _row_ids
 
 
@@ -64,15 +63,9 @@ class ChunkedJaccard:
         for rows, cols, vals in self._jaccard_upper_chunks(
                 v, row_stop, max_distance):
             parts.append((rows, cols, vals))
-            # both triangles of the result: 2 per pair j > i, 1 on the
-            # diagonal. Stop as soon as the budget is exceeded, so that
-            # memory never holds much more than it.
-            stored += 2 * len(rows) - int((rows == cols).sum())
-            if self.max_pairs is not None and stored > self.max_pairs:
-                del parts
-                raise PairBudgetError(
-                    self._budget_message(n, stored, 'keep at least', None,
-                                         None, max_distance))
+            # stop as soon as the budget is exceeded
+            stored = self._count_stored(stored, rows, cols, parts, n,
+                                        max_distance)
         if not parts:
             return (np.zeros(0, np.int64), np.zeros(0, np.int64),
                     np.zeros(0, np.float32))

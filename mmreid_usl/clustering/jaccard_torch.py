@@ -382,11 +382,7 @@ class TorchJaccard:
             keys, dist = keys[keep], dist[keep]
             rows = torch.div(keys, n, rounding_mode='floor')
             cols = keys - rows * n
-            stored += 2 * len(rows) - int((rows == cols).sum())
-            if self.max_pairs is not None and stored > self.max_pairs:
-                del parts
-                raise PairBudgetError(
-                    self._budget_message(n, stored, 'keep at least', None,
-                                         None, max_distance))
+            stored = self._count_stored(stored, rows, cols, parts, n,
+                                        max_distance)
             parts.append((rows, cols, dist))
         return _symmetric_csr(*(torch.cat(p) for p in zip(*parts)), n)
