@@ -36,14 +36,20 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_config(config: str, switches: Dict[str, object],
-                data_root: Optional[str] = None) -> Config:
+def load_config(config: str,
+                switches: Dict[str, object],
+                data_root: Optional[str] = None,
+                image_scale: float = 1.0) -> Config:
     """The config with the parity switches merged (``--cfg-options``
     style keys), ImageNet loading off (the weights are copied to both
-    sides) and every dataset pointed at the subset folder."""
+    sides), every dataset pointed at the subset folder and, with
+    ``image_scale`` != 1, every pipeline's resize and crop sizes scaled by
+    it (the short run's ``--run-scale``)."""
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(dict(switches))
     cfg.model.encoder.backbone.init_cfg = None
+    if image_scale != 1:
+        _scale_image_sizes(cfg._cfg_dict, image_scale)
     if data_root is not None:
         for key in ('train_dataloader', 'cluster_dataloader',
                     'val_dataloader', 'test_dataloader'):
@@ -55,6 +61,26 @@ def load_config(config: str, switches: Dict[str, object],
                         ds.pop(k)
                 ds.update(type='ReIDFolderDataset', data_root=data_root)
     return cfg
+
+
+def scaled_size(size: Sequence[int], scale: float) -> Tuple[int, ...]:
+    """``size`` (pixels) times ``scale``, rounded."""
+    return tuple(int(round(v * scale)) for v in size)
+
+
+def _scale_image_sizes(node, scale: float) -> None:
+    """Scale, in place, the ``scale`` of every ``Resize`` and the
+    ``crop_size`` of every crop in the (nested) config ``node``."""
+    if isinstance(node, dict):
+        if node.get('type') == 'Resize' and 'scale' in node:
+            node['scale'] = scaled_size(node['scale'], scale)
+        if 'crop_size' in node:
+            node['crop_size'] = scaled_size(node['crop_size'], scale)
+        for value in node.values():
+            _scale_image_sizes(value, scale)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _scale_image_sizes(value, scale)
 
 
 def build_model(cfg: Config, seed: int = 0) -> torch.nn.Module:
@@ -701,6 +727,7 @@ def run_levels(report, wanted: Sequence[str],
     for name, fn in levels.items():
         if name not in wanted:
             continue
+        start = time.perf_counter()
         try:
             fn()
         except Exception as e:  # noqa: B902 (any failure is reported)
@@ -708,3 +735,5 @@ def run_levels(report, wanted: Sequence[str],
             report.check(level, f'{name} level completed', False,
                          f'{type(e).__name__}: {e}'[:500])
             traceback.print_exc()
+        report.meta.setdefault('level_s', {})[name] = round(
+            time.perf_counter() - start, 1)

@@ -793,8 +793,8 @@ def _short_run(args, report, rt, maps, work) -> None:
                             patch_reference_run, record_ours,
                             record_reference_failure, recording_classes,
                             reference_loader_args, replay_sampler,
-                            run_subset, save_initial, train_ours,
-                            transforms_without_augmentation)
+                            run_size_note, run_subset, save_initial,
+                            train_ours, transforms_without_augmentation)
     lv = 'run'
     script = _script(rt)
     cm = rt.import_module('clustercontrast.models.cm')
@@ -814,7 +814,8 @@ def _short_run(args, report, rt, maps, work) -> None:
                  begin=1, end=2),
         ],
     })
-    cfg = common.load_config(CONFIG, _switch_values(overrides), subset)
+    cfg = common.load_config(CONFIG, _switch_values(overrides), subset,
+                             args.run_scale)
     init_ckpt = osp.join(work, 'init_dcmip.pth')
     init = save_initial(cfg, args.seed, init_ckpt)
 
@@ -914,9 +915,10 @@ def _short_run(args, report, rt, maps, work) -> None:
              'evaluation distance: the query / gallery features recorded '
              '(values unchanged)')
     ref_args = Namespace(
-        dataset='subset', **reference_loader_args(work, batch, k, HEIGHT,
-                                                  WIDTH),
-        eps=args.eps, eps_gap=0.02, k1=30, k2=6, arch='resnet50', features=0,
+        dataset='subset', **reference_loader_args(
+            work, batch, k, *common.scaled_size((HEIGHT, WIDTH),
+                                                args.run_scale)),
+        eps=args.run_eps, eps_gap=0.02, k1=30, k2=6, arch='resnet50', features=0,
         dropout=0, momentum=0.1, memorybank='CMhybrid', smooth=0, lr=0.00035,
         weight_decay=5e-4, epochs_stage1=1, epochs_stage2=1,
         iters_stage1=args.run_iters, iters_stage2=args.run_iters,
@@ -1010,7 +1012,8 @@ def _short_run(args, report, rt, maps, work) -> None:
         f'new Adam, EMA copied from the stage-1 model): 2 clusterings, '
         f'{iters} iterations of {batch} (P x K = {batch // k} x {k}, BN '
         f'groups of {batch // NUM_REPLICAS}), K = {k} instance proxies, '
-        f'augmentations off, eps {args.eps}')
+        f'augmentations off, eps {args.run_eps}, '
+        f'{run_size_note(args, (HEIGHT, WIDTH))}')
 
 
 def _last2(path: str) -> str:

@@ -964,7 +964,8 @@ def _short_run(args, report, rt, maps, work) -> None:
     script, on the run's own subset (``--run-images``)."""
     from .short_run import (Recorder, compare_run, our_map, record_ours,
                             reference_loader_args, replay_sampler,
-                            run_overrides, run_reference_main, train_ours,
+                            run_overrides, run_reference_main,
+                            run_size_note, train_ours,
                             transforms_without_augmentation)
     script = _script(rt)
     trainers = rt.import_module('ice.trainers')
@@ -974,7 +975,7 @@ def _short_run(args, report, rt, maps, work) -> None:
     batch = num_ids * k
     subset = osp.join(work, 'subset_run')
     make_subset(args.data, subset, args.run_images, args.num_test)
-    overrides = run_overrides(batch, args.run_iters, args.eps, k,
+    overrides = run_overrides(batch, args.run_iters, args.run_eps, k,
                               NUM_REPLICAS)
     overrides.update({
         'model.momentum_bn_group_size': batch // NUM_REPLICAS,
@@ -987,7 +988,8 @@ def _short_run(args, report, rt, maps, work) -> None:
         'randomness.seed': args.seed,
         'train_dataloader.sampler.seed': args.seed
     })
-    cfg = common.load_config(CONFIG, _switch_values(overrides), subset)
+    cfg = common.load_config(CONFIG, _switch_values(overrides), subset,
+                             args.run_scale)
     init = common.build_model(cfg, args.seed)
     init_ckpt = osp.join(work, 'init_ice.pth')
     torch.save({'state_dict': init.state_dict()}, init_ckpt)
@@ -1106,7 +1108,9 @@ def _short_run(args, report, rt, maps, work) -> None:
     _note(rt, SHUFFLE_SHIM)
     ref_args = Namespace(
         dataset_target='subset',
-        **reference_loader_args(work, batch, k),
+        **reference_loader_args(work, batch, k,
+                                *common.scaled_size((256, 128),
+                                                    args.run_scale)),
         arch='resnet50',
         features=0,
         dropout=0,
@@ -1124,7 +1128,7 @@ def _short_run(args, report, rt, maps, work) -> None:
         warmup_step=10,
         milestones=[],
         logs_dir=osp.join(work, 'ref_run'),
-        eps=args.eps,
+        eps=args.run_eps,
         k1=30,
         min_samples=4,
         init='')
@@ -1145,9 +1149,9 @@ def _short_run(args, report, rt, maps, work) -> None:
         'the clusters inside a batch, which can hold a cluster twice: the '
         "reference's hard-instance loss needs exactly K per identity; "
         '--run-iters and --run-batch are not used), augmentations off '
-        f'(three identical views), eps {args.eps}, lr warm-up epochs 0-1 '
-        '(3.5e-5, 6.65e-5) on both sides; normalisation in float64 on both '
-        'sides in the fp64 run')
+        f'(three identical views), eps {args.run_eps}, lr warm-up epochs '
+        '0-1 (3.5e-5, 6.65e-5) on both sides; normalisation in float64 on '
+        f'both sides in the fp64 run; {run_size_note(args)}')
 
 
 def _numpy_float64() -> types.ModuleType:

@@ -390,7 +390,7 @@ def momentum_run_overrides(args, batch: int, k: int,
     """:func:`run_overrides` of a method with a momentum encoder: its
     forwards in the BN groups of the student's, our Runner and sampler
     seeded by ``--seed``."""
-    overrides = run_overrides(batch, args.run_iters, args.eps, k,
+    overrides = run_overrides(batch, args.run_iters, args.run_eps, k,
                               num_replicas)
     overrides.update({
         'model.momentum_bn_group_size': batch // num_replicas,
@@ -485,8 +485,8 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
     make_subset(args.data, subset, args.run_images, args.num_test)
     cfg = common.load_config(
         config,
-        switch_values(run_overrides(batch, args.run_iters, args.eps, k)),
-        subset)
+        switch_values(run_overrides(batch, args.run_iters, args.run_eps, k)),
+        subset, args.run_scale)
     init = common.build_model(cfg, args.seed)
     init_ckpt = osp.join(work, 'init.pth')
     torch.save({'state_dict': init.state_dict()}, init_ckpt)
@@ -561,8 +561,10 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
                  '(values read, nothing changed)')
     ref_args = Namespace(
         dataset='subset',
-        **reference_loader_args(work, batch, k),
-        eps=args.eps,
+        **reference_loader_args(work, batch, k,
+                                *common.scaled_size((256, 128),
+                                                    args.run_scale)),
+        eps=args.run_eps,
         eps_gap=0.02,
         k1=30,
         k2=6,
@@ -592,7 +594,8 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
         f'short run in {args.run_precision}: {len(train_paths)} images, '
         '2 clusterings, '
         f'{args.run_iters} iterations of {batch} (P x K = {batch // k} x '
-        f'{k}) per epoch, augmentations off, eps {args.eps}')
+        f'{k}) per epoch, augmentations off, eps {args.run_eps}, '
+        f'{run_size_note(args)}')
 
 
 def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
@@ -624,7 +627,8 @@ def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
         'train_cfg.max_epochs': 2,
         'custom_hooks': [],
     }
-    cfg = common.load_config(CONFIG_THEORY, overrides, tgt_run)
+    cfg = common.load_config(CONFIG_THEORY, overrides, tgt_run,
+                             args.run_scale)
     ref_loader = cfg.default_hooks.pseudo_label.reference_dataloader
     ref_loader.dataset = dict(
         type='ReIDFolderDataset',
@@ -733,9 +737,11 @@ def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
                  '(values read, nothing changed)')
     if wide:
         rt.cuda_shims(torch.float64)
+    height, width = common.scaled_size((256, 128), args.run_scale)
     ref_args = Namespace(
         src_dataset='dukemtmc', tgt_dataset='market1501', batch_size=batch,
-        workers=0, split=0, height=256, width=128, combine_trainval=False,
+        workers=0, split=0, height=height, width=width,
+        combine_trainval=False,
         num_instances=k, arch='resnet50', margin=0.5, lambda_value=0.1,
         rho=args.rho, lr=6e-5, resume=ref_init, evaluate=0, seed=args.seed,
         print_freq=10**6, iteration=2, epochs=1, dist_metric='euclidean',
@@ -755,7 +761,13 @@ def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
         f'short run in {args.run_precision}: {len(train_paths)} target and '
         f'{len(src_data.train)} source images, 2 clusterings (rho '
         f'{args.rho:g}), one epoch (#clusters x {k}) of batches of {batch} '
-        'after each, augmentations off')
+        f'after each, augmentations off, {run_size_note(args)}')
+
+
+def run_size_note(args, size: Tuple[int, int] = (256, 128)) -> str:
+    """The short run's image size for the report's notes."""
+    h, w = common.scaled_size(size, args.run_scale)
+    return f'images {h}x{w} (--run-scale {args.run_scale:g})'
 
 
 CONFIG_THEORY = 'configs/gds/theory-sgd_r50_duke2market.py'

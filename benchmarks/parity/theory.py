@@ -140,10 +140,14 @@ def run(args: argparse.Namespace, report: ParityReport) -> None:
             'components', 'weights: key map is a bijection', not problems,
             f'{len(key_map)} tensors; unused by the reference forward: '
             f'{", ".join(IGNORE)}' if not problems else '; '.join(problems))
+        # raw pool5 of the subsets from the seeded model before any
+        # forward in train mode: the components' clustering and the steps'
+        # labels both start from them (extracted once)
+        raw = _RawFeatures(cfg, args.seed)
         levels = dict(
             components=lambda: _components(args, report, rt, cfg, ours, ref,
-                                           key_map),
-            steps=lambda: _steps(args, report, rt, cfg, key_map),
+                                           key_map, raw),
+            steps=lambda: _steps(args, report, rt, cfg, key_map, raw),
             run=lambda: _short_run(args, report, rt, cfg, key_map, work,
                                    tgt, src),
         )
@@ -163,7 +167,25 @@ def _config(args, tgt: str, src: str):
 
 
 # ----------------------------------------------------------------------
-def _components(args, report, rt, cfg, ours, ref, key_map) -> None:
+class _RawFeatures:
+    """Raw pool5 of the target and source subsets from our seeded model
+    of ``cfg`` (untrained, eval mode), extracted on first use."""
+
+    def __init__(self, cfg, seed: int) -> None:
+        self.cfg, self.seed = cfg, seed
+        self._feats = None
+
+    def __call__(self):
+        """``(target, source)`` raw pool5."""
+        if self._feats is None:
+            model = common.build_model(self.cfg, self.seed)
+            self._feats = (_raw_pool5(
+                model, common.build_dataset(self.cfg, 'cluster_dataloader')),
+                           _raw_pool5(model, _source_set(self.cfg)))
+        return self._feats
+
+
+def _components(args, report, rt, cfg, ours, ref, key_map, raw) -> None:
     lv = 'components'
     target = common.build_dataset(cfg, 'cluster_dataloader')
     n_img = args.component_batch
@@ -209,8 +231,7 @@ def _components(args, report, rt, cfg, ours, ref, key_map) -> None:
     # -- the source-aware distance, eps from rho, DBSCAN
     rerank = rt.import_module('reid.rerank')
     ours.eval()
-    raw_t = _raw_pool5(ours, target)
-    raw_s = _raw_pool5(ours, _source_set(cfg))
+    raw_t, raw_s = raw()
     dist_cfg = dict(cfg.default_hooks.pseudo_label.labeler.distance)
     from mmreid_usl.registry import TASK_UTILS
     dist = TASK_UTILS.build(dist_cfg)
@@ -287,12 +308,12 @@ def _evaluation(report, rt, cfg, ours) -> None:
 
 
 # ----------------------------------------------------------------------
-def _steps(args, report, rt, cfg, key_map) -> None:
+def _steps(args, report, rt, cfg, key_map, raw) -> None:
     with rt.scoped():
-        _steps_in(args, report, rt, cfg, key_map)
+        _steps_in(args, report, rt, cfg, key_map, raw)
 
 
-def _steps_in(args, report, rt, cfg, key_map) -> None:
+def _steps_in(args, report, rt, cfg, key_map, raw) -> None:
     wide, dtype = common.step_precision(args, rt)
     trainers = rt.import_module('reid.trainers')
     loss_mod = rt.import_module('reid.loss')
@@ -301,9 +322,7 @@ def _steps_in(args, report, rt, cfg, key_map) -> None:
     ref_dp = CPUDataParallel(ref, 1)
     target = common.build_dataset(cfg, 'train_dataloader',
                                   'cluster_dataloader')
-    ours.eval()
-    raw_t = _raw_pool5(ours, target)
-    raw_s = _raw_pool5(ours, _source_set(cfg))
+    raw_t, raw_s = raw()
     from mmreid_usl.registry import TASK_UTILS
     dist = TASK_UTILS.build(
         dict(cfg.default_hooks.pseudo_label.labeler.distance))
