@@ -195,10 +195,7 @@ def _components(args, report, rt, cfg, ours, ref, key_map, raw) -> None:
         ours.train(mode == 'train')
         ref.train(mode == 'train')
         with torch.no_grad():
-            two = ours._two_feats(x)
-            d = ours.encoder.pooled_dim \
-                if hasattr(ours.encoder, 'pooled_dim') else 2048
-            p_o, e_o = two[:, :d], two[:, d:]
+            p_o, e_o = ours.forward_two(x)
             p_r, e_r = ref(x)
         report.compare(lv, f'pool5 ({mode})', p_o, p_r, 1e-5)
         report.compare(lv, f'embedding ReLU(BN(FC)) ({mode})', e_o, e_r,
