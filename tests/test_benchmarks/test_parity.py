@@ -215,3 +215,34 @@ def test_run_refuses_a_path_without_the_reference(tmp_path, capsys):
     from parity import run
     with pytest.raises(SystemExit, match='not a folder'):
         run.main(['cluster_contrast', '--reference', str(tmp_path / 'no')])
+
+
+def test_run_scale_resizes_every_pipeline_of_the_config():
+    """``--run-scale``: every Resize and crop of the config, the reference
+    bank's and the three views' included, at the fraction asked for; the
+    default levels are the three compared ones."""
+    from parity import run
+    full = common.load_config('configs/dcmip/dcmip_r50-code_market.py', {})
+    half = common.load_config('configs/dcmip/dcmip_r50-code_market.py', {},
+                              None, 0.5)
+
+    def sizes(node, out):
+        if isinstance(node, dict):
+            if node.get('type') == 'Resize':
+                out.append(('scale', tuple(node['scale'])))
+            if 'crop_size' in node:
+                out.append(('crop_size', tuple(node['crop_size'])))
+            for v in node.values():
+                sizes(v, out)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                sizes(v, out)
+        return out
+
+    before, after = sizes(full._cfg_dict, []), sizes(half._cfg_dict, [])
+    assert ('scale', (128, 320)) in before and len(before) == len(after)
+    assert after == [(k, common.scaled_size(v, 0.5)) for k, v in before]
+    assert ('scale', (64, 160)) in after
+    args = run.parse_args(['ice', '--reference', '.'])
+    assert args.levels == ['components', 'steps', 'run']
+    assert (args.run_scale, args.run_images) == (0.5, 500)
