@@ -286,6 +286,24 @@ def extract(model, dataset, source: str = 'student',
     return torch.cat(out)
 
 
+class SubsetFeatures:
+    """:func:`extract` of the clustering set of ``cfg`` by our seeded,
+    untrained model of it, computed on first use: the components level's
+    clustering and the steps level's labels start from the same features,
+    extracted once."""
+
+    def __init__(self, cfg: Config, seed: int) -> None:
+        self.cfg, self.seed = cfg, seed
+        self._feats: Optional[torch.Tensor] = None
+
+    def __call__(self) -> torch.Tensor:
+        if self._feats is None:
+            model = build_model(self.cfg, self.seed)
+            self._feats = extract(
+                model, build_dataset(self.cfg, 'cluster_dataloader'))
+        return self._feats
+
+
 def build_optimizer(cfg: Config, model: torch.nn.Module):
     """Our optimiser wrapper of ``cfg`` (the one the Runner builds)."""
     return build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))

@@ -179,12 +179,15 @@ def run(args: argparse.Namespace, report: ParityReport) -> None:
                 'student': (ref_s, 'model'),
                 'momentum': (ref_m, 'model_ema')
             }, maps, PREFIX)
+        # the seeded model's features of the subset, for the components'
+        # clustering and the steps' labels (extracted once)
+        feats = common.SubsetFeatures(cfg, args.seed)
         common.run_scoped_levels(
             report, args, rt,
             dict(
                 components=(_components, args, report, rt, cfg, ours, ref_s,
-                            ref_m, maps, subset),
-                steps=(_steps, args, report, rt, cfg, maps),
+                            ref_m, maps, subset, feats),
+                steps=(_steps, args, report, rt, cfg, maps, feats),
                 run=(_short_run, args, report, rt, maps, work),
                 timing=(_timing, args, report, rt, maps)))
 
@@ -365,8 +368,8 @@ def _reset(ours, initial, ref_s, ref_m, maps) -> None:
     }, maps, PREFIX)
 
 
-def _components(args, report, rt, cfg, ours, ref_s, ref_m, maps,
-                subset) -> None:
+def _components(args, report, rt, cfg, ours, ref_s, ref_m, maps, subset,
+                subset_feats: common.SubsetFeatures) -> None:
     from . import cluster_contrast as cc
     lv = 'components'
     n = args.component_batch
@@ -413,8 +416,7 @@ def _components(args, report, rt, cfg, ours, ref_s, ref_m, maps,
                          F.normalize(k_o, dim=1), k_default)
     # -- clustering (student eval features of the subset at 320x128) and
     #    evaluation: the reference's modules are Cluster Contrast's
-    feats = common.extract(ours, train_set)
-    cc._clustering(args, report, rt, feats)
+    cc._clustering(args, report, rt, subset_feats())
     cc._evaluation(report, rt, cfg, ours)
     _bn_deviation(report, ours, x, initial)
     _reset(ours, initial, ref_s, ref_m, maps)
@@ -673,7 +675,8 @@ def _default_dtype(dtype: torch.dtype):
         torch.set_default_dtype(old)
 
 
-def _steps(args, report, rt, cfg, maps) -> None:
+def _steps(args, report, rt, cfg, maps,
+           subset_feats: common.SubsetFeatures) -> None:
     """N optimiser steps of stage 2 (L_DCP + L_MIP, memory updates, the
     EMA forward and update) from the same weights on the same batches."""
     from .cluster_contrast import _FixedLoader
@@ -690,7 +693,7 @@ def _steps(args, report, rt, cfg, maps) -> None:
     ref_m = _ref_net(models_mod, ours, maps, 'momentum')
     train_set = common.build_dataset(cfg, 'train_dataloader',
                                      'cluster_dataloader')
-    feats = common.extract(ours, train_set)
+    feats = subset_feats()
     labels = DBSCANClusterer(eps=args.eps, min_samples=4)(
         dist=JaccardDistance(k1=30, k2=6)(feats))
     common.to_precision(dtype, ours, ref_s, ref_m)
@@ -894,6 +897,25 @@ def _short_run(args, report, rt, maps, work) -> None:
 
     recording = ('recording subclasses of ClusterMemory / DBSCAN / '
                  'Evaluator (values read, nothing changed)')
+    # its last step ("Test with the best model") loads model_best_stage2
+    # into `model`: a copy of model_ema's checkpoint when model_ema scored
+    # at least as well, so the trained weights are read before that load
+    trained: Dict[str, dict] = {}
+    load_checkpoint = script.load_checkpoint
+
+    def load_checkpoint_after_reading(fpath, *a, **kw):
+        if 'model_best_stage2' in str(fpath) and len(created) >= 2:
+            for name, net in (('student', created[-2]),
+                              ('momentum', created[-1])):
+                trained[name] = {k: v.detach().clone()
+                                 for k, v in net.state_dict().items()}
+        return load_checkpoint(fpath, *a, **kw)
+
+    rt.patch(script, 'load_checkpoint', load_checkpoint_after_reading,
+             'load_checkpoint of model_best_stage2 (its final test of the '
+             'best model, which can be model_ema\'s weights loaded into '
+             'model): the trained weights read just before it (nothing '
+             'changed)')
     _, train_paths = patch_reference_run(rt, script, subset,
                                          with_our_weights)
     if wide:
@@ -965,7 +987,7 @@ def _short_run(args, report, rt, maps, work) -> None:
         # both sides start from ``init``: compare what training changed,
         # relative to the size of the change (as the steps level does); a
         # tensor's own max is no scale for a zero-initialised BN bias
-        sd_r = net.state_dict()
+        sd_r = trained.get(name) or net.state_dict()
         before = {k: init_sd[PREFIX['student'] + k[len(PREFIX[name]):]]
                   for k in maps[name]}
         common.compare_updates(
