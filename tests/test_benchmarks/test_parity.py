@@ -245,4 +245,7 @@ def test_run_scale_resizes_every_pipeline_of_the_config():
     assert ('scale', (64, 160)) in after
     args = run.parse_args(['ice', '--reference', '.'])
     assert args.levels == ['components', 'steps', 'run']
-    assert (args.run_scale, args.run_images) == (0.5, 500)
+    assert (args.run_scale, args.run_images) == (0.5, 300)  # three views
+    args = run.parse_args(['dcmip', '--reference', '.', '--run-images', '9'])
+    assert run.parse_args(['dcmip', '--reference', '.']).run_images == 500
+    assert args.run_images == 9
