@@ -63,6 +63,15 @@ def load_config(config: str,
     return cfg
 
 
+def with_image_scale(cfg: Config, scale: float) -> Config:
+    """A copy of ``cfg`` whose pipelines' resize and crop sizes are
+    scaled by ``scale`` (the steps level's ``--step-scale``)."""
+    cfg = copy.deepcopy(cfg)
+    if scale != 1:
+        _scale_image_sizes(cfg._cfg_dict, scale)
+    return cfg
+
+
 def scaled_size(size: Sequence[int], scale: float) -> Tuple[int, ...]:
     """``size`` (pixels) times ``scale``, rounded."""
     return tuple(int(round(v * scale)) for v in size)

@@ -391,6 +391,11 @@ def _ref_inputs(rt, dataset, indices, height=256, width=128):
     return next(iter(loader))[0]
 
 
+def _size_text(scale: float) -> str:
+    """``HxW`` of 256x128 images at ``scale``."""
+    return 'x'.join(map(str, common.scaled_size((256, 128), scale)))
+
+
 def _initial_features(ours, train_set, seed: int) -> torch.Tensor:
     """L2-normalised momentum features (eval) of the training subset at
     the initial weights (cached: components and steps cluster them)."""
@@ -774,13 +779,18 @@ def _steps(args, report, rt, cfg, maps) -> None:
     script = _script(rt)
     ours = common.build_model(cfg, args.seed)
     ref_s, ref_m = _ref_pair(models_mod, ours, maps)
-    train_set = common.build_dataset(cfg, 'train_dataloader',
-                                     'cluster_dataloader')
-    # labels: a clustering of the initial momentum features (float32, as
-    # the runs cluster); the proxies our memory builds are given to the
+    # labels: a clustering of the initial momentum features of the
+    # full-resolution subset (float32, as the runs cluster; those of the
+    # components level); the proxies our memory builds are given to the
     # reference trainer as main_worker gives them (their construction is
-    # compared at the run level)
-    feats = _initial_features(ours, train_set, args.seed)
+    # compared at the run level). The steps themselves run on the images
+    # at --step-scale of the resolution.
+    feats = _initial_features(
+        ours, common.build_dataset(cfg, 'train_dataloader',
+                                   'cluster_dataloader'), args.seed)
+    train_set = common.build_dataset(
+        common.with_image_scale(cfg, args.step_scale), 'train_dataloader',
+        'cluster_dataloader')
     labels = DBSCANClusterer(eps=args.eps, min_samples=4)(
         dist=JaccardDistance(k1=30, k2=6)(feats))
     ours.to(dtype)
@@ -909,6 +919,7 @@ def _steps(args, report, rt, cfg, maps) -> None:
         '3 ShuffleBN forwards per step')
     report.notes.append(
         f'steps level in {args.step_precision}: {n} steps of {batch} images '
+        f'at {_size_text(args.step_scale)} '
         f'(P x K = {NUM_IDS} x {NUM_INSTANCES}) over a clustering of the '
         f'initial momentum features ({result.num_clusters} clusters, '
         f'{mem.num_proxies} camera proxies); views: strong 1 = flipped, '

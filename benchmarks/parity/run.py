@@ -51,6 +51,8 @@ COMPARED_LEVELS = ('components', 'steps', 'run')
 ALL_LEVELS = COMPARED_LEVELS + ('timing', )
 #: --run-images other than 500: ICE forwards three views of every image.
 RUN_IMAGES = {'ice': 300}
+#: --step-scale other than 1 (ICE: three views of 32 images in float64).
+STEP_SCALE = {'ice': 0.5}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -100,6 +102,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--steps', type=int, default=3,
                         help='optimiser steps of the steps level')
     parser.add_argument('--step-batch', type=int, default=32)
+    parser.add_argument(
+        '--step-scale',
+        type=float,
+        default=None,
+        help="ICE: the steps level's images at this fraction of the "
+        'resolution (default 0.5: three views of every image in float64; '
+        '1 = 256x128; the other methods step at their full resolution)')
     parser.add_argument(
         '--step-precision',
         default='fp64',
@@ -155,6 +164,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.run_images is None:
         args.run_images = RUN_IMAGES.get(args.method, 500)
+    if args.step_scale is None:
+        args.step_scale = STEP_SCALE.get(args.method, 1.0)
     return args
 
 

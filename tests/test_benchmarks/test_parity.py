@@ -246,6 +246,10 @@ def test_run_scale_resizes_every_pipeline_of_the_config():
     args = run.parse_args(['ice', '--reference', '.'])
     assert args.levels == ['components', 'steps', 'run']
     assert (args.run_scale, args.run_images) == (0.5, 300)  # three views
+    assert args.step_scale == 0.5
+    assert run.parse_args(['theory', '--reference', '.']).step_scale == 1
+    assert common.with_image_scale(full, 1)._cfg_dict == full._cfg_dict
+    assert sizes(common.with_image_scale(full, 0.5)._cfg_dict, []) == after
     args = run.parse_args(['dcmip', '--reference', '.', '--run-images', '9'])
     assert run.parse_args(['dcmip', '--reference', '.']).run_images == 500
     assert args.run_images == 9
