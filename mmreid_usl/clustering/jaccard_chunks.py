@@ -9,15 +9,28 @@ import scipy.sparse as sp
 from .jaccard_encoding import _ragged_arange, _row_ids
 
 
-def _upper_pairs(v: sp.csr_matrix, vt: sp.csr_matrix, r0: int,
-                 r1: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Output pattern of the rows ``r0:r1`` of ``m``: the pairs ``j >= i``
-    sharing a column (row-major, columns sorted)."""
-    pattern = (v[r0:r1] @ vt).tocsr()
-    pattern.sort_indices()
-    p_rows = _row_ids(pattern.indptr) + r0
-    upper = pattern.indices >= p_rows
-    return p_rows[upper], pattern.indices[upper]
+def _overlap_sums(rows: np.ndarray, cols: np.ndarray, mins: np.ndarray,
+                  r0: int,
+                  n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m_ij = Σ_k min(V_ik, V_jk)`` of one chunk of rows from its
+    (i, j, k) triples, each given as ``rows[t] = i``, ``cols[t] = j`` and
+    ``mins[t] = min(V_ik, V_jk)`` (every ``j >= i``, rows from ``r0``).
+
+    The distinct (i, j) of the triples are the chunk's output pattern, so
+    no sparse product is needed to find it: the pairs are the sorted unique
+    keys ``(i - r0) * n + j`` and each ``m`` is the ``bincount`` of its
+    triples, summed in their order (numpy's sort, not a dense N-wide
+    scratch row per chunk row, so that a chunk holds as many rows as
+    ``max_chunk_elems`` allows at any N).
+
+    Returns:
+        tuple[np.ndarray]: ``rows``, ``cols`` (int64, row-major, columns
+        sorted) and float64 ``m`` of the pairs.
+    """
+    keys = (rows - r0) * np.int64(n) + cols
+    pairs, inverse = np.unique(keys, return_inverse=True)
+    m = np.bincount(inverse.ravel(), weights=mins, minlength=len(pairs))
+    return pairs // n + r0, pairs % n, m
 
 
 def _overlap_distance(m: np.ndarray) -> np.ndarray:
@@ -99,31 +112,22 @@ class ChunkedJaccard:
         pos[perm] = np.arange(v.nnz)
         entry_len = col_ptr[v.indices + 1] - pos
         del col_ptr
-        # v.T in CSR: row k of vt lists the rows i having column k
-        vt = v.T.tocsr()
         # every row of V is non-empty (i ∈ E(i)), so reduceat is safe
         cum = np.concatenate(
             [[0], np.cumsum(np.add.reduceat(entry_len, v.indptr[:-1]))])
-        max_rows = max(1, (1 << 24) // n)
-        scratch = np.empty(min(n, max_rows) * n, dtype=np.int64)
         r0 = 0
         while r0 < row_stop:
             r1 = int(np.searchsorted(cum, cum[r0] + self.max_chunk_elems,
                                      side='right')) - 1
-            r1 = min(max(r1, r0 + 1), r0 + max_rows, row_stop)
-            u_rows, u_cols = _upper_pairs(v, vt, r0, r1)
+            r1 = min(max(r1, r0 + 1), row_stop)
             e0, e1 = v.indptr[r0], v.indptr[r1]
             lens = entry_len[e0:e1]
             src = _ragged_arange(pos[e0:e1], lens)
             rep = np.repeat(np.arange(e1 - e0), lens)
             mins = np.minimum(v.data[e0:e1][rep], csc_data[src])
-            keys = (v_rows[e0:e1][rep] - r0) * n + csc_rows[src]
-            del src, rep
-            p_keys = (u_rows - r0) * n + u_cols
-            scratch[p_keys] = np.arange(len(p_keys))
-            m = np.bincount(scratch[keys], weights=mins,
-                            minlength=len(p_keys))
-            del keys, mins, p_keys
+            u_rows, u_cols, m = _overlap_sums(v_rows[e0:e1][rep],
+                                              csc_rows[src], mins, r0, n)
+            del src, rep, mins
             dist = _overlap_distance(m)
             keep = dist < max_distance
             yield u_rows[keep], u_cols[keep], dist[keep]

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from ..jaccard import JaccardDistance, PairBudgetError
-from ..jaccard_chunks import _overlap_distance, _upper_pairs
+from ..jaccard_chunks import _overlap_distance, _overlap_sums
 from ..jaccard_encoding import (_expand_sets, _known_pairs, _list_matrix,
                                 _ragged_arange, _reciprocal, _row_ids,
                                 _softmax_rows)
@@ -99,8 +99,6 @@ def jaccard_upper_rows(v: sp.csr_matrix,
     row_elems = np.add.reduceat(entry_len, v.indptr[start:stop] - e_start) \
         if stop > start else np.zeros(0, np.int64)
     cum = np.concatenate([[0], np.cumsum(row_elems)])
-    max_rows = max(1, (1 << 24) // n)
-    scratch = np.empty(min(n, max_rows) * n, dtype=np.int64)
     out_r, out_c, out_v = [], [], []
     kept = 0
     r0 = start
@@ -108,24 +106,21 @@ def jaccard_upper_rows(v: sp.csr_matrix,
         c0 = r0 - start
         c1 = int(np.searchsorted(cum, cum[c0] + max_chunk_elems,
                                  side='right')) - 1
-        r1 = min(max(c1 + start, r0 + 1), r0 + max_rows, stop)
-        u_rows, u_cols = _upper_pairs(v, vt, r0, r1)
+        r1 = min(max(c1 + start, r0 + 1), stop)
         a0, a1 = v.indptr[r0] - e_start, v.indptr[r1] - e_start
         lens = entry_len[a0:a1]
         src = _ragged_arange(pos[a0:a1], lens)
         rep = np.repeat(np.arange(a1 - a0), lens)
         mins = np.minimum(v.data[e_start + a0:e_start + a1][rep],
                           vt.data[src])
-        keys = (ent_rows[a0:a1][rep] - r0) * n + vt.indices[src]
-        del src, rep
-        p_keys = (u_rows - r0) * n + u_cols
-        scratch[p_keys] = np.arange(len(p_keys))
-        m = np.bincount(scratch[keys], weights=mins, minlength=len(p_keys))
-        del keys, mins, p_keys
+        u_rows, u_cols, m = _overlap_sums(ent_rows[a0:a1][rep],
+                                          vt.indices[src].astype(np.int64),
+                                          mins, r0, n)
+        del src, rep, mins
         d = _overlap_distance(m)
         keep = d < max_distance
-        out_r.append(u_rows[keep].astype(np.int64))
-        out_c.append(u_cols[keep].astype(np.int64))
+        out_r.append(u_rows[keep])
+        out_c.append(u_cols[keep])
         out_v.append(d[keep])
         kept += 2 * int(keep.sum()) - int(
             (out_r[-1] == out_c[-1]).sum())
