@@ -58,9 +58,10 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
     pairs whose expanded sets overlap, so only those pairs (the ones with
     ``d_J < 1``) are stored. ``m`` is a (+, min) sparse product, which no
     library provides; it is hand-written below with vectorised numpy: all
-    (i, j, k) triples sharing a column k are expanded per chunk of rows and
-    summed with ``np.bincount`` into the known output pattern (the pattern of
-    ``V Vᵀ``, computed per chunk of rows too). V and m are computed in
+    (i, j, k) triples sharing a column k are expanded per chunk of rows, and
+    each distinct pair (i, j) of the chunk (``np.unique`` of the triples'
+    keys: the pattern of ``V Vᵀ``) gets the ``np.bincount`` sum of its
+    triples. V and m are computed in
     float64, ``d_J`` in float32 as in the official code; values agree with
     the dense float32 formulation to float32 rounding (~1e-6).
 
