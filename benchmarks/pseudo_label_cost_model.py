@@ -379,31 +379,23 @@ def resolve_constants(rows: Sequence[Dict],
             value = ref[stage]['value'] * ratio
             note = (f'cpu-2core constant x a_{device} / a_cpu-2core '
                     f'(= {ratio:.3g}, the exact kNN\'s speed ratio)')
-        consts[stage] = dict(
-            name=name,
-            value=value,
-            unit=unit,
-            basis='assumed',
-            rows=0,
-            rel_residuals=[],
-            rms_rel_residual=None,
-            sources=[],
-            note=note)
+        consts[stage] = _unfitted(name, value, unit, 'assumed', note)
     for stage, value in (overrides or {}).items():
         if value is None:
             continue
         name, _, unit = STAGES[stage]
-        consts[stage] = dict(
-            name=name,
-            value=float(value),
-            unit=unit,
-            basis='given',
-            rows=0,
-            rel_residuals=[],
-            rms_rel_residual=None,
-            sources=[],
-            note='given on the command line')
+        consts[stage] = _unfitted(name, float(value), unit, 'given',
+                                  'given on the command line')
     return consts
+
+
+def _unfitted(name: str, value: float, unit: str, basis: str,
+              note: str) -> dict:
+    """A constant that no measured row fits (``basis`` 'assumed' or
+    'given'), in the layout of the fitted ones."""
+    return dict(name=name, value=value, unit=unit, basis=basis, rows=0,
+                rel_residuals=[], rms_rel_residual=None, sources=[],
+                note=note)
 
 
 def comm_bytes(
