@@ -691,8 +691,11 @@ def _steps(args, report, rt, cfg, maps,
     ours = common.build_model(cfg, args.seed)
     ref_s = _ref_net(models_mod, ours, maps, 'student')
     ref_m = _ref_net(models_mod, ours, maps, 'momentum')
-    train_set = common.build_dataset(cfg, 'train_dataloader',
-                                     'cluster_dataloader')
+    # the steps run on the images at --step-scale of the resolution; the
+    # labels come from the full-resolution features
+    train_set = common.build_dataset(
+        common.with_image_scale(cfg, args.step_scale), 'train_dataloader',
+        'cluster_dataloader')
     feats = subset_feats()
     labels = DBSCANClusterer(eps=args.eps, min_samples=4)(
         dist=JaccardDistance(k1=30, k2=6)(feats))
@@ -777,7 +780,9 @@ def _steps(args, report, rt, cfg, maps,
         f'steps level in {args.step_precision}: {n} steps of stage 2 '
         f'(epoch {STAGE2_EPOCH} of -code: L_DCP + L_MIP, the EMA forward '
         f'and update) of {NUM_IDS * NUM_INSTANCES} images (P x K = '
-        f'{NUM_IDS} x {NUM_INSTANCES}) over a clustering of the initial '
+        f'{NUM_IDS} x {NUM_INSTANCES}) of '
+        f'{"x".join(map(str, common.scaled_size((HEIGHT, WIDTH), args.step_scale)))} '
+        'images (--step-scale) over a clustering of the initial '
         f'student features ({num} clusters, K = {NUM_INSTANCES} instance '
         'proxies); inputs = our pipeline\'s tensors on both sides; the '
         'reference memory starts from ours (both constructions are '
@@ -791,13 +796,14 @@ def _short_run(args, report, rt, maps, work) -> None:
     """Ours (Runner, 2 epochs: stage 1 then stage 2) vs
     ``main_worker_stage1`` + ``main_worker_stage2`` of the reference's
     training script (one epoch each), on the run's own subset."""
-    from .short_run import (Recorder, call_reference_main,
-                            momentum_run_overrides, our_map,
-                            patch_reference_run, record_ours,
-                            record_reference_failure, recording_classes,
-                            reference_loader_args, replay_sampler,
-                            run_size_note, run_subset, save_initial,
-                            train_ours, transforms_without_augmentation)
+    from .short_run import (FLOOR_FACTOR, FLOOR_PERTURBATION, Recorder,
+                            call_reference_main, momentum_run_overrides,
+                            our_map, patch_reference_run, perturbed_initial,
+                            record_ours, record_reference_failure,
+                            recording_classes, reference_loader_args,
+                            replay_sampler, rounding_floor, run_size_note,
+                            run_subset, save_initial, train_ours,
+                            transforms_without_augmentation)
     lv = 'run'
     script = _script(rt)
     cm = rt.import_module('clustercontrast.models.cm')
@@ -834,6 +840,14 @@ def _short_run(args, report, rt, maps, work) -> None:
     with record_ours(type(init), Recorder(), memory_fn=memories) as ours_rec:
         ours = train_ours(cfg, osp.join(work, 'ours_run'), init_ckpt,
                           dtype=dtype)
+    # -- ours again from the initial weights moved by a few ulps: how far
+    #    rounding alone moves the trained encoders (--run-floor)
+    floor_sd = None
+    if args.run_floor:
+        floor_sd = train_ours(
+            cfg, osp.join(work, 'ours_floor'),
+            perturbed_initial(init_ckpt, osp.join(work, 'init_floor.pth')),
+            dtype=dtype).state_dict()
     # the mAP of the two sides is ranked by our evaluate_rank, in the run's
     # precision (float32 ranking ties distances that differ in the 8th
     # digit, which the two float64 runs' features do)
@@ -990,14 +1004,27 @@ def _short_run(args, report, rt, maps, work) -> None:
         sd_r = trained.get(name) or net.state_dict()
         before = {k: init_sd[PREFIX['student'] + k[len(PREFIX[name]):]]
                   for k in maps[name]}
+        tol_p, tol_b, floor_note = tol, tol, ''
+        if floor_sd is not None:
+            floor = rounding_floor(before, sd_o, floor_sd, maps[name])
+            report.meta.setdefault('rounding_floor', {})[name] = floor
+            tol_p = max(tol, FLOOR_FACTOR * floor['updates'])
+            tol_b = max(tol, FLOOR_FACTOR * floor['bn_stats'])
+            floor_note = (
+                f"; tolerance max({tol:g}, {FLOOR_FACTOR} x the rounding "
+                f"floor {floor['updates']:.2e}: our run from the initial "
+                f'weights x (1 + {FLOOR_PERTURBATION:g} e) against ours)')
         common.compare_updates(
             report, lv, f'final {name} parameters: updates over the run',
-            before, sd_o, sd_r, maps[name], tol, ' (Δ = final - initial)',
+            before, sd_o, sd_r, maps[name], tol_p, ' (Δ = final - initial)',
             f"; reference {'model' if name == 'student' else 'model_ema'} "
-            'of stage 2')
-        common.compare_buffers(report, lv,
-                               f'final {name} BN running statistics', sd_o,
-                               sd_r, maps[name], tol)
+            'of stage 2' + floor_note)
+        common.compare_buffers(
+            report, lv, f'final {name} BN running statistics', sd_o, sd_r,
+            maps[name], tol_b,
+            '' if floor_sd is None else
+            f"tolerance max({tol:g}, {FLOOR_FACTOR} x the rounding floor "
+            f"{floor['bn_stats']:.2e})")
     # the reference evaluates model after stage 1, model and model_ema
     # after stage 2 (then the best again): its features of those two are
     # ranked by our evaluate_rank, as ours are

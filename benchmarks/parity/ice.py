@@ -985,7 +985,7 @@ def _short_run(args, report, rt, maps, work) -> None:
     num_ids, k = RUN_IDS, NUM_INSTANCES
     batch = num_ids * k
     subset = osp.join(work, 'subset_run')
-    make_subset(args.data, subset, args.run_images, args.num_test)
+    make_subset(args.data, subset, args.run_images, args.run_test)
     overrides = run_overrides(batch, args.run_iters, args.run_eps, k,
                               NUM_REPLICAS)
     overrides.update({

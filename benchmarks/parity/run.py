@@ -52,7 +52,14 @@ ALL_LEVELS = COMPARED_LEVELS + ('timing', )
 #: --run-images other than 500: ICE forwards three views of every image.
 RUN_IMAGES = {'ice': 300}
 #: --step-scale other than 1 (ICE: three views of 32 images in float64).
-STEP_SCALE = {'ice': 0.5}
+STEP_SCALE = {'ice': 0.5, 'dcmip': 0.5}
+#: --run-test other than --num-test (DCMIP: the reference evaluates four
+#: times in its run, each a float64 extraction of the test images).
+RUN_TEST = {'dcmip': 100}
+#: Methods whose short run measures its rounding floor by default
+#: (--run-floor): DCMIP's two-stage trajectory amplifies float64 rounding
+#: past the 1e-8 tolerance (docs/parity.md).
+RUN_FLOOR = {'dcmip'}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -106,9 +113,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--step-scale',
         type=float,
         default=None,
-        help="ICE: the steps level's images at this fraction of the "
-        'resolution (default 0.5: three views of every image in float64; '
-        '1 = 256x128; the other methods step at their full resolution)')
+        help="the steps level's images at this fraction of the method's "
+        'resolution (ICE and DCMIP: 0.5 by default, three views of every '
+        'image, resp. 320x128 images, in float64; the other methods: 1; '
+        'the labels of the steps always come from full-resolution '
+        'features)')
     parser.add_argument(
         '--step-precision',
         default='fp64',
@@ -148,6 +157,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='DBSCAN eps of the short run (random-weight features of its '
         '500 images at half resolution: 0.4 gives 16-18 clusters for '
         'Cluster Contrast, ICE and DCMIP)')
+    parser.add_argument(
+        '--run-test',
+        type=int,
+        default=None,
+        help='query + gallery images of the short run (default '
+        '--num-test; DCMIP 100)')
+    parser.add_argument(
+        '--run-floor',
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help='also train ours a second time from the initial weights times '
+        '(1 + 1e-15 e), e ~ N(0, 1), in float64, and judge the run rows of '
+        'the trained encoders against max(tolerance, 10 x that rounding '
+        'floor) (default: on for DCMIP only; costs one more training of '
+        'ours)')
     parser.add_argument('--run-batch', type=int, default=16,
                         help='batch (P x 4) of the short run')
     parser.add_argument(
@@ -166,6 +190,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.run_images = RUN_IMAGES.get(args.method, 500)
     if args.step_scale is None:
         args.step_scale = STEP_SCALE.get(args.method, 1.0)
+    if args.run_test is None:
+        args.run_test = RUN_TEST.get(args.method, args.num_test)
+    if args.run_floor is None:
+        args.run_floor = args.method in RUN_FLOOR
     return args
 
 

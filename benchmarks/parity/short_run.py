@@ -30,6 +30,7 @@ from mmreid_usl.evaluation.functional import evaluate_rank
 from . import common
 from .data import ReferenceDataset, make_subset
 from .keymap import copy_weights, state_diff
+from .report import tensor_diff
 from .shims import load_module_from_file
 
 #: The random transforms of the reference training pipelines, replaced by
@@ -378,10 +379,10 @@ def reference_loader_args(work: str,
 
 def run_subset(args, work: str) -> str:
     """The short run's own subset in ``work`` (``--run-images`` training,
-    ``--num-test`` test images: float64 feature extraction runs at a few
+    ``--run-test`` test images: float64 feature extraction runs at a few
     images per second on a CPU)."""
     subset = osp.join(work, 'subset_run')
-    make_subset(args.data, subset, args.run_images, args.num_test)
+    make_subset(args.data, subset, args.run_images, args.run_test)
     return subset
 
 
@@ -407,6 +408,63 @@ def save_initial(cfg, seed: int, path: str) -> torch.nn.Module:
     init = common.build_model(cfg, seed)
     torch.save({'state_dict': init.state_dict()}, path)
     return init
+
+
+#: Relative size of the perturbation of the initial weights that measures
+#: a short run's rounding floor (``--run-floor``): a few float64 ulps.
+FLOOR_PERTURBATION = 1e-15
+#: With ``--run-floor``, a trained encoder's run rows pass within this
+#: factor of the floor (a faithfulness difference shows 1e-4 and more).
+FLOOR_FACTOR = 10
+
+
+def perturbed_initial(init_ckpt: str, path: str,
+                      rel: float = FLOOR_PERTURBATION,
+                      seed: int = 1) -> str:
+    """A float64 copy of the initial weights at ``init_ckpt`` with every
+    parameter times ``1 + rel * e``, ``e ~ N(0, 1)`` (BN buffers unchanged),
+    saved at ``path``.
+
+    Training from it and from ``init_ckpt`` differs only by rounding-sized
+    inputs: how far the two runs end apart is the run's rounding floor, the
+    smallest difference a comparison of two implementations can expect
+    (a chaotic trajectory, e.g. a re-clustering after Adam steps over small
+    BN groups, amplifies float64 rounding many orders of magnitude).
+    """
+    ckpt = torch.load(init_ckpt, map_location='cpu', weights_only=True)
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in ckpt['state_dict'].items():
+        if value.is_floating_point():
+            value = value.double()
+            if 'running' not in key:
+                value = value * (1 + rel * torch.randn(
+                    value.shape, generator=gen, dtype=torch.float64))
+        state[key] = value
+    torch.save(dict(ckpt, state_dict=state), path)
+    return path
+
+
+def rounding_floor(before: Dict[str, torch.Tensor],
+                   ours: Dict[str, torch.Tensor],
+                   floor: Dict[str, torch.Tensor],
+                   key_map: Dict[str, str]) -> Dict[str, float]:
+    """How far our run from :func:`perturbed_initial` ends from our run:
+    ``updates`` = the relative L2 difference of the parameter updates (as
+    :func:`common.update_diff`), ``bn_stats`` = the largest relative
+    difference of the BN running statistics (as ``ParityReport.compare``),
+    over the tensors of ``key_map`` (our names)."""
+    same = {k: k for k in key_map}
+    params = {k: k for k in same if 'running' not in k and
+              'num_batches' not in k}
+    buffers = [k for k in same if 'running' in k]
+    stats = tensor_diff(
+        torch.cat([floor[k].double().flatten() for k in buffers]),
+        torch.cat([ours[k].double().flatten() for k in buffers])) \
+        if buffers else dict(max_rel=0.0)
+    return dict(updates=common.update_diff(before, floor, ours,
+                                           params)['rel_l2'],
+                bn_stats=float(stats['max_rel']))
 
 
 #: The shim of a reference's model factory that gives its networks our
@@ -482,7 +540,7 @@ def short_run_cluster_contrast(args, report, rt, key_map, subset, work,
     # the run's own (smaller) subset: float64 feature extraction runs at a
     # few images per second on a CPU
     subset = osp.join(work, 'subset_run')
-    make_subset(args.data, subset, args.run_images, args.num_test)
+    make_subset(args.data, subset, args.run_images, args.run_test)
     cfg = common.load_config(
         config,
         switch_values(run_overrides(batch, args.run_iters, args.run_eps, k)),
@@ -611,7 +669,7 @@ def short_run_theory(args, report, rt, cfg, key_map, work, tgt, src,
     dtype = torch.float64 if wide else torch.float32
     tgt_run = osp.join(work, 'subset_run')
     src_run = osp.join(work, 'subset_run_source')
-    make_subset(args.data, tgt_run, args.run_images, args.num_test)
+    make_subset(args.data, tgt_run, args.run_images, args.run_test)
     make_subset(args.data, src_run, args.run_images, 0, cameras=(3, 4))
     overrides = {
         'train_dataloader.batch_size': batch,
