@@ -253,3 +253,41 @@ def test_run_scale_resizes_every_pipeline_of_the_config():
     args = run.parse_args(['dcmip', '--reference', '.', '--run-images', '9'])
     assert run.parse_args(['dcmip', '--reference', '.']).run_images == 500
     assert args.run_images == 9
+    # DCMIP: steps at half resolution, 100 test images in the run, and the
+    # run's rounding floor measured; the others keep --num-test, no floor
+    assert (args.step_scale, args.run_test, args.run_floor) == (0.5, 100,
+                                                                True)
+    args = run.parse_args(['theory', '--reference', '.', '--num-test', '50'])
+    assert (args.run_test, args.run_floor) == (50, False)
+    args = run.parse_args(
+        ['dcmip', '--reference', '.', '--no-run-floor', '--run-test', '7'])
+    assert (args.run_test, args.run_floor) == (7, False)
+
+
+def test_rounding_floor_perturbs_parameters_by_ulps(tmp_path):
+    """``--run-floor``: the perturbed initial weights are float64, move
+    every parameter by ~1e-15 relative and no BN buffer; the floor is the
+    relative difference of the updates and of the BN statistics."""
+    from parity.short_run import perturbed_initial, rounding_floor
+    torch.manual_seed(0)
+    state = {'conv.weight': torch.randn(8, 4), 'bn.running_var':
+             torch.rand(4) + 1, 'bn.num_batches_tracked': torch.tensor(3)}
+    src = str(tmp_path / 'init.pth')
+    torch.save({'state_dict': state, 'meta': {'x': 1}}, src)
+    out = torch.load(
+        perturbed_initial(src, str(tmp_path / 'p.pth')), weights_only=True)
+    w, w0 = out['state_dict']['conv.weight'], state['conv.weight'].double()
+    assert w.dtype == torch.float64 and out['meta'] == {'x': 1}
+    rel = ((w - w0) / w0).abs()
+    assert 0 < rel.max() < 1e-14 and (rel > 0).float().mean() > 0.9
+    assert torch.equal(out['state_dict']['bn.running_var'],
+                       state['bn.running_var'].double())
+    assert out['state_dict']['bn.num_batches_tracked'] == 3
+    before = {'conv.weight': torch.zeros(2), 'bn.running_var': torch.ones(2)}
+    ours = {'conv.weight': torch.tensor([3., 4.]),
+            'bn.running_var': torch.tensor([2., 4.])}
+    floor = {'conv.weight': torch.tensor([3., 4.5]),
+             'bn.running_var': torch.tensor([2., 3.])}
+    got = rounding_floor(before, ours, floor, {k: k for k in before})
+    assert got['updates'] == pytest.approx(0.5 / 5)
+    assert got['bn_stats'] == pytest.approx(1 / 4)
