@@ -110,6 +110,13 @@ def parse_args(argv=None):
                         help='JaccardDistance(max_distance=...); any value '
                         '> eps gives the same labels with less memory')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--noise-norm',
+        type=float,
+        default=1.4,
+        help='norm of the isotropic noise of benchmarks/synthetic_features.py '
+        '(default 1.4: same-id cosine ~0.31, the hard case for approximate '
+        'kNN; 0.8: ~0.55)')
     parser.add_argument('--reference', action='store_true',
                         help='run the dense official-style pipeline')
     parser.add_argument('--compare-fp32', action='store_true',
@@ -140,14 +147,16 @@ def main(argv=None):
     load = load_average()
     t = time.perf_counter()
     feats_np, pids, _ = synthetic_features(
-        args.n, args.ids, dim=args.dim, seed=args.seed)
+        args.n, args.ids, dim=args.dim, seed=args.seed,
+        noise_norm=args.noise_norm)
     feats = torch.from_numpy(feats_np).to(args.device)
     gen_s = time.perf_counter() - t
     if args.knn_threads:
         import faiss
         faiss.omp_set_num_threads(args.knn_threads)
     knn_backend = 'torch' if args.precision != 'fp32' else args.knn
-    result = dict(n=args.n, ids=args.ids, dim=args.dim, knn=knn_backend,
+    result = dict(n=args.n, ids=args.ids, dim=args.dim,
+                  noise_norm=args.noise_norm, knn=knn_backend,
                   jaccard_device=args.jaccard_device,
                   max_distance=args.max_distance,
                   precision=args.precision, eps=args.eps,
@@ -333,7 +342,8 @@ def _main_world(args, argv):
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'feats.npy')
         feats, pids, _ = synthetic_features(args.n, args.ids, dim=args.dim,
-                                            seed=args.seed)
+                                            seed=args.seed,
+                                            noise_norm=args.noise_norm)
         np.save(path, feats)
         del feats
         with socket.socket() as sock:

@@ -75,6 +75,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from .ivf_join import ivf_self_join
 from .knn import _put_self_first
 from .knn_refine import exact_sqdist as _exact_sqdist
 from .knn_refine import refine_knn, reverse_merge
@@ -167,6 +168,7 @@ def approx_knn_search(feats: torch.Tensor,
                       ef_construction: int = 80,
                       ef_search: Optional[int] = None,
                       max_ef_search: int = 512,
+                      self_join: bool = True,
                       seed: int = 0,
                       info: Optional[Dict] = None
                       ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -209,6 +211,10 @@ def approx_knn_search(feats: torch.Tensor,
             tries (the search costs ~linearly in it; on noise-dominated
             features the recall target may be out of reach, see the module
             docstring). Defaults to 512.
+        self_join (bool): ``ivf_flat`` on a CPU: search all rows as a
+            cell-by-cell self-join (:func:`ivf_self_join`: the same
+            candidates as faiss's search, its products at BLAS speed).
+            Defaults to True; False: faiss's ``search``.
         seed (int): Seed of the training and calibration draws.
         info (dict, optional): Filled with the parameters used
             (``nlist``/``nprobe`` or ``hnsw_m``/``ef_search``),
@@ -295,7 +301,9 @@ def approx_knn_search(feats: torch.Tensor,
         raise ValueError(f'ef_search={knob} must be >= k={k}')
     _set_knob(index, index_type, knob)
     t1 = time.perf_counter()
-    d, i = index.search(xs, k_search)
+    join = self_join and index_type == 'ivf_flat' and not gpu
+    d, i = ivf_self_join(xs, index, k_search, knob) if join else \
+        index.search(xs, k_search)
     if not exact_space:
         d = _exact_sqdist(x, np.arange(n), np.maximum(i, 0))
         d[i < 0] = np.inf
@@ -319,7 +327,7 @@ def approx_knn_search(feats: torch.Tensor,
         info.update(nlist=nlist, nprobe=int(knob), train_size=train_size,
                     pca_dim=pca_dim, whiten=whiten)
     info.update(fallback_rows=int(len(short)), index_type=index_type,
-                reverse=reverse, gpu=gpu)
+                reverse=reverse, gpu=gpu, self_join=join)
     sqdist, index_t = _put_self_first(
         torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32)),
         torch.from_numpy(np.ascontiguousarray(i, dtype=np.int64)))
