@@ -9,7 +9,10 @@ Search", TPAMI 2011) clusters the rows into ``nlist`` cells with k-means and
 searches every query only in the ``nprobe`` cells whose centroids are
 nearest:
 ``O(N · nprobe · N / nlist · D)``, i.e. ``O(N^1.5 · nprobe · D / 4)`` with the
-default ``nlist ≈ 4 √N``.
+default ``nlist ≈ 4 √N``. On a CPU the ``ivf_flat`` search of all rows runs
+as a self-join (:mod:`.ivf_join`: per cell, one matrix product of the
+queries probing it and the rows it holds; faiss's candidates, at BLAS
+speed instead of faiss's memory-bound per-query scan).
 
 Parameters, derived from N unless set:
 

@@ -1,0 +1,65 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""The IVF self-join: faiss's candidates, by one product per cell."""
+import numpy as np
+import pytest
+import torch
+
+from mmreid_usl.clustering.approx_knn import approx_knn_search
+from mmreid_usl.clustering.ivf_join import ivf_lists, ivf_self_join
+
+faiss = pytest.importorskip('faiss')
+
+
+def _index(x: np.ndarray, nlist: int):
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(x.shape[1]), x.shape[1],
+                               nlist)
+    index.cp.seed = 0
+    index.train(x)
+    index.add(x)
+    return index
+
+
+@pytest.mark.parametrize('nprobe', [1, 3, 16])
+def test_join_finds_what_faiss_search_finds(nprobe):
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((40, 16))
+    x = (centres[rng.integers(0, 40, 1500)] +
+         0.6 * rng.standard_normal((1500, 16))).astype(np.float32)
+    index = _index(x, 16)
+    index.nprobe = nprobe
+    d_f, i_f = index.search(x, 10)
+    d_j, i_j = ivf_self_join(x, index, 10, nprobe)
+    # the same neighbours (sets: ties may order differently), distances to
+    # float32 rounding of the product form
+    assert all(set(a) == set(b) for a, b in zip(i_f, i_j))
+    np.testing.assert_allclose(d_j, d_f, rtol=1e-4, atol=1e-4)
+    assert (np.diff(d_j, axis=1) >= 0).all()
+    if nprobe == 16:  # every cell probed: the exact kNN
+        full = ((x[:, None] - x[None]) ** 2).sum(-1)
+        np.testing.assert_allclose(d_j, np.sort(full, 1)[:, :10], atol=1e-3)
+
+
+def test_short_cells_give_inf_and_minus_one():
+    """Probed cells holding fewer than k rows: inf / -1, as faiss."""
+    x = np.repeat(np.eye(4, dtype=np.float32) * 10, 3, axis=0)  # 4 x 3
+    index = _index(x, 4)
+    d, i = ivf_self_join(x, index, 5, 1)
+    assert (i[:, :3] >= 0).all() and (i[:, 3:] == -1).all()
+    assert np.isinf(d[:, 3:]).all() and (d[:, :3] == 0).all()
+    ids, bounds = ivf_lists(index)
+    assert sorted(ids.tolist()) == list(range(12)) and bounds[-1] == 12
+
+
+def test_approx_knn_search_join_equals_faiss_search():
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(
+        rng.standard_normal((2000, 24)).astype(np.float32))
+    info_j, info_f = {}, {}
+    d_j, i_j = approx_knn_search(x, 8, nprobe=4, info=info_j)
+    d_f, i_f = approx_knn_search(x, 8, nprobe=4, self_join=False,
+                                 info=info_f)
+    assert info_j['self_join'] and not info_f['self_join']
+    assert (i_j[:, 0] == torch.arange(2000)).all()
+    same = [set(a) == set(b) for a, b in zip(i_j.tolist(), i_f.tolist())]
+    assert np.mean(same) == 1.0
+    torch.testing.assert_close(d_j, d_f, rtol=1e-4, atol=1e-4)
