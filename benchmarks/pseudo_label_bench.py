@@ -86,6 +86,11 @@ def parse_args(argv=None):
                         'neighbours (approximate backends)')
     parser.add_argument('--pca-dim', type=int)
     parser.add_argument('--whiten', action='store_true')
+    parser.add_argument(
+        '--camera-centred',
+        action='store_true',
+        help='--knn ivf: cells built on the features minus their camera '
+        "mean, candidates re-scored exactly (approx_knn_search(camids=...))")
     parser.add_argument('--recall-queries', type=int, default=1000)
     parser.add_argument('--compare-exact', action='store_true')
     parser.add_argument('--world-size', type=int, default=1)
@@ -146,7 +151,7 @@ def main(argv=None):
 
     load = load_average()
     t = time.perf_counter()
-    feats_np, pids, _ = synthetic_features(
+    feats_np, pids, camids = synthetic_features(
         args.n, args.ids, dim=args.dim, seed=args.seed,
         noise_norm=args.noise_norm)
     feats = torch.from_numpy(feats_np).to(args.device)
@@ -157,6 +162,7 @@ def main(argv=None):
     knn_backend = 'torch' if args.precision != 'fp32' else args.knn
     result = dict(n=args.n, ids=args.ids, dim=args.dim,
                   noise_norm=args.noise_norm, knn=knn_backend,
+                  camera_centred=args.camera_centred,
                   jaccard_device=args.jaccard_device,
                   max_distance=args.max_distance,
                   precision=args.precision, eps=args.eps,
@@ -169,7 +175,9 @@ def main(argv=None):
         from mmreid_usl.clustering.approx_knn import approx_knn_search
         extra = dict(index_type=args.ivf_type, nlist=args.nlist,
                      nprobe=args.nprobe, pca_dim=args.pca_dim,
-                     whiten=args.whiten) if knn_backend == 'ivf' else dict(
+                     whiten=args.whiten,
+                     camids=camids if args.camera_centred else None
+                     ) if knn_backend == 'ivf' else dict(
                          index_type='hnsw', hnsw_m=args.hnsw_m,
                          ef_construction=args.ef_construction,
                          ef_search=args.ef_search)

@@ -144,6 +144,19 @@ def _build_index(faiss, index_type: str, dim: int, nlist: int,
     return index
 
 
+def _camera_centred(x: np.ndarray, camids) -> np.ndarray:
+    """``x`` minus the mean row of each row's camera (a copy)."""
+    cam = np.asarray(camids.cpu() if isinstance(camids, torch.Tensor) else
+                     camids).reshape(-1)
+    if len(cam) != len(x):
+        raise ValueError(f'camids has {len(cam)} entries for {len(x)} rows')
+    out = x.copy()
+    for c in np.unique(cam):
+        rows = cam == c
+        out[rows] -= x[rows].mean(0)
+    return out
+
+
 def _set_knob(index, index_type: str, value: int) -> None:
     """``nprobe`` of an IVF index, ``efSearch`` of an HNSW one."""
     if index_type == 'hnsw':
@@ -172,6 +185,7 @@ def approx_knn_search(feats: torch.Tensor,
                       ef_search: Optional[int] = None,
                       max_ef_search: int = 512,
                       self_join: bool = True,
+                      camids=None,
                       seed: int = 0,
                       info: Optional[Dict] = None
                       ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -202,7 +216,8 @@ def approx_knn_search(feats: torch.Tensor,
         pq_m (int, optional): PQ sub-quantisers (``D' % pq_m == 0``).
             Defaults to the largest divisor of ``D'`` <= ``D' / 4``.
         refine_factor (int): Candidates per query re-scored exactly, in
-            units of k, when the search space is not exact (PQ or PCA).
+            units of k, when the search space is not exact (PQ, PCA or
+            camera centring).
         train_size (int, optional): k-means training rows (IVF). Defaults
             to ``min(N, 64 nlist)``.
         hnsw_m (int): HNSW links per node. Defaults to 32.
@@ -218,6 +233,13 @@ def approx_knn_search(feats: torch.Tensor,
             cell-by-cell self-join (:func:`ivf_self_join`: the same
             candidates as faiss's search, its products at BLAS speed).
             Defaults to True; False: faiss's ``search``.
+        camids (array-like, optional): Camera id of every row. Given, the
+            index is built and searched on the rows minus their camera's
+            mean (a camera bias otherwise splits the cells by camera and
+            hides an identity's other-camera images from its probes:
+            ``benchmarks/ivf_camera_partition_probe.py``), and
+            ``refine_factor * k`` candidates are re-scored exactly in the
+            original space.
         seed (int): Seed of the training and calibration draws.
         info (dict, optional): Filled with the parameters used
             (``nlist``/``nprobe`` or ``hnsw_m``/``ef_search``),
@@ -248,16 +270,17 @@ def approx_knn_search(feats: torch.Tensor,
     nlist = default_nlist(n) if nlist is None else int(nlist)
     train_size = min(n, 64 * nlist) if train_size is None else min(
         n, train_size)
-    train = x[np.sort(rng.choice(n, train_size, replace=False))] \
-        if train_size < n and not hnsw else x
-    # the searched space: optional PCA / whitening
+    # the partitioned space: optional camera centring, then PCA / whitening
+    xp = x if camids is None else _camera_centred(x, camids)
+    train = xp[np.sort(rng.choice(n, train_size, replace=False))] \
+        if train_size < n and not hnsw else xp
     pca = None
     if pca_dim is not None:
         pca = faiss.PCAMatrix(dim, int(pca_dim), -0.5 if whiten else 0.0)
         pca.train(train)
-        xs, train_s = pca.apply(x), pca.apply(train)
+        xs, train_s = pca.apply(xp), pca.apply(train)
     else:
-        xs, train_s = x, train
+        xs, train_s = xp, train
     index = _build_index(faiss, index_type, xs.shape[1], nlist, pq_m,
                          hnsw_m, ef_construction)
     gpu = feats.is_cuda and faiss.get_num_gpus() > 0 and not hnsw
@@ -270,7 +293,7 @@ def approx_knn_search(feats: torch.Tensor,
         index.train(train_s)
     index.add(xs)
     info['build_s'] = time.perf_counter() - t0
-    exact_space = index_type != 'ivf_pq' and pca is None
+    exact_space = index_type != 'ivf_pq' and pca is None and camids is None
     k_search = k if exact_space else min(n, refine_factor * k)
     # nprobe / efSearch from the recall target on sampled queries
     knob = ef_search if hnsw else nprobe
@@ -330,7 +353,8 @@ def approx_knn_search(feats: torch.Tensor,
         info.update(nlist=nlist, nprobe=int(knob), train_size=train_size,
                     pca_dim=pca_dim, whiten=whiten)
     info.update(fallback_rows=int(len(short)), index_type=index_type,
-                reverse=reverse, gpu=gpu, self_join=join)
+                reverse=reverse, gpu=gpu, self_join=join,
+                camera_centred=camids is not None)
     sqdist, index_t = _put_self_first(
         torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32)),
         torch.from_numpy(np.ascontiguousarray(i, dtype=np.int64)))

@@ -63,3 +63,32 @@ def test_approx_knn_search_join_equals_faiss_search():
     same = [set(a) == set(b) for a, b in zip(i_j.tolist(), i_f.tolist())]
     assert np.mean(same) == 1.0
     torch.testing.assert_close(d_j, d_f, rtol=1e-4, atol=1e-4)
+
+
+def test_camera_centred_partition_contract():
+    """``camids``: the cells are built on camera-centred rows, the
+    candidates re-scored in the original space (exact distances, ascending,
+    self first); a wrong length is refused. What it gains on a camera bias
+    is measured by benchmarks/ivf_camera_partition_probe.py."""
+    rng = np.random.default_rng(0)
+    ids, cams = rng.integers(0, 60, 3000), rng.integers(0, 3, 3000)
+    x = torch.from_numpy((rng.standard_normal((60, 32))[ids] +
+                          rng.standard_normal((3, 32))[cams] +
+                          0.3 * rng.standard_normal((3000, 32))).astype(
+                              np.float32))
+    info = {}
+    d, i = approx_knn_search(x, 10, nprobe=76, camids=cams, info=info)
+    assert info['camera_centred'] and (i[:, 0] == torch.arange(3000)).all()
+    torch.testing.assert_close(d, ((x[:, None] - x[i]) ** 2).sum(-1),
+                               rtol=1e-4, atol=1e-4)
+    assert (d.diff(dim=1) >= 0).all()
+    # the candidates are the centred space's 2k nearest: with every cell
+    # probed, exactly those re-scored
+    xc = x.clone()
+    for c in range(3):
+        xc[cams == c] -= x[cams == c].mean(0)
+    cand = ((xc[:, None] - xc[None]) ** 2).sum(-1).topk(20, largest=False)[1]
+    best = ((x[:, None] - x[cand]) ** 2).sum(-1).topk(10, largest=False)[0]
+    torch.testing.assert_close(d, best, rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match='camids has 2 entries'):
+        approx_knn_search(x, 10, nprobe=2, camids=[0, 1])
