@@ -1,23 +1,19 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """``benchmarks/camera_aware_jaccard_probe.py`` end to end on the tiny
 fixture, and its camera-split Jaccard against the camera-agnostic case."""
-import importlib.util
 import os.path as osp
 import sys
 
 import numpy as np
 import torch
+from script_loader import load_script
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/gds/gds-h_r50_duke2market.py')
 
 
 def _probe():
-    path = osp.join(REPO, 'benchmarks', 'camera_aware_jaccard_probe.py')
-    spec = importlib.util.spec_from_file_location('_cajp', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/camera_aware_jaccard_probe.py', '_cajp')
 
 
 def test_jaccard_is_a_distance_and_camera_split_changes_it():

@@ -1,22 +1,15 @@
 # Copyright (c) mmreid_usl contributors. All rights reserved.
 """``benchmarks/ivf_camera_partition_probe.py``: its exact re-scoring and a
 small end-to-end call."""
-import importlib.util
-import os.path as osp
-
 import pytest
 import torch
+from script_loader import load_script
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 pytest.importorskip('faiss')
 
 
 def _probe():
-    path = osp.join(REPO, 'benchmarks', 'ivf_camera_partition_probe.py')
-    spec = importlib.util.spec_from_file_location('_icpp', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/ivf_camera_partition_probe.py', '_icpp')
 
 
 def test_rescore_keeps_the_nearest_candidates_in_order():
