@@ -76,8 +76,11 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
             :func:`knn_search`. Defaults to ``'auto'``.
         knn_cfg (dict, optional): Keyword arguments of the approximate
             search (:func:`.approx_knn.approx_knn_search`: ``ef_search``,
-            ``nprobe``, ``recall_target``, ``reverse``, ...). Defaults to
-            None.
+            ``nprobe``, ``recall_target``, ``reverse``, ...), and
+            ``camera_centred=True``: the IVF cells built on the features
+            minus their camera's mean, with the camera ids of the labelling
+            context (a camera bias otherwise splits the cells by camera).
+            Defaults to None.
         knn_precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'`` for the kNN
             matrix product. With reduced precision every ``d²`` of step 4 is
             recomputed in fp32. Defaults to ``'fp32'``.
@@ -153,7 +156,8 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
 
         Args:
             features (Tensor): ``(N, D)`` L2-normalised features.
-            context (LabelingContext): Unused.
+            context (LabelingContext): Its ``camids``, with
+                ``knn_cfg=dict(camera_centred=True)``.
             max_distance (float): The radius of this call.
 
         Returns:
@@ -163,9 +167,18 @@ class JaccardDistance(KReciprocalEncoding, PairBudget, ChunkedJaccard,
         """
         feats = features.detach().float()
         k = min(self.k1, feats.shape[0])
+        approx_cfg = dict(self.knn_cfg)
+        if approx_cfg.pop('camera_centred', False):
+            if context.camids is None:
+                raise ValueError(
+                    'knn_cfg=dict(camera_centred=True) needs the camera id '
+                    'of every image (LabelingContext.camids); the '
+                    'PseudoLabelHook passes its dataset\'s, a direct call '
+                    'passes camids= to the labeler')
+            approx_cfg['camids'] = context.camids
         sqdist, index = knn_search(
             feats, k, backend=self.knn_backend, precision=self.knn_precision,
-            approx_cfg=self.knn_cfg)
+            approx_cfg=approx_cfg)
         return DistanceMatrix(
             self.from_knn(feats, sqdist, index, max_distance=max_distance),
             max_distance=max_distance)

@@ -127,3 +127,18 @@ def test_bad_args():
         approx_knn_search(feats, 10, index_type='hnsw', ef_search=5)
     with pytest.raises(ValueError):
         approx_knn_search(feats, 10, whiten=True)
+
+
+def test_jaccard_camera_centred_knn_reads_the_context_camids():
+    """``knn_cfg=dict(camera_centred=True)``: the camera ids come from the
+    labelling context; without them the error names what is missing."""
+    feats, _ = _clustered(n=1500, ids=75)
+    exact = DBSCANClusterer(eps=0.6)(dist=JaccardDistance(k1=20)(feats))
+    jd = JaccardDistance(k1=20, knn_backend='ivf',
+                         knn_cfg=dict(nprobe=16, camera_centred=True))
+    labels = DBSCANClusterer(eps=0.6)(
+        dist=jd(feats, camids=torch.arange(1500) % 3))
+    assert adjusted_rand_score(exact, labels) >= 0.9
+    assert jd.knn_cfg == dict(nprobe=16, camera_centred=True)  # unchanged
+    with pytest.raises(ValueError, match='needs the camera id'):
+        jd(feats)
