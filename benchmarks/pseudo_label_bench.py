@@ -76,6 +76,11 @@ def parse_args(argv=None):
                         choices=['ivf_flat', 'ivf_pq'])
     parser.add_argument('--nlist', type=int)
     parser.add_argument('--nprobe', type=int)
+    parser.add_argument('--kmeans-iters', type=int, default=10,
+                        help='k-means iterations of the IVF cells')
+    parser.add_argument('--l2-cells', action='store_true',
+                        help='IVF cells by L2 k-means instead of spherical '
+                        'k-means (the default)')
     parser.add_argument('--recall-target', type=float, default=0.95)
     parser.add_argument('--hnsw-m', type=int, default=32)
     parser.add_argument('--ef-construction', type=int, default=80)
@@ -176,6 +181,8 @@ def main(argv=None):
         extra = dict(index_type=args.ivf_type, nlist=args.nlist,
                      nprobe=args.nprobe, pca_dim=args.pca_dim,
                      whiten=args.whiten,
+                     kmeans_iters=args.kmeans_iters,
+                     spherical=not args.l2_cells,
                      camids=camids if args.camera_centred else None
                      ) if knn_backend == 'ivf' else dict(
                          index_type='hnsw', hnsw_m=args.hnsw_m,

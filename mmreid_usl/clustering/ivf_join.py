@@ -14,15 +14,27 @@ second on the project's 2-core CPU at N = 1,000,000, nprobe 16
 
 ``d(q, x) = ||q||² + ||x||² − 2 q·x`` for all ``q ∈ Q_c``, ``x ∈ X_c``,
 
-and each query keeps the ``k`` smallest over its ``nprobe`` cells. The
-candidates are exactly those of the faiss search with the same index and
-``nprobe`` (the lists and the probes are faiss's own); the distances are
-the same squared L2 distances up to float32 rounding of the product form
-(clamped at 0). The products run at BLAS speed.
+and each query keeps the ``k`` smallest over its ``nprobe`` cells: the
+``k`` best of every (query, cell) product go to the query's slot for that
+cell in a ``(Q, nprobe, k)`` buffer, and one top-k per query over its
+``nprobe · k`` entries ends the search (no merge per cell). With the rows
+added to the index and no ``metric_rows``, the candidates are exactly those
+of the faiss search with the same index and ``nprobe`` (the lists and the
+probes are faiss's own); the distances are the same squared L2 distances up
+to float32 rounding of the product form (clamped at 0). The products run at
+BLAS speed.
+
+The partition and the metric can differ: the cells and probes come from
+``x`` (e.g. camera-centred unit rows under spherical k-means), the
+distances from ``metric_rows`` (the original features), so every candidate
+of the probed cells is ranked exactly in the original space and no
+re-scoring of a short list is needed. An empty index needs only its
+centroids: each row's cell is its nearest centroid, what ``index.add``
+would store.
 
 Hand-written: faiss has no batched self-join of an inverted file.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -46,50 +58,110 @@ def ivf_lists(index) -> Tuple[np.ndarray, np.ndarray]:
     return ids, bounds
 
 
+def _csr(cells: np.ndarray, nlist: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by cell, ascending in a cell, as CSR arrays."""
+    order = np.argsort(cells, kind='stable')
+    return order, np.searchsorted(cells[order], np.arange(nlist + 1))
+
+
 @torch.no_grad()
-def ivf_self_join(x: np.ndarray, index, k: int,
-                  nprobe: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest stored rows of every row of ``x`` that the
-    ``nprobe`` nearest cells of ``index`` hold.
+def ivf_self_join(x: np.ndarray,
+                  index,
+                  k: int,
+                  nprobe: int,
+                  metric_rows: Optional[np.ndarray] = None,
+                  queries: Optional[np.ndarray] = None,
+                  assign: Optional[np.ndarray] = None,
+                  max_buffer: int = 1 << 28
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest stored rows of every row of ``x`` (or of the rows
+    ``queries``) that the ``nprobe`` nearest cells of ``index`` hold.
 
     Args:
-        x (np.ndarray): float32 ``(N, D)``: the rows added to ``index``, in
-            the order they were added (row ``j`` has id ``j``).
-        index: A trained faiss ``IndexIVFFlat`` holding ``x``.
+        x (np.ndarray): float32 ``(N, D)``: the rows in the partitioned
+            space (row ``j`` has id ``j``).
+        index: A trained faiss ``IndexIVFFlat`` over ``D``-d rows. If it
+            holds ``x`` (added in order), its lists are the cells; if it is
+            empty, each row's cell is its nearest centroid (``assign``, or
+            the quantizer's assignment: what ``index.add`` would store).
         k (int): Neighbours per row.
         nprobe (int): Cells probed per row.
+        metric_rows (np.ndarray, optional): float32 ``(N, D')``: the same
+            rows in the space whose distances rank the candidates (the
+            original features when ``x`` is a projection or camera-centred
+            copy of them). Defaults to ``x``: faiss's own search.
+        queries (np.ndarray, optional): Row ids to search for. Defaults to
+            all rows.
+        assign (np.ndarray, optional): ``(N,)`` nearest centroid of every
+            row, for an empty ``index`` (computed when not given).
+        max_buffer (int): Candidate entries held at once (``nprobe · k``
+            per query, float32 + int32 each); more queries are searched in
+            blocks, each one pass over the cells. Defaults to 2^28 (2 GiB).
 
     Returns:
-        tuple[np.ndarray, np.ndarray]: float32 squared distances ``(N, k)``
-        ascending and int64 ids ``(N, k)``; ``inf`` / ``-1`` where the
-        probed cells hold fewer than ``k`` rows (as faiss's search).
+        tuple[np.ndarray, np.ndarray]: float32 squared distances
+        ``(Q, k)`` ascending and int64 ids ``(Q, k)``; ``inf`` / ``-1``
+        where the probed cells hold fewer than ``k`` rows (as faiss's
+        search).
     """
-    n = len(x)
-    nprobe = int(min(nprobe, index.nlist))
-    ids, bounds = ivf_lists(index)
-    _, probes = index.quantizer.search(x, nprobe)  # (N, nprobe), nearest 1st
-    # the queries of each cell, CSR as the lists (rows ascending in a cell)
-    flat = probes.ravel()
-    qorder = np.argsort(flat, kind='stable')
-    qbounds = np.searchsorted(flat[qorder], np.arange(index.nlist + 1))
-    qrows = qorder // nprobe
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    sq = (xt * xt).sum(1)
-    best_d = torch.full((n, k), float('inf'))
-    best_i = torch.full((n, k), -1, dtype=torch.long)
-    for c in range(index.nlist):
-        lo, hi = bounds[c], bounds[c + 1]
-        qlo, qhi = qbounds[c], qbounds[c + 1]
-        if lo == hi or qlo == qhi:
-            continue
-        mem = torch.from_numpy(ids[lo:hi])
-        q = torch.from_numpy(qrows[qlo:qhi])
-        d = torch.addmm(sq[mem].unsqueeze(0), xt[q], xt[mem].T, alpha=-2)
-        d.add_(sq[q].unsqueeze(1)).clamp_(min=0)
-        cd, cj = d.topk(min(k, hi - lo), dim=1, largest=False)
-        md = torch.cat([best_d[q], cd], 1)
-        mi = torch.cat([best_i[q], mem[cj]], 1)
-        td, tj = md.topk(k, dim=1, largest=False)
-        best_d[q] = td
-        best_i[q] = mi.gather(1, tj)
-    return best_d.numpy(), best_i.numpy()
+    nlist = index.nlist
+    nprobe = int(min(nprobe, nlist))
+    qids = np.arange(len(x)) if queries is None else np.asarray(
+        queries, dtype=np.int64)
+    # (Q, nprobe), nearest first
+    _, probes = index.quantizer.search(
+        x if queries is None else np.ascontiguousarray(x[qids]), nprobe)
+    if index.ntotal:
+        ids, bounds = ivf_lists(index)
+    else:
+        if assign is None:
+            assign = probes[:, 0] if queries is None else \
+                index.quantizer.search(x, 1)[1][:, 0]
+        ids, bounds = _csr(np.asarray(assign), nlist)
+    # the queries of each cell, CSR as the lists (queries ascending), and
+    # the probe slot (0 .. nprobe-1) each (query, cell) pair fills
+    qorder, qbounds = _csr(probes.ravel(), nlist)
+    qrows, qslots = np.divmod(qorder, nprobe)
+    xm = torch.from_numpy(np.ascontiguousarray(
+        x if metric_rows is None else metric_rows, dtype=np.float32))
+    sq = (xm * xm).sum(1)
+    qids_t = torch.from_numpy(qids)
+    # the stored rows in cell order, so that a cell's rows are a slice
+    ids_t = torch.from_numpy(ids)
+    cell_x, cell_sq = xm[ids_t], sq[ids_t]
+    num_q = len(qids)
+    out_d = np.empty((num_q, k), dtype=np.float32)
+    out_i = np.empty((num_q, k), dtype=np.int64)
+    # each query's candidates: the k best of each probed cell, in its slot,
+    # as positions in cell order; queries in blocks that bound the buffer
+    # to ~max_buffer entries
+    block = max(1, min(num_q, max_buffer // (nprobe * k)))
+    for b0 in range(0, num_q, block):
+        b1 = min(num_q, b0 + block)
+        buf_d = torch.full(((b1 - b0) * nprobe, k), float('inf'))
+        buf_p = torch.full(((b1 - b0) * nprobe, k), -1, dtype=torch.int32)
+        for c in range(nlist):
+            lo, hi = int(bounds[c]), int(bounds[c + 1])
+            if lo == hi:
+                continue
+            qlo, qhi = qbounds[c], qbounds[c + 1]
+            if block < num_q:  # this block's queries of the cell
+                qlo, qhi = qlo + np.searchsorted(qrows[qlo:qhi], [b0, b1])
+            if qlo == qhi:
+                continue
+            q = torch.from_numpy(qrows[qlo:qhi])
+            rows = qids_t[q]
+            d = torch.addmm(cell_sq[lo:hi].unsqueeze(0), xm[rows],
+                            cell_x[lo:hi].T, alpha=-2)
+            d.add_(sq[rows].unsqueeze(1)).clamp_(min=0)
+            kk = min(k, hi - lo)
+            cd, cj = d.topk(kk, dim=1, largest=False)
+            # buffer row of each (query, probe slot)
+            dest = (q - b0) * nprobe + torch.from_numpy(qslots[qlo:qhi])
+            buf_d[:, :kk].index_copy_(0, dest, cd)
+            buf_p[:, :kk].index_copy_(0, dest, cj.int().add_(lo))
+        bd, bj = buf_d.view(b1 - b0, -1).topk(k, dim=1, largest=False)
+        pos = buf_p.view(b1 - b0, -1).gather(1, bj).numpy()
+        out_d[b0:b1] = bd.numpy()
+        out_i[b0:b1] = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+    return out_d, out_i

@@ -19,7 +19,7 @@ def _overlap_sums(rows: np.ndarray, cols: np.ndarray, mins: np.ndarray,
     The distinct (i, j) of the triples are the chunk's output pattern, so
     no sparse product is needed to find it: the pairs are the sorted unique
     keys ``(i - r0) * n + j`` and each ``m`` is the ``bincount`` of its
-    triples, summed in their order (numpy's sort, not a dense N-wide
+    triples, summed in their order (numpy's stable sort, not a dense N-wide
     scratch row per chunk row, so that a chunk holds as many rows as
     ``max_chunk_elems`` allows at any N).
 
@@ -28,8 +28,17 @@ def _overlap_sums(rows: np.ndarray, cols: np.ndarray, mins: np.ndarray,
         sorted) and float64 ``m`` of the pairs.
     """
     keys = (rows - r0) * np.int64(n) + cols
-    pairs, inverse = np.unique(keys, return_inverse=True)
-    m = np.bincount(inverse.ravel(), weights=mins, minlength=len(pairs))
+    # np.unique(return_inverse=True) by hand, ~1.3x faster: a stable sort
+    # keeps the triples of a pair in their order, so the bincount sums them
+    # in the same order as over the unsorted triples (identical m)
+    order = np.argsort(keys, kind='stable')
+    keys = keys[order]
+    first = np.empty(len(keys), dtype=bool)
+    first[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    pairs = keys[first]
+    m = np.bincount(np.cumsum(first) - 1, weights=mins[order],
+                    minlength=len(pairs))
     return pairs // n + r0, pairs % n, m
 
 
