@@ -307,11 +307,13 @@ def approx_knn_search(feats: torch.Tensor,
     else:
         xs, train_s = xp, train
     spherical = spherical and not hnsw
-    if spherical:  # the partition on the unit rows (copies)
-        xs = xs / np.maximum(np.linalg.norm(xs, axis=1, keepdims=True),
-                             1e-12)
+    if spherical:  # the partition on the unit rows (in place on copies)
+        if xs is x:
+            xs = xs.copy()
+        xs /= np.maximum(np.linalg.norm(xs, axis=1, keepdims=True), 1e-12)
         train_s = train_s / np.maximum(
             np.linalg.norm(train_s, axis=1, keepdims=True), 1e-12)
+    del xp, train
     index = _build_index(faiss, index_type, xs.shape[1], nlist, pq_m,
                          hnsw_m, ef_construction, spherical)
     gpu = feats.is_cuda and faiss.get_num_gpus() > 0 and not hnsw

@@ -72,7 +72,7 @@ def ivf_self_join(x: np.ndarray,
                   metric_rows: Optional[np.ndarray] = None,
                   queries: Optional[np.ndarray] = None,
                   assign: Optional[np.ndarray] = None,
-                  max_buffer: int = 1 << 28
+                  max_buffer: int = 1 << 26
                   ) -> Tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest stored rows of every row of ``x`` (or of the rows
     ``queries``) that the ``nprobe`` nearest cells of ``index`` hold.
@@ -96,7 +96,8 @@ def ivf_self_join(x: np.ndarray,
             row, for an empty ``index`` (computed when not given).
         max_buffer (int): Candidate entries held at once (``nprobe · k``
             per query, float32 + int32 each); more queries are searched in
-            blocks, each one pass over the cells. Defaults to 2^28 (2 GiB).
+            blocks, each one pass over the cells. Defaults to 2^26
+            (512 MiB).
 
     Returns:
         tuple[np.ndarray, np.ndarray]: float32 squared distances
