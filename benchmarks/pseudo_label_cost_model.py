@@ -74,7 +74,8 @@ measured to replace it; see :func:`assumptions`):
    receives) the whole index (the build is not divided by W; the sharded
    path refuses approximate backends today, so this path is hypothetical);
    the recall at a given nprobe is not modelled (measured only at
-   N = 20,000); the cpu-2core IVF constants come from 1-thread rows.
+   N = 20,000 to 1,000,000 in docs/benchmarks.md); the cpu-2core IVF
+   constants come from the self-join on spherical cells (2 threads).
 4. Jaccard: a constant cost per row and per k1 · k2 (only k1 = 30,
    k2 = 6 measured), independent of D, parallel share (1 - f) split over
    the ranks with imbalance g(W).
@@ -587,16 +588,18 @@ def assumptions(device: str, opts: Dict,
         ('IVF kNN: nlist = clip(round(4 sqrt N), 1, N // 39); build not '
          'divided by W (index replicated on every rank; the sharded path '
          'refuses approximate backends, so this path is hypothetical); '
-         f'nprobe = {opts["nprobe"]}, its recall at large N not modelled '
-         '(0.95 at nprobe 128 measured only at N = 20,000, nlist 565); '
-         'cpu-2core IVF constants fitted to 1-thread rows.',
-         'build and search times and recall@30 at N >= 200,000, '
-         '2 threads, on the device.'),
+         f'nprobe = {opts["nprobe"]}, its recall not modelled (measured '
+         'at N = 20,000 to 1,000,000 on the synthetic features); cpu-2core '
+         'IVF constants fitted to the self-join on spherical cells, '
+         '2 threads.',
+         'build and search times and recall@30 at N >= 200,000 on the '
+         'device.'),
         (f'Jaccard t = c N k1 k2 [(1 - f) g(W) / W + f] with k1 = '
          f'{opts["k1"]}, k2 = {opts["k2"]}, f = '
          f'{opts["jaccard_serial_fraction"]}, balance {g}; linear in N, '
          'linear in k1 k2 (only k1 = 30, k2 = 6 measured), independent of D; '
-         'c fitted to the one idle row that times it (N = 200,000, 256-d).',
+         'c fitted to the idle rows of the current code that time it '
+         '(N = 200,000 and 1,000,000, 256-d).',
          'the Jaccard alone at 2 or 3 N of one distribution (e.g. 100k, '
          '200k, 400k), and per-rank encode/expand/rows times at W > 1.'),
         ('DBSCAN t = d N on rank 0 (symmetric CSR build included), fitted to '

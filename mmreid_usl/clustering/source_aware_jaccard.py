@@ -12,6 +12,7 @@ from mmreid_usl.utils.search import check_backend, topk_search
 from mmreid_usl.utils.validation import check_real
 from .base import BaseDistance, DistanceMatrix, LabelingContext
 from .jaccard import JaccardDistance
+from .knn import APPROX_BACKENDS
 from .theory_rerank import theory_jaccard_fp16
 from .unstored_distance import UnstoredDistance
 
@@ -132,7 +133,10 @@ class SourceAwareJaccardDistance(BaseDistance):
         lambda_source (float): :math:`\lambda` in ``[0, 1)``. Defaults to
             0.1.
         knn_backend (str): For both kNN searches: ``'auto'``, ``'faiss'`` or
-            ``'torch'``. Defaults to ``'auto'``.
+            ``'torch'``; an approximate backend of :class:`JaccardDistance`
+            (``'ivf'``, ``'ivf_pq'``, ``'hnsw'``) applies to the Jaccard
+            kNN only, the nearest source image is then searched exactly
+            (``'auto'``). Defaults to ``'auto'``.
         knn_precision (str): Of the Jaccard kNN. Defaults to ``'fp32'``.
         max_distance (float): See above. Defaults to 1.0 (every pair with
             overlapping neighbourhoods).
@@ -158,6 +162,10 @@ class SourceAwareJaccardDistance(BaseDistance):
             Defaults to 2**25, as :class:`JaccardDistance`. Like
             ``max_distance``, it does not apply to ``jaccard='theory_fp16'``,
             whose matrix is dense (all N² pairs) by design.
+        knn_cfg (dict, optional): Options of the approximate Jaccard kNN,
+            passed to :class:`JaccardDistance`.
+        jaccard_device (str): Where the sparse Jaccard term runs, passed to
+            :class:`JaccardDistance`. Defaults to ``'auto'``.
     """
 
     def __init__(self,
@@ -170,7 +178,9 @@ class SourceAwareJaccardDistance(BaseDistance):
                  max_chunk_elems: int = 1 << 22,
                  source_feature: str = 'normalized',
                  jaccard: str = 'sparse',
-                 max_pairs: Optional[int] = 1 << 25) -> None:
+                 max_pairs: Optional[int] = 1 << 25,
+                 knn_cfg: Optional[dict] = None,
+                 jaccard_device: str = 'auto') -> None:
         owner = type(self).__name__
         if jaccard not in JACCARD_MODES:
             raise ValueError(f'{owner}: jaccard must be one of '
@@ -200,8 +210,13 @@ class SourceAwareJaccardDistance(BaseDistance):
             knn_precision=knn_precision,
             max_distance=1.0,
             max_chunk_elems=max_chunk_elems,
-            max_pairs=max_pairs)
+            max_pairs=max_pairs,
+            knn_cfg=knn_cfg,
+            jaccard_device=jaccard_device)
         self.knn_backend = knn_backend
+        # the nearest source image is searched exactly
+        self._source_backend = 'auto' if knn_backend in APPROX_BACKENDS \
+            else knn_backend
         self.max_distance = max_distance
         #: ``s`` of the last call (``(N,)``), for diagnostics.
         self.last_source_term: Optional[np.ndarray] = None
@@ -218,7 +233,7 @@ class SourceAwareJaccardDistance(BaseDistance):
                     reference_features: torch.Tensor) -> np.ndarray:
         r"""``s`` ``(N,)``: the max-normalised :math:`1 - e^{-d^2_{min}}`
         in float64 (``source_feature='normalized'``)."""
-        d2 = nearest_sqdist(feats, reference_features, self.knn_backend)
+        d2 = nearest_sqdist(feats, reference_features, self._source_backend)
         raw = -np.expm1(-d2)  # 1 - exp(-d2), accurate for small d2
         top = raw.max() if raw.size else 0.0
         return raw / top if top > 0 else np.zeros_like(raw)
@@ -234,7 +249,7 @@ class SourceAwareJaccardDistance(BaseDistance):
         it first gives Theory's values. All zeros when the maximum is 0
         (Theory would divide by zero).
         """
-        d2 = nearest_sqdist(feats, reference_features, self.knn_backend)
+        d2 = nearest_sqdist(feats, reference_features, self._source_backend)
         with np.errstate(over='ignore'):
             d2 = d2.astype(np.float16)
         raw = (np.float16(1) - np.exp(-d2)).astype(np.float16)

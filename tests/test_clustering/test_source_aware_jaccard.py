@@ -262,3 +262,24 @@ def test_max_pairs_is_the_budget_of_the_jaccard_term():
         dist(0)
     # the default is JaccardDistance's
     assert SourceAwareJaccardDistance().jaccard.max_pairs == 1 << 25
+
+
+def test_passes_knn_cfg_and_jaccard_device_to_the_jaccard_term():
+    """``knn_cfg`` / ``jaccard_device`` reach the inner JaccardDistance; an
+    approximate Jaccard kNN (every IVF cell probed: the exact neighbours)
+    leaves the distance unchanged, and the source term stays exact."""
+    pytest.importorskip('faiss')
+    target, source = domain_feats(seed=4)
+    t, src = torch.from_numpy(target), torch.from_numpy(source)
+    exact = SourceAwareJaccardDistance(k1=12, k2=4, lambda_source=0.2)(
+        t, reference_features=src)
+    approx = SourceAwareJaccardDistance(
+        k1=12, k2=4, lambda_source=0.2, knn_backend='ivf',
+        knn_cfg=dict(nlist=4, nprobe=4), jaccard_device='torch')
+    assert approx.jaccard.knn_cfg == dict(nlist=4, nprobe=4)
+    assert approx.jaccard.jaccard_device == 'torch'
+    got = approx(t, reference_features=src)
+    np.testing.assert_allclose(got.toarray(), exact.toarray(), atol=1e-5)
+    np.testing.assert_allclose(approx.last_source_term,
+                               SourceAwareJaccardDistance().source_term(
+                                   t, src), atol=1e-12)
