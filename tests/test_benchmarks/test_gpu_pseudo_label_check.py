@@ -1,0 +1,31 @@
+# Copyright (c) mmreid_usl contributors. All rights reserved.
+"""``benchmarks/gpu_pseudo_label_check.sh``: every step is a valid call of
+``pseudo_label_bench.py`` and the time limits fit one 9-minute GPU run."""
+import os.path as osp
+import re
+import shlex
+import subprocess
+
+from script_loader import REPO, load_script
+
+SCRIPT = osp.join(REPO, 'benchmarks', 'gpu_pseudo_label_check.sh')
+
+
+def _steps():
+    text = open(SCRIPT).read()
+    env = dict(re.findall(r'^(\w+)="([^"]*)"$', text, flags=re.M))
+    steps = re.findall(r'^step (\S+) (\d+) (.*)$', text, flags=re.M)
+    return [(name, int(limit),
+             shlex.split(re.sub(r'\$(\w+)', lambda m: env[m.group(1)],
+                                args))) for name, limit, args in steps]
+
+
+def test_steps_parse_and_fit_nine_minutes():
+    bench = load_script('benchmarks/pseudo_label_bench.py', '_plb_gpu')
+    steps = _steps()
+    assert len(steps) == 6
+    for name, _, argv in steps:
+        args = bench.parse_args(argv)
+        assert args.device == 'cuda', name
+    assert sum(limit for _, limit, _ in steps) <= 9 * 60 - 30
+    assert subprocess.run(['bash', '-n', SCRIPT]).returncode == 0
