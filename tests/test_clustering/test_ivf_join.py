@@ -117,6 +117,11 @@ def test_join_ranks_candidates_in_metric_rows():
     dq, iq = ivf_self_join(proj, index, 7, 3, metric_rows=x, queries=q)
     np.testing.assert_allclose(dq, d[q], rtol=1e-5, atol=1e-5)
     assert (np.sort(iq, 1) == np.sort(i[q], 1)).all()
+    # queries in blocks of a small candidate buffer: the same result
+    db, ib = ivf_self_join(proj, index, 7, 3, metric_rows=x,
+                           max_buffer=7 * 3 * 50)
+    np.testing.assert_array_equal(db, d)
+    np.testing.assert_array_equal(ib, i)
 
 
 def test_spherical_cells_are_unit_centroids_probed_by_inner_product():
