@@ -127,10 +127,14 @@ def ivf_self_join(x: np.ndarray,
         x if metric_rows is None else metric_rows, dtype=np.float32))
     sq = (xm * xm).sum(1)
     qids_t = torch.from_numpy(qids)
-    # the stored rows in cell order, so that a cell's rows are a slice
-    ids_t = torch.from_numpy(ids)
-    cell_x, cell_sq = xm[ids_t], sq[ids_t]
     num_q = len(qids)
+    # the stored rows in cell order, so that a cell's rows are a slice (a
+    # copy of all rows, worth it when each row is read many times; a few
+    # queries, e.g. a recall calibration, gather the probed cells instead)
+    ids_t = torch.from_numpy(ids)
+    contiguous = num_q * nprobe >= len(ids)
+    if contiguous:
+        cell_x, cell_sq = xm[ids_t], sq[ids_t]
     out_d = np.empty((num_q, k), dtype=np.float32)
     out_i = np.empty((num_q, k), dtype=np.int64)
     # each query's candidates: the k best of each probed cell, in its slot,
@@ -152,8 +156,12 @@ def ivf_self_join(x: np.ndarray,
                 continue
             q = torch.from_numpy(qrows[qlo:qhi])
             rows = qids_t[q]
-            d = torch.addmm(cell_sq[lo:hi].unsqueeze(0), xm[rows],
-                            cell_x[lo:hi].T, alpha=-2)
+            if contiguous:
+                mx, msq = cell_x[lo:hi], cell_sq[lo:hi]
+            else:
+                mem = ids_t[lo:hi]
+                mx, msq = xm[mem], sq[mem]
+            d = torch.addmm(msq.unsqueeze(0), xm[rows], mx.T, alpha=-2)
             d.add_(sq[rows].unsqueeze(1)).clamp_(min=0)
             kk = min(k, hi - lo)
             cd, cj = d.topk(kk, dim=1, largest=False)
