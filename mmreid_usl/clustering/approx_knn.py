@@ -204,8 +204,10 @@ def approx_knn_search(feats: torch.Tensor,
     """Approximate kNN of every row among all rows with a faiss index.
 
     See the module docstring for the parameter rules. On CUDA features an
-    IVF index runs on the GPU when faiss has GPUs (``faiss-gpu``), else on
-    CPU; HNSW runs on the CPU.
+    IVF index runs on the GPU when faiss has GPUs (``faiss-gpu``); else the
+    ``ivf_flat`` self-join runs its products on the GPU (k-means and probes
+    by faiss on the CPU) and the other IVF searches on the CPU; HNSW runs on
+    the CPU.
 
     Args:
         feats (Tensor): Features ``(N, D)``.
@@ -254,10 +256,11 @@ def approx_knn_search(feats: torch.Tensor,
             tries (the search costs ~linearly in it; on noise-dominated
             features the recall target may be out of reach, see the module
             docstring). Defaults to 512.
-        self_join (bool): ``ivf_flat`` on a CPU: search all rows as a
-            cell-by-cell self-join (:func:`ivf_self_join`: the same
-            candidates as faiss's search, its products at BLAS speed).
-            Defaults to True; False: faiss's ``search``.
+        self_join (bool): ``ivf_flat`` without faiss-gpu: search all rows
+            as a cell-by-cell self-join (:func:`ivf_self_join`: its
+            products at BLAS speed, on the features' device; the cells and
+            probes from faiss on the CPU). Defaults to True; False: faiss's
+            ``search``.
         camids (array-like, optional): Camera id of every row. Given, the
             index is built and searched on the rows minus their camera's
             mean (a camera bias otherwise splits the cells by camera and
@@ -343,8 +346,11 @@ def approx_knn_search(feats: torch.Tensor,
         if join:
             if rows is not None and assign is None:
                 assign = index.quantizer.search(xs, 1)[1][:, 0]
-            return ivf_self_join(xs, index, k_search, value, metric_rows=x,
-                                 queries=rows, assign=assign)
+            # CUDA features without faiss-gpu: the products on the GPU
+            return ivf_self_join(
+                xs, index, k_search, value,
+                metric_rows=feats if feats.is_cuda else x, queries=rows,
+                assign=assign)
         _set_knob(index, index_type, value)
         return index.search(xs if rows is None else xs[rows], k_search)
 

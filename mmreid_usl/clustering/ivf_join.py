@@ -86,10 +86,12 @@ def ivf_self_join(x: np.ndarray,
             the quantizer's assignment: what ``index.add`` would store).
         k (int): Neighbours per row.
         nprobe (int): Cells probed per row.
-        metric_rows (np.ndarray, optional): float32 ``(N, D')``: the same
+        metric_rows (np.ndarray | Tensor, optional): ``(N, D')``: the same
             rows in the space whose distances rank the candidates (the
             original features when ``x`` is a projection or camera-centred
-            copy of them). Defaults to ``x``: faiss's own search.
+            copy of them). A tensor keeps its device: on a CUDA device the
+            products, top-k and buffer run there (faiss-gpu not needed).
+            Defaults to ``x``: faiss's own search.
         queries (np.ndarray, optional): Row ids to search for. Defaults to
             all rows.
         assign (np.ndarray, optional): ``(N,)`` nearest centroid of every
@@ -123,15 +125,21 @@ def ivf_self_join(x: np.ndarray,
     # the probe slot (0 .. nprobe-1) each (query, cell) pair fills
     qorder, qbounds = _csr(probes.ravel(), nlist)
     qrows, qslots = np.divmod(qorder, nprobe)
-    xm = torch.from_numpy(np.ascontiguousarray(
-        x if metric_rows is None else metric_rows, dtype=np.float32))
+    if isinstance(metric_rows, torch.Tensor):  # e.g. on a CUDA device
+        xm = metric_rows.detach().float()
+    else:
+        xm = torch.from_numpy(np.ascontiguousarray(
+            x if metric_rows is None else metric_rows, dtype=np.float32))
+    dev = xm.device
     sq = (xm * xm).sum(1)
-    qids_t = torch.from_numpy(qids)
+    qids_t = torch.from_numpy(qids).to(dev)
+    qrows_t = torch.from_numpy(qrows).to(dev)
+    qslots_t = torch.from_numpy(qslots).to(dev)
     num_q = len(qids)
     # the stored rows in cell order, so that a cell's rows are a slice (a
     # copy of all rows, worth it when each row is read many times; a few
     # queries, e.g. a recall calibration, gather the probed cells instead)
-    ids_t = torch.from_numpy(ids)
+    ids_t = torch.from_numpy(ids).to(dev)
     contiguous = num_q * nprobe >= len(ids)
     if contiguous:
         cell_x, cell_sq = xm[ids_t], sq[ids_t]
@@ -143,18 +151,20 @@ def ivf_self_join(x: np.ndarray,
     block = max(1, min(num_q, max_buffer // (nprobe * k)))
     for b0 in range(0, num_q, block):
         b1 = min(num_q, b0 + block)
-        buf_d = torch.full(((b1 - b0) * nprobe, k), float('inf'))
-        buf_p = torch.full(((b1 - b0) * nprobe, k), -1, dtype=torch.int32)
+        buf_d = torch.full(((b1 - b0) * nprobe, k), float('inf'), device=dev)
+        buf_p = torch.full(((b1 - b0) * nprobe, k), -1, dtype=torch.int32,
+                           device=dev)
         for c in range(nlist):
             lo, hi = int(bounds[c]), int(bounds[c + 1])
             if lo == hi:
                 continue
-            qlo, qhi = qbounds[c], qbounds[c + 1]
+            qlo, qhi = int(qbounds[c]), int(qbounds[c + 1])
             if block < num_q:  # this block's queries of the cell
-                qlo, qhi = qlo + np.searchsorted(qrows[qlo:qhi], [b0, b1])
+                qlo, qhi = (qlo + int(i) for i in np.searchsorted(
+                    qrows[qlo:qhi], [b0, b1]))
             if qlo == qhi:
                 continue
-            q = torch.from_numpy(qrows[qlo:qhi])
+            q = qrows_t[qlo:qhi]
             rows = qids_t[q]
             if contiguous:
                 mx, msq = cell_x[lo:hi], cell_sq[lo:hi]
@@ -166,11 +176,11 @@ def ivf_self_join(x: np.ndarray,
             kk = min(k, hi - lo)
             cd, cj = d.topk(kk, dim=1, largest=False)
             # buffer row of each (query, probe slot)
-            dest = (q - b0) * nprobe + torch.from_numpy(qslots[qlo:qhi])
+            dest = (q - b0) * nprobe + qslots_t[qlo:qhi]
             buf_d[:, :kk].index_copy_(0, dest, cd)
             buf_p[:, :kk].index_copy_(0, dest, cj.int().add_(lo))
         bd, bj = buf_d.view(b1 - b0, -1).topk(k, dim=1, largest=False)
-        pos = buf_p.view(b1 - b0, -1).gather(1, bj).numpy()
-        out_d[b0:b1] = bd.numpy()
+        pos = buf_p.view(b1 - b0, -1).gather(1, bj).cpu().numpy()
+        out_d[b0:b1] = bd.cpu().numpy()
         out_i[b0:b1] = np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
     return out_d, out_i

@@ -142,3 +142,16 @@ def test_spherical_cells_are_unit_centroids_probed_by_inner_product():
                                rtol=1e-4, atol=1e-3)
     assert (d_f.diff(dim=1) >= 0).all() and (i_f[:, 0] ==
                                              torch.arange(2000)).all()
+
+
+def test_metric_rows_as_a_tensor_keep_its_device():
+    """A tensor ``metric_rows`` (on CUDA features the products run on the
+    device) gives the numpy result; checked on the CPU device here."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((900, 10)).astype(np.float32)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(10), 10, 9)
+    index.train(x)
+    d, i = ivf_self_join(x, index, 6, 2, metric_rows=x)
+    dt, it = ivf_self_join(x, index, 6, 2, metric_rows=torch.from_numpy(x))
+    np.testing.assert_array_equal(dt, d)
+    np.testing.assert_array_equal(it, i)
