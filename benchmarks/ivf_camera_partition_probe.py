@@ -10,10 +10,16 @@ probe. This probe measures recall@k of the all-rows IVF search
 queries, twice:
 
 1. ``plain``: the index built and searched on the features;
-2. ``camera_centred``: ``approx_knn_search(camids=...)``: the index built
-   and searched on the features minus their camera's mean (the partition
-   only), ``--candidates`` neighbours per row re-scored exactly in the
-   original space, the best k kept.
+2. ``camera_centred``: ``approx_knn_search(camids=...)``: the cells built
+   on the features minus their camera's mean (the partition only); the
+   self-join ranks every candidate of the probed cells in the original
+   space (with ``--faiss-search``: faiss's search in the centred space,
+   ``--candidates`` neighbours per row re-scored exactly in the original
+   one, the best k kept).
+
+Both use the package's defaults (spherical k-means cells, the self-join);
+``--l2-cells --faiss-search`` is the search the figures of commit
+``01b5a62`` in ``docs/benchmarks.md`` were taken with.
 
 Usage::
 
@@ -45,9 +51,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--nprobe', type=int, default=16)
     parser.add_argument('--nlist', type=int)
     parser.add_argument('--candidates', type=int, default=60,
-                        help='neighbours per row searched in the centred '
-                        'space and re-scored in the original one (a '
-                        'multiple of --k: approx_knn_search refine_factor)')
+                        help='with --faiss-search: neighbours per row '
+                        'searched in the centred space and re-scored in the '
+                        'original one (a multiple of --k: approx_knn_search '
+                        'refine_factor)')
+    parser.add_argument('--faiss-search', action='store_true',
+                        help="faiss's search instead of the self-join")
+    parser.add_argument('--l2-cells', action='store_true',
+                        help='L2 k-means cells instead of spherical ones')
     parser.add_argument('--queries', type=int, default=1000)
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
@@ -68,19 +79,22 @@ def main(argv=None) -> dict:
     result = dict(n=args.n, ids=args.ids, dim=args.dim,
                   noise_norm=args.noise_norm, k=args.k, nprobe=args.nprobe,
                   candidates=args.candidates,
+                  self_join=not args.faiss_search,
+                  spherical=not args.l2_cells,
                   same_id_share_of_exact=float(
                       (pids[truth.numpy()] == pids[q.numpy()][:, None]).mean()))
     t = time.perf_counter()
     info = {}
-    _, idx = approx_knn_search(feats, args.k, nlist=args.nlist,
-                               nprobe=args.nprobe, info=info)
+    opts = dict(nlist=args.nlist, nprobe=args.nprobe,
+                self_join=not args.faiss_search, spherical=not args.l2_cells)
+    _, idx = approx_knn_search(feats, args.k, info=info, **opts)
     result.update(plain_s=time.perf_counter() - t,
                   plain_recall=recall_at_k(idx[q], truth),
                   nlist=info['nlist'])
     t = time.perf_counter()
-    _, idx = approx_knn_search(feats, args.k, nlist=args.nlist,
-                               nprobe=args.nprobe, camids=cams,
-                               refine_factor=max(1, args.candidates // args.k))
+    _, idx = approx_knn_search(feats, args.k, camids=cams,
+                               refine_factor=max(1, args.candidates // args.k),
+                               **opts)
     result.update(camera_centred_s=time.perf_counter() - t,
                   camera_centred_recall=recall_at_k(idx[q], truth))
     print(json.dumps(result))
