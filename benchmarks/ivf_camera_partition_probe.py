@@ -19,7 +19,8 @@ queries, twice:
 
 Both use the package's defaults (spherical k-means cells, the self-join);
 ``--l2-cells --faiss-search`` is the search the figures of commit
-``01b5a62`` in ``docs/benchmarks.md`` were taken with.
+``01b5a62`` in ``docs/benchmarks.md`` were taken with (their k-means had 64
+training rows per centroid, the default is now 39).
 
 Usage::
 
