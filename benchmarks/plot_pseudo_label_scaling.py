@@ -27,15 +27,10 @@ import pseudo_label_cost_model as cm  # noqa: E402
 
 
 def _opts(knn: str, nprobe: int = cm.DEFAULT_NPROBE) -> Dict:
-    """The cost model's options with its command-line defaults."""
-    args = cm.parse_args(['--knn', knn, '--nprobe', str(nprobe)])
-    return dict(knn=knn, nprobe=nprobe, k1=args.k1, k2=args.k2,
-                weighting=args.weighting,
-                jaccard_balance=args.jaccard_balance,
-                jaccard_serial_fraction=args.jaccard_serial_fraction,
-                bandwidth_gbs=cm.DEFAULT_BANDWIDTH_GBS['h100'],
-                v_nnz=args.k1, vhat_nnz=args.k1 * args.k2,
-                pairs_per_row=args.pairs_per_row)
+    """The cost model's options with its command-line defaults (H100
+    bandwidth)."""
+    return cm.model_options(
+        cm.parse_args(['--knn', knn, '--nprobe', str(nprobe)]))
 
 
 def measured_totals(rows: Sequence[Dict], dim: int = 256) -> List[Dict]:

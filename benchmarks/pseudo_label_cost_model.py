@@ -806,6 +806,25 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def model_options(args: argparse.Namespace) -> Dict:
+    """The options of :func:`project` from parsed arguments (defaults
+    filled in: the device's bandwidth, ``v = k1``, ``v̂ = k1 · k2``)."""
+    return dict(
+        knn=args.knn,
+        nprobe=args.nprobe,
+        k1=args.k1,
+        k2=args.k2,
+        weighting=args.weighting,
+        jaccard_balance=args.jaccard_balance,
+        jaccard_serial_fraction=args.jaccard_serial_fraction,
+        bandwidth_gbs=(args.bandwidth_gbs
+                       or DEFAULT_BANDWIDTH_GBS[args.device]),
+        v_nnz=args.k1 if args.v_nnz is None else args.v_nnz,
+        vhat_nnz=(args.k1 *
+                  args.k2 if args.vhat_nnz is None else args.vhat_nnz),
+        pairs_per_row=args.pairs_per_row)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     """Fit, project, print the report (and the JSON line with ``--json``).
 
@@ -818,20 +837,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     """
     args = parse_args(argv)
     rows = load_rows(args.data)
-    bandwidth = args.bandwidth_gbs or DEFAULT_BANDWIDTH_GBS[args.device]
-    opts = dict(
-        knn=args.knn,
-        nprobe=args.nprobe,
-        k1=args.k1,
-        k2=args.k2,
-        weighting=args.weighting,
-        jaccard_balance=args.jaccard_balance,
-        jaccard_serial_fraction=args.jaccard_serial_fraction,
-        bandwidth_gbs=bandwidth,
-        v_nnz=args.k1 if args.v_nnz is None else args.v_nnz,
-        vhat_nnz=(args.k1 *
-                  args.k2 if args.vhat_nnz is None else args.vhat_nnz),
-        pairs_per_row=args.pairs_per_row)
+    opts = model_options(args)
     overrides = {s: getattr(args, f'const_{s}') for s in STAGES}
     consts = resolve_constants(rows, args.device, args.weighting,
                                args.knn_intercept, overrides, opts)
