@@ -93,9 +93,22 @@ def parse_args(argv=None):
     parser.add_argument('--whiten', action='store_true')
     parser.add_argument(
         '--camera-centred',
-        action='store_true',
+        action=argparse.BooleanOptionalAction,
         help='--knn ivf: cells built on the features minus their camera '
-        "mean, candidates re-scored exactly (approx_knn_search(camids=...))")
+        'mean, candidates ranked in the original space '
+        "(approx_knn_search(camids=...)); default on for --knn ivf, as "
+        "JaccardDistance's camera_centred='auto' with a context's camera "
+        'ids')
+    parser.add_argument('--refine-iters', type=int,
+                        help='neighbour-of-neighbour refinements of the '
+                        'approximate kNN (approx_knn_search(refine_iters=); '
+                        'default: two when its sampled recall is short of '
+                        '--recall-target)')
+    parser.add_argument('--max-nprobe', type=int,
+                        help='largest nprobe of the calibration (default: '
+                        'approx_knn_search\'s)')
+    parser.add_argument('--refine-expand', type=int, default=5,
+                        help='neighbours whose lists a refinement merges')
     parser.add_argument('--recall-queries', type=int, default=1000)
     parser.add_argument('--compare-exact', action='store_true')
     parser.add_argument('--world-size', type=int, default=1)
@@ -136,6 +149,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.backend:
         args.knn = 'faiss' if args.backend == 'exact' else args.backend
+    if args.camera_centred is None:
+        args.camera_centred = args.knn == 'ivf'
     return args
 
 
@@ -182,6 +197,7 @@ def main(argv=None):
                      nprobe=args.nprobe, pca_dim=args.pca_dim,
                      whiten=args.whiten,
                      kmeans_iters=args.kmeans_iters,
+                     max_nprobe=args.max_nprobe,
                      spherical=not args.l2_cells,
                      camids=camids if args.camera_centred else None
                      ) if knn_backend == 'ivf' else dict(
@@ -190,7 +206,9 @@ def main(argv=None):
                          ef_search=args.ef_search)
         sqdist, index = approx_knn_search(
             feats, args.k1, recall_target=args.recall_target,
-            reverse=args.reverse, seed=args.seed, info=ivf_info, **extra)
+            reverse=args.reverse, refine_iters=args.refine_iters,
+            refine_expand=args.refine_expand, seed=args.seed, info=ivf_info,
+            **extra)
     else:
         sqdist, index = knn_search(feats, args.k1, backend=knn_backend,
                                    precision=args.precision)

@@ -84,6 +84,27 @@ def test_fixed_params_and_refine():
     x = feats.numpy()
     d, i = refine_knn(x, sq_e.numpy(), ix_e.numpy())
     assert recall_at_k(i, ix_e) == 1.0
+    np.testing.assert_allclose(d, sq_e.numpy(), atol=1e-5)
+
+
+def test_refine_by_hand():
+    """A row gains the neighbours of its neighbours, ranked by the exact
+    distance, ties by index, each once, in chunks of any size."""
+    x = np.array([[0.], [1.], [2.], [3.], [-1.]], dtype=np.float32)
+    # 0 knows 1 and 4 but not 2; 1 knows 2; 4 knows nothing useful
+    index = np.array([[0, 1, 4], [1, 2, 0], [2, 1, 3], [3, 2, 1],
+                      [4, 0, 0]])
+    for chunk in (1, 2, 5):
+        d, i = refine_knn(x, None, index, expand=3, chunk=chunk)
+        # 0: 1 and 4 both at 1 (ties by index), 2 at 4 is beaten
+        np.testing.assert_array_equal(i[0], [0, 1, 4])
+        np.testing.assert_array_equal(d[0], [0, 1, 1])
+        # 4: the repeated 0 counted once; 1 comes from 0's list
+        np.testing.assert_array_equal(i[4], [4, 0, 1])
+        np.testing.assert_array_equal(d[4], [0, 1, 4])
+        # 3: 2 and 1 from its list, nothing nearer from theirs
+        np.testing.assert_array_equal(i[3], [3, 2, 1])
+        assert d.dtype == np.float32 and i.dtype == np.int64
 
 
 def test_reverse_merge_by_hand():
@@ -142,3 +163,31 @@ def test_jaccard_camera_centred_knn_reads_the_context_camids():
     assert jd.knn_cfg == dict(nprobe=16, camera_centred=True)  # unchanged
     with pytest.raises(ValueError, match='needs the camera id'):
         jd(feats)
+
+
+@pytest.mark.parametrize('centred,backend,with_cams,expect', [
+    ('auto', 'ivf', True, True), ('auto', 'ivf', False, False),
+    ('auto', 'hnsw', True, False), (False, 'ivf', True, False),
+    (True, 'ivf_pq', True, True)])
+def test_jaccard_camera_centred_auto(monkeypatch, centred, backend,
+                                     with_cams, expect):
+    """``camera_centred='auto'`` (the default) centres the IVF cells when
+    the context has camera ids, and only for the IVF backends."""
+    import mmreid_usl.clustering.approx_knn as approx
+    seen = {}
+    real = approx.approx_knn_search
+
+    def spy(feats, k, **kw):
+        seen.update(kw)
+        return real(feats, k, **kw)
+
+    monkeypatch.setattr(approx, 'approx_knn_search', spy)
+    feats, _ = _clustered(n=400, ids=20)
+    cfg = dict(nprobe=4) if backend != 'hnsw' else dict(ef_search=32)
+    if centred != 'auto':
+        cfg['camera_centred'] = centred
+    jd = JaccardDistance(k1=10, knn_backend=backend, knn_cfg=cfg)
+    camids = torch.arange(400) % 3 if with_cams else None
+    jd(feats, camids=camids)
+    assert (seen.get('camids') is not None) == expect
+    assert 'camera_centred' not in seen
