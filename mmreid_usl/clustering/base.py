@@ -47,7 +47,7 @@ and in a config
 import math
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -90,6 +90,14 @@ class LabelingContext:
             group whose ranks compute this labelling together (the hook
             passes the world when the labeler shards). None (the default):
             this process holds every input and computes everything.
+        row_block (tuple[int, int], optional): ``(start, stop)`` when
+            :attr:`features` holds only the rows ``start:stop`` of the
+            ``num_samples`` images, this rank's block of a sharded labelling
+            (``knn_shard_bounds(N, D, W)[rank]``; the ``PseudoLabelHook``
+            then never gathers the ``(N, D)`` bank); the other per-sample
+            fields still hold all N entries. None (the default):
+            :attr:`features` holds every row.
+        num_samples (int, optional): ``N`` with a :attr:`row_block`.
     """
     features: Optional[torch.Tensor] = None
     raw_features: Optional[torch.Tensor] = None
@@ -99,6 +107,8 @@ class LabelingContext:
     raw_reference_features: Optional[torch.Tensor] = None
     epoch: int = 0
     process_group: Optional[Any] = None
+    row_block: Optional[Tuple[int, int]] = None
+    num_samples: Optional[int] = None
 
     #: The fields with one entry per clustered sample.
     PER_SAMPLE = ('features', 'raw_features', 'camids', 'true_ids')

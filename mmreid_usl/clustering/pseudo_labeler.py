@@ -66,7 +66,10 @@ class PseudoLabeler(ShardedLabelingMixin):
     calls :meth:`label`; the ranks compute the kNN and Jaccard rows of their
     blocks, rank 0 clusters, every rank gets the labels. ``'auto'`` shards
     where the labels equal one process's (:meth:`sharded_fallback`; the
-    determinism condition is in ``clustering/sharded/labeling.py``).
+    determinism condition is in ``clustering/sharded/labeling.py``). Each
+    rank's context may hold all N rows or only its block
+    (``context.row_block``); with blocks, :meth:`build_result_of_blocks`
+    builds the result without ever gathering the ``(N, D)`` banks.
 
     With ``labels_from='gt'`` steps 1-2 are replaced by the true ids of the
     training set (supervised training, or the upper bound of an
@@ -291,6 +294,68 @@ class PseudoLabeler(ShardedLabelingMixin):
             epoch=epoch,
             labels_from=labels_from)
 
+    @staticmethod
+    def build_result_of_blocks(labels: Union[np.ndarray, torch.Tensor],
+                               labels_from: str,
+                               blocks: Dict[str, torch.Tensor],
+                               row_block: Tuple[int, int],
+                               cluster_encoder: str,
+                               camids: Optional[torch.Tensor] = None,
+                               epoch: int = 0,
+                               process_group=None) -> PseudoLabelResult:
+        r"""The result of a labelling whose banks were never gathered.
+
+        Every rank of ``process_group`` calls it with its row block of each
+        bank. The centroids of every bank,
+        :math:`c_j = \frac{1}{|C_j|} \sum_{i \in C_j} f_i`, are summed
+        per rank and all-reduced (:func:`sharded_cluster_means`), on CPU
+        as in :meth:`build_result`: the same bits as :meth:`build_result`
+        of the full banks in one process. The result has no rows
+        (``banks_gathered=False``): ``(N,)`` labels and camera ids and
+        ``(C, D)`` centroids per bank, ``O(N + C D)`` per rank.
+
+        Args:
+            labels (np.ndarray | Tensor): ``(N,)`` labels, -1 outliers.
+            labels_from (str): One of ``LABELS_FROM``.
+            blocks (dict[str, Tensor]): This rank's rows ``row_block`` of
+                every bank, by encoder name.
+            row_block (tuple[int, int]): ``(start, stop)`` of the blocks.
+            cluster_encoder (str): The clustered bank.
+            camids (Tensor, optional): ``(N,)`` camera ids.
+            epoch (int): The epoch the labels are for.
+            process_group: The ranks holding the other blocks (default:
+                the world).
+
+        Returns:
+            PseudoLabelResult: On the device of the clustered block,
+            identical on every rank.
+        """
+        from .sharded import sharded_cluster_means
+        device = blocks[cluster_encoder].device
+        lab = torch.from_numpy(relabel_contiguous(labels))
+        valid = lab >= 0
+        num_clusters = int(lab.max()) + 1 if bool(valid.any()) else 0
+        start, stop = row_block
+        centroids = {
+            name: sharded_cluster_means(block.detach().cpu(),
+                                        lab[start:stop], num_clusters,
+                                        process_group).to(block.device)
+            for name, block in blocks.items()
+        }
+        return PseudoLabelResult(
+            labels=lab.to(device),
+            num_clusters=num_clusters,
+            num_outliers=int((~valid).sum()),
+            centroids=centroids[cluster_encoder],
+            features={},
+            cluster_encoder=cluster_encoder,
+            camids=None if camids is None else torch.as_tensor(
+                camids, dtype=torch.long).to(device),
+            epoch=epoch,
+            labels_from=labels_from,
+            bank_centroids=centroids,
+            banks_gathered=False)
+
     @torch.no_grad()
     def label(self,
               context: LabelingContext,
@@ -299,7 +364,9 @@ class PseudoLabeler(ShardedLabelingMixin):
 
         Args:
             context (LabelingContext): With ``features``, the clustered
-                bank, and whatever the distance and clusterer read.
+                bank (in a sharded labelling possibly only this rank's
+                ``row_block`` of it), and whatever the distance and
+                clusterer read.
             labels_from (str): ``'pseudo'`` (cluster) or ``'gt'`` (the
                 true ids of the context).
 
@@ -322,6 +389,11 @@ class PseudoLabeler(ShardedLabelingMixin):
         elif context.world_size > 1 and self.uses_sharded(context):
             sub_labels, timing, stats = self._label_sharded(context, start)
             labels = relabel_contiguous(sub_labels)
+        elif context.row_block is not None:
+            raise ValueError(
+                f'The context holds only the rows {context.row_block} of '
+                f'the bank, which only the sharded labelling reads; this '
+                f'one is not sharded ({self.sharded_fallback(context)}).')
         else:
             subset = self._subset(len(feats), context.epoch)
             sub = context if subset is None else context.subset(subset)

@@ -73,7 +73,10 @@ class DumpStateHook(Hook):
                     camids=self.result.camids.clone(),
                     epoch=self.result.epoch,
                     labels_from=self.result.labels_from,
-                    bank=self.result.bank().clone())),
+                    banks_gathered=self.result.banks_gathered,
+                    # several ranks label from row blocks: no bank rows
+                    bank=self.result.bank().clone()
+                    if self.result.banks_gathered else None)),
             osp.join(self.out_dir,
                      f'rank{get_rank()}_epoch{runner.epoch}.pth'))
         self.batches = []

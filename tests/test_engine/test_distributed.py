@@ -89,10 +89,13 @@ def test_ranks_hold_identical_state(two_process_run):
         assert res0['fields'] == res1['fields']
         assert 'reference_features' not in res0['fields']
         assert res0['num_clusters'] > 0 and res0['epoch'] == epoch
-        for key in ('labels', 'centroids', 'camids', 'bank'):
+        for key in ('labels', 'centroids', 'camids'):
             assert torch.equal(res0[key], res1[key]), key
         for key in ('num_clusters', 'num_outliers', 'epoch', 'labels_from'):
             assert res0[key] == res1[key], key
+        # Cluster Contrast's memory reads the centroids alone: the ranks
+        # labelled from their row blocks, no (N, D) bank was gathered
+        assert not res0['banks_gathered'] and res0['bank'] is None
         assert torch.equal(res0['labels'], labels)
         seen0 = {i for b in r0['batches'] for i in b}
         seen1 = {i for b in r1['batches'] for i in b}
@@ -113,6 +116,14 @@ def test_logs_match_single_process_run(two_process_run, tiny_reid_root,
         for w in (work, two_process_run)
     ]
     assert torch.equal(first[0], first[1])
+    # and the centroids from the blocks' all-reduced sums are those of the
+    # one process's gathered bank, bit for bit
+    results = [
+        torch.load(osp.join(w, 'rank0_epoch0.pth'))['result']
+        for w in (work, two_process_run)
+    ]
+    assert results[0]['banks_gathered'] and results[0]['bank'] is not None
+    assert torch.equal(results[0]['centroids'], results[1]['centroids'])
     one = torch.load(osp.join(work, 'rank0_epoch1.pth'))
     two = torch.load(osp.join(two_process_run, 'rank0_epoch1.pth'))
     assert one['labels'].shape == two['labels'].shape
@@ -132,3 +143,5 @@ def test_rank_consistency_hook_logs_identical_state(two_process_run):
     for epoch in (0, 1):
         assert f'Pseudo-labels of epoch {epoch} computed by 2 ranks ' \
             'together (sharded).' in text
+        assert f'Pseudo-labels of epoch {epoch}: the feature banks stayed ' \
+            'in 2 row blocks (no all-gather).' in text

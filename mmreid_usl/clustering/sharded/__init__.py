@@ -44,6 +44,12 @@ ordered by ascending index like faiss's heaps. With CUDA features (NCCL) the tor
 differ from a one-process GPU run in the last bit (cuBLAS picks kernels by
 shape), so there only ARI ~ 1 is promised.
 
+Without the ``(N, D)`` bank (:mod:`.blocks`): the ``PseudoLabelHook``
+moves each rank's extracted rows to the rank whose block holds them
+(:func:`redistribute_rows`) and, for a model that reads only cluster means,
+builds the result from the blocks (:func:`sharded_cluster_means`), so a
+rank holds ``O(N D / W + N k)`` throughout.
+
 Hand-written here because no library has it: the ring kNN (faiss and torch
 only search one address space) and the row-block form of the k-reciprocal
 Jaccard (the official code and :class:`JaccardDistance` work on all rows).
@@ -55,6 +61,7 @@ import numpy as np
 import torch
 
 from ..jaccard import JaccardDistance
+from .blocks import redistribute_rows, sharded_cluster_means
 from .comm import (_all_gather_rows, _broadcast_labels, _gather_1d_to_root,
                    _world, ring_pass, shard_bounds)
 from .jaccard_rows import jaccard_upper_rows, sharded_jaccard_upper
@@ -62,7 +69,8 @@ from .ring_knn import knn_shard_bounds, ring_knn
 
 __all__ = [
     'shard_bounds', 'knn_shard_bounds', 'ring_knn', 'ring_pass',
-    'sharded_jaccard_upper', 'sharded_pseudo_labels', 'jaccard_upper_rows'
+    'sharded_jaccard_upper', 'sharded_pseudo_labels', 'jaccard_upper_rows',
+    'redistribute_rows', 'sharded_cluster_means'
 ]
 
 

@@ -140,21 +140,44 @@ class ShardedLabelingMixin:
     ) -> Tuple[np.ndarray, Dict[str, float], Dict[str, float]]:
         """This rank's part of the sharded labelling (every rank calls it).
 
-        ``context.features`` holds all N rows on every rank (the hook's
-        all-gather); the rank keeps its block ``knn_shard_bounds`` of them
-        for the ring kNN and the Jaccard rows, rank 0 clusters the gathered
-        distance with the clusterer, and the labels reach every rank.
+        ``context.features`` holds either all N rows on every rank (the
+        hook's all-gather), of which the rank keeps its block
+        ``knn_shard_bounds``, or only that block (``context.row_block``,
+        ``context.num_samples``: the hook moved the rows there without
+        gathering the bank). The ranks compute the ring kNN and the Jaccard
+        rows of their blocks, rank 0 clusters the gathered distance with
+        the clusterer (its context without the features when they are a
+        block), and the labels reach every rank.
 
         Returns:
             tuple: Labels ``(N,)`` (raw clusterer labels, every rank),
             timing (``distance_time`` on rank 0 and the stages of
             :func:`sharded_pseudo_labels`) and the distance's stats (rank 0).
+
+        Raises:
+            ValueError: If ``context.row_block`` is not this rank's
+                :func:`knn_shard_bounds` block.
         """
         group = context.process_group
         rank, world = context.rank, context.world_size
         feats = context.features.detach().float()
-        n, dim = feats.shape
-        s, e = knn_shard_bounds(n, dim, world)[rank]
+        alone = replace(context, process_group=None)
+        if context.row_block is None:
+            n, dim = feats.shape
+            s, e = knn_shard_bounds(n, dim, world)[rank]
+            block = feats[s:e]
+        else:
+            n, dim = context.num_samples, feats.shape[1]
+            s, e = knn_shard_bounds(n, dim, world)[rank]
+            if tuple(context.row_block) != (s, e) or len(feats) != e - s:
+                raise ValueError(
+                    f'rank {rank}: the context holds rows '
+                    f'{context.row_block} ({len(feats)} rows) of N={n}, '
+                    f'the sharded labelling needs rows {s}:{e} '
+                    '(knn_shard_bounds(N, D, W)).')
+            block = feats
+            # a clusterer never sees a partial bank as the features
+            alone = replace(alone, features=None, row_block=None)
         # rank 0's radius (a clusterer's state, e.g. an eps computed from
         # the data, lives on rank 0 alone)
         radius = [self.pruning_radius() if rank == 0 else None]
@@ -163,7 +186,6 @@ class ShardedLabelingMixin:
                                          group=group)
         jaccard = copy.copy(self.distance)
         jaccard.max_distance = self.distance.resolve_radius(radius[0])
-        alone = replace(context, process_group=None)
         timing: Dict[str, float] = {}
         stats: Dict[str, float] = {}
 
@@ -173,7 +195,7 @@ class ShardedLabelingMixin:
             timing['distance_time'] = time.perf_counter() - start
             return self.clusterer(dist, alone)
 
-        labels = sharded_pseudo_labels(feats[s:e],
+        labels = sharded_pseudo_labels(block,
                                        n,
                                        jaccard,
                                        cluster,

@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader
 
 from mmreid_usl.clustering import (LabelingContext, camera_stats,
                                    cluster_stats)
+from mmreid_usl.clustering.sharded import (knn_shard_bounds,
+                                           redistribute_rows)
 from mmreid_usl.registry import HOOKS, TASK_UTILS
 from mmreid_usl.structures import PseudoLabelResult
 from mmreid_usl.utils.build import build_module
@@ -54,6 +56,21 @@ class PseudoLabelHook(Hook):
        :class:`PseudoLabelResult` with the same constructor
        (:meth:`PseudoLabeler.build_result`, centroids on CPU), so the
        results are identical;
+
+       **without the banks** (``gather_banks='auto'``, the default): when
+       the labelling is sharded and the model reads no bank row
+       (``model.needs_bank_rows`` False, e.g. Cluster Contrast with
+       ``ClusterMemory(init_mode='mean')``), and there is neither a
+       reference dataloader nor a distance on raw features, the banks are
+       never all-gathered. Each rank's extracted rows go point to point to
+       the rank whose contiguous block ``knn_shard_bounds(N, D, W)`` holds
+       them (:func:`redistribute_rows`), the ranks label from their blocks
+       (``LabelingContext.row_block``), and the centroids of every bank,
+       ``c_j = sum(f_i for i in C_j) / |C_j|``, are summed per rank and
+       all-reduced (:meth:`PseudoLabeler.build_result_of_blocks`: the same
+       bits as one process's). A rank then holds ``O(N D / W + N k)``; the
+       result has no rows (``banks_gathered=False``). Every other case
+       gathers the banks as above;
     3. ``model.set_pseudo_labels(result)`` resets the memories and
        ``sampler.set_labels(labels)`` the P x K sampler (the dataset is
        never mutated). If the sampler's length follows the labels
@@ -83,6 +100,11 @@ class PseudoLabelHook(Hook):
         log_diagnostics (bool): Log the agreement with the true ids (NMI,
             ARI, pair precision / recall, cross-camera recall) when the
             dataset has them. Defaults to True.
+        gather_banks (str | bool): ``'auto'`` (label from row blocks
+            without gathering the banks where step 2 allows it), True
+            (always all-gather the ``(N, D)`` banks) or False (always label
+            from row blocks; an error where it does not apply). Defaults to
+            ``'auto'``.
     """
 
     priority = 'ABOVE_NORMAL'
@@ -93,9 +115,15 @@ class PseudoLabelHook(Hook):
                  dataloader: Optional[Union[dict, DataLoader]] = None,
                  reference_dataloader: Optional[Union[dict,
                                                       DataLoader]] = None,
-                 log_diagnostics: bool = True):
+                 log_diagnostics: bool = True,
+                 gather_banks: Union[str, bool] = 'auto'):
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
+        if not (gather_banks is True or gather_banks is False
+                or gather_banks == 'auto'):
+            raise ValueError("gather_banks must be 'auto', True or False, "
+                             f'got {gather_banks!r}')
+        self.gather_banks = gather_banks
         self.labeler = build_module(labeler, TASK_UTILS)
         self.interval = interval
         self._dataloader = dataloader
@@ -215,6 +243,15 @@ class PseudoLabelHook(Hook):
                 f'train_dataloader has {len(train_set)}; both must be the '
                 'same training split.')
         start = time.perf_counter()
+        camids = torch.as_tensor(
+            np.asarray(dataset.get_camids()), dtype=torch.long)
+        true_ids = self._true_ids(dataset)
+        if model.labels_from == 'gt' and true_ids is None:
+            raise ValueError(
+                "labels_from='gt' needs a training set with true ids "
+                f'(get_pids()); {type(dataset).__name__} has none.')
+        if self._labels_from_blocks(runner, model):
+            return self._label_blocks(runner, model, camids, true_ids, start)
         raw = {}
         if self._needs_raw():
             # the clustered bank once, unnormalised; normalised from it
@@ -240,13 +277,6 @@ class PseudoLabelHook(Hook):
                 raw['raw_reference_features'] = reference
                 reference = F.normalize(reference, dim=1)
         extract_s = time.perf_counter() - start
-        camids = torch.as_tensor(
-            np.asarray(dataset.get_camids()), dtype=torch.long)
-        true_ids = self._true_ids(dataset)
-        if model.labels_from == 'gt' and true_ids is None:
-            raise ValueError(
-                "labels_from='gt' needs a training set with true ids "
-                f'(get_pids()); {type(dataset).__name__} has none.')
         clustered = model.cluster_encoder
         context = LabelingContext(
             features=banks[clustered],
@@ -266,16 +296,117 @@ class PseudoLabelHook(Hook):
                   output.stats if output else {})
         return result
 
+    def _block_fallback(self, runner, model) -> Optional[str]:
+        """Why this labelling all-gathers the banks (None: it labels from
+        row blocks without them); the same answer on every rank."""
+        world = dist.get_world_size()
+        if self.gather_banks is True:
+            return 'gather_banks=True'
+        if world <= 1:
+            return 'one process'
+        if getattr(model, 'needs_bank_rows', True):
+            return (f'{type(model).__name__} reads bank rows '
+                    '(needs_bank_rows)')
+        if self._reference_dataloader is not None:
+            return 'a reference dataloader'
+        if self._needs_raw():
+            return 'the distance reads raw features'
+        uses_sharded = getattr(self.labeler, 'uses_sharded', None)
+        if uses_sharded is None:
+            return 'the labeler has no sharded path'
+        # the features will be on the model's device
+        param = next(iter(model.parameters()), None)
+        probe = LabelingContext(
+            features=torch.empty(
+                0, 0, device=None if param is None else param.device),
+            process_group=torch_dist.group.WORLD,
+            epoch=runner.epoch)
+        if not uses_sharded(probe, model.labels_from):
+            return 'the labelling is not sharded'
+        return None
+
+    def _labels_from_blocks(self, runner, model) -> bool:
+        """Whether to label from row blocks (see ``gather_banks``)."""
+        reason = self._block_fallback(runner, model)
+        if reason is not None and self.gather_banks is False:
+            raise ValueError(
+                'PseudoLabelHook(gather_banks=False): the banks must be '
+                f'gathered here ({reason}).')
+        logged = getattr(self, '_gather_reasons_logged', set())
+        if reason is not None and reason != 'one process' \
+                and reason not in logged:
+            self._gather_reasons_logged = logged | {reason}
+            print_log(
+                'PseudoLabelHook: the feature banks are all-gathered '
+                f'({reason}).', logger='current')
+        return reason is None
+
+    @torch.no_grad()
+    def _label_blocks(self, runner, model, camids: torch.Tensor,
+                      true_ids: Optional[np.ndarray],
+                      start: float) -> PseudoLabelResult:
+        """Label from row blocks, never holding an ``(N, D)`` bank.
+
+        Every rank extracts its shard of each bank of
+        ``model.pseudo_label_banks``, moves the rows to the ranks whose
+        blocks ``knn_shard_bounds(N, D, W)`` (of the clustered bank) hold
+        them, labels with the sharded labeler from its block and builds
+        the result from the blocks' all-reduced cluster sums.
+        """
+        dataset = self._dataloader.dataset
+        num_samples = len(dataset)
+        group = torch_dist.group.WORLD
+        rank, world = dist.get_rank(), dist.get_world_size()
+        blocks, bounds = {}, None
+        for name in model.pseudo_label_banks:
+            feats, indices = extract_features(
+                runner.model, self._dataloader, encoder=name)
+            if bounds is None:  # the clustered bank comes first
+                bounds = knn_shard_bounds(num_samples, feats.shape[1], world)
+            try:
+                blocks[name] = redistribute_rows(feats, indices, bounds,
+                                                 group)
+            except ValueError as err:
+                raise RuntimeError(
+                    f'A labelling dataloader over {num_samples} images: '
+                    f'{err} Its sampler must visit every image exactly '
+                    'once (DefaultSampler(shuffle=False, '
+                    'round_up=False)).') from err
+            del feats, indices
+        extract_s = time.perf_counter() - start
+        clustered = model.cluster_encoder
+        context = LabelingContext(
+            features=blocks[clustered],
+            camids=camids,
+            true_ids=true_ids,
+            epoch=runner.epoch,
+            process_group=group,
+            row_block=bounds[rank],
+            num_samples=num_samples)
+        labels, labels_from, output = self.run_labeler(
+            context, model.labels_from)
+        result = self.labeler.build_result_of_blocks(
+            labels, labels_from, blocks, bounds[rank], clustered, camids,
+            runner.epoch, group)
+        print_log(
+            f'Pseudo-labels of epoch {runner.epoch}: the feature banks '
+            f'stayed in {world} row blocks (no all-gather).',
+            logger='current')
+        self._log(runner, result, true_ids, extract_s,
+                  output.timing if output else {},
+                  output.stats if output else {})
+        return result
+
     def run_labeler(self, context: LabelingContext, labels_from: str
                     ) -> Tuple[torch.Tensor, str, Optional[object]]:
         """Labels of ``context`` on every rank.
 
         Sharded (``labeler.uses_sharded``, several ranks): every rank labels
         with the world group in the context; its ``features`` are the
-        all-gathered bank, of which each rank keeps its row block (the
-        feature all-gather itself is still N x D per rank, which the result's
-        centroids and memories read anyway). Otherwise rank 0 labels alone
-        and broadcasts the labels and their origin (``labels_from``).
+        all-gathered bank, of which each rank keeps its row block, or only
+        that block (``context.row_block``, :meth:`_label_blocks`).
+        Otherwise rank 0 labels alone and broadcasts the labels and their
+        origin (``labels_from``).
 
         Returns:
             tuple: ``(labels, labels_from, output)``, the

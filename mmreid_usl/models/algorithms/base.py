@@ -189,6 +189,21 @@ class BaseUSLReID(BaseModel):
                 banks.append(memory.encoder)
         return tuple(banks)
 
+    @property
+    def needs_bank_rows(self) -> bool:
+        """bool: Whether :meth:`set_pseudo_labels` reads rows of the
+        feature banks: whether any memory does
+        (:attr:`BaseMemory.needs_bank_rows`).
+
+        False lets the ``PseudoLabelHook`` of a sharded multi-rank labelling
+        skip the all-gather of the ``(N, D)`` banks: the result then holds
+        the labels, the camera ids and the centroids of every bank of
+        :attr:`pseudo_label_banks`, nothing per row. An algorithm whose
+        :meth:`set_pseudo_labels` reads rows outside its memories overrides
+        this.
+        """
+        return any(memory.needs_bank_rows for memory in self.memories)
+
     def check_contract(self) -> None:
         """Raise if the declared encoders are not encoders of this model."""
         for name in (self.test_cfg['encoder'], ) + self.pseudo_label_banks:
@@ -302,7 +317,7 @@ class BaseUSLReID(BaseModel):
                 :attr:`pseudo_label_banks` or clustered another bank.
         """
         missing = [b for b in self.pseudo_label_banks
-                   if b not in result.features]
+                   if not result.has_bank(b)]
         if missing or result.cluster_encoder != self.cluster_encoder:
             raise KeyError(
                 f'{type(self).__name__} clusters the '

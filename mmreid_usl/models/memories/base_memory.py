@@ -18,7 +18,8 @@ class BaseMemory(BaseModule):
 
     - :meth:`reset` rebuilds the memory from the :class:`PseudoLabelResult`
       of the new epoch (called by ``BaseUSLReID.set_pseudo_labels`` for every
-      memory of the model, identically on every rank);
+      memory of the model, identically on every rank); a memory whose reset
+      reads only the cluster means declares :attr:`needs_bank_rows` False;
     - :meth:`update` takes this iteration's features, labels and raw camera
       ids (None where the samples carry none) after the loss was computed (a
       frozen memory keeps the default no-op); updates must all-gather the
@@ -41,6 +42,15 @@ class BaseMemory(BaseModule):
     """
 
     feat_source = renamed_attribute('feat_source', 'encoder')
+
+    #: Whether :meth:`reset` reads rows of a feature bank
+    #: (``result.bank``), not only the labels, the camera ids and the
+    #: cluster means (``result.centroids_of``). True unless a memory
+    #: declares otherwise, so it gets the full banks; when no memory of a
+    #: model needs rows, the ``PseudoLabelHook`` of a sharded labelling
+    #: never gathers the ``(N, D)`` banks (``PseudoLabelResult`` without
+    #: rows).
+    needs_bank_rows: bool = True
 
     @renamed_kwargs(feat_source='encoder')
     def __init__(self,

@@ -68,6 +68,10 @@ class CameraProxyMemory(BaseMemory):
         self.register_buffer('proxy_cams', torch.zeros(0, dtype=torch.long))
         self.register_buffer('camera_ids', torch.zeros(0, dtype=torch.long))
 
+    #: The reset reads the rows (the per-(camera, cluster) means are
+    #: computed from them).
+    needs_bank_rows = True
+
     @property
     def num_clusters(self) -> int:
         """int: Number of cluster proxies C."""

@@ -89,6 +89,12 @@ class ClusterMemory(BaseMemory):
         """int: Number of rows (clusters) in the memory."""
         return self.features.shape[0]
 
+    @property
+    def needs_bank_rows(self) -> bool:
+        """bool: ``init_mode='random'`` reads a member's row of the bank;
+        ``'mean'`` only the centroids (:attr:`BaseMemory.needs_bank_rows`)."""
+        return self.init_mode == 'random'
+
     @torch.no_grad()
     def reset(self, result: PseudoLabelResult) -> None:
         """Rebuild the proxies from a new clustering (see ``init_mode``)."""

@@ -81,6 +81,10 @@ class DiscrepantClusterMemory(BaseMemory):
                 encoder=encoder) for mode in self.update_modes
         ])
 
+    #: The reset reads the centroids alone (every proxy type starts from
+    #: them), no bank row.
+    needs_bank_rows = False
+
     @property
     def num_proxies(self) -> int:
         """int: ``M``, proxies per cluster."""

@@ -69,6 +69,9 @@ class InstanceProxyMemory(BaseMemory):
         self.register_buffer('features',
                              torch.zeros(0, num_instances, feat_dim))
 
+    #: The reset draws member rows of the bank.
+    needs_bank_rows = True
+
     @property
     def num_clusters(self) -> int:
         """int: Number of clusters ``C`` (0 when empty)."""

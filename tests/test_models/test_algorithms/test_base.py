@@ -53,3 +53,21 @@ def test_predict_honours_test_cfg_normalize(name):
     torch.testing.assert_close(
         torch.stack([s.pred_feature for s in explicit.predict(inputs)]),
         norm)
+
+
+@pytest.mark.parametrize('name,kwargs,rows', [
+    ('ClusterContrast', {}, False),
+    ('ClusterContrast', dict(memory=dict(type='ClusterMemory',
+                                         init_mode='random')), True),
+    ('ICE', {}, True),
+    ('DCMIP', {}, True),
+    ('DCMIP', dict(instance_memory=None, loss_mip=None), False),
+])
+def test_needs_bank_rows_follows_the_memories(name, kwargs, rows):
+    """Whether ``set_pseudo_labels`` reads bank rows (so the
+    PseudoLabelHook must gather the banks): only memories built from the
+    centroids read none."""
+    model = _build(name, **kwargs)
+    assert model.needs_bank_rows is rows
+    assert model.needs_bank_rows == any(m.needs_bank_rows
+                                        for m in model.memories)

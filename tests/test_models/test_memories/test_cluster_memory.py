@@ -149,3 +149,35 @@ def test_reset_from_a_result_reads_the_named_bank():
     torch.testing.assert_close(other.features, F.normalize(expected, dim=1))
     with pytest.raises(KeyError, match="no 'ema' feature bank"):
         ClusterMemory(feat_dim=4, encoder='ema').reset(result)
+
+
+def test_needs_bank_rows_declarations():
+    """The memories that read only ``result.centroids_of`` declare it; the
+    others (and any memory that says nothing) get the bank rows."""
+    from mmreid_usl.models import (CameraProxyMemory,
+                                   DiscrepantClusterMemory,
+                                   InstanceProxyMemory)
+    from mmreid_usl.models.memories.base_memory import BaseMemory
+    assert not ClusterMemory(8).needs_bank_rows
+    assert ClusterMemory(8, init_mode='random').needs_bank_rows
+    assert not DiscrepantClusterMemory(8).needs_bank_rows
+    assert CameraProxyMemory(8).needs_bank_rows
+    assert InstanceProxyMemory(8).needs_bank_rows
+    assert BaseMemory().needs_bank_rows
+
+
+def test_reset_from_a_result_without_rows():
+    """A mean-initialised memory resets from the centroids of a result
+    whose banks were not gathered; a random one names the fix."""
+    centroids = torch.tensor([[3., 4.], [0., 2.]])
+    result = PseudoLabelResult(labels=torch.tensor([0, 1, 1, -1]),
+                               num_clusters=2,
+                               num_outliers=1,
+                               centroids=centroids,
+                               bank_centroids=dict(student=centroids),
+                               banks_gathered=False)
+    mem = ClusterMemory(2)
+    mem.reset(result)
+    torch.testing.assert_close(mem.features, F.normalize(centroids, dim=1))
+    with pytest.raises(RuntimeError, match='needs_bank_rows'):
+        ClusterMemory(2, init_mode='random').reset(result)
