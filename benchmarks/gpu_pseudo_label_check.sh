@@ -10,7 +10,8 @@
 #   1. the exact kNN (torch, fp32) at N = 1,000,000 x 256-d on the GPU, then
 #      the Jaccard on the GPU (jaccard_torch) and DBSCAN;
 #   2. the IVF kNN at N = 1,000,000 (faiss-gpu when it is installed, else the
-#      CPU self-join on the host's cores), camera-centred spherical cells;
+#      self-join's products on the GPU, k-means and probes on the host),
+#      camera-centred spherical cells (the default), no refinements;
 #   3. the GPU-resident Jaccard against the CPU one at N = 200,000 x 256-d
 #      (the same exact GPU kNN in both);
 #   4. the same at N = 32,621 x 2048-d (MSMT17's size), 3 runs each.
@@ -50,7 +51,7 @@ EOF
 }
 
 step exact_1m_jaccard_gpu 140 $M1 --device cuda --knn torch --jaccard-device cuda
-step ivf_1m 130 $M1 --device cuda --knn ivf --nprobe 32 --camera-centred
+step ivf_1m 130 $M1 --device cuda --knn ivf --nprobe 32 --refine-iters 0
 step exact_200k_jaccard_gpu 55 $K200 --device cuda --knn torch --jaccard-device cuda
 step exact_200k_jaccard_cpu 55 $K200 --device cuda --knn torch --jaccard-device cpu
 step exact_32k_jaccard_gpu 60 $K32 --device cuda --knn torch --jaccard-device cuda --repeat 3
