@@ -7,7 +7,7 @@ recall never goes down. Hand-written (no library exposes them for a graph
 computed elsewhere): faiss's ``IndexNNDescent`` runs NN-descent only inside
 its own index build.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -92,7 +92,7 @@ def reverse_merge(sqdist: np.ndarray,
 
 
 def refine_knn(x, sqdist, index, expand: int = 5,
-               chunk: int = 512) -> Tuple[np.ndarray, np.ndarray]:
+               chunk: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     """One neighbour-of-neighbour refinement of a kNN graph (the step of
     NN-descent, Dong et al., "Efficient k-nearest neighbor graph construction
     for generic similarity measures", WWW 2011): the candidates of row i are
@@ -114,26 +114,36 @@ def refine_knn(x, sqdist, index, expand: int = 5,
         x (Tensor | np.ndarray): Features ``(N, D)``.
         sqdist (Tensor | np.ndarray): Unused except for its shape (kept for
             symmetry with :func:`reverse_merge`).
-        index (Tensor | np.ndarray): kNN lists ``(N, k)``, no -1 entries.
-        expand (int): Neighbours whose lists are merged. Defaults to 5.
-        chunk (int): Rows per step (the gathered block is
-            ``chunk · k · (1 + expand) · D`` floats). Defaults to 512.
+        index (Tensor | np.ndarray): kNN lists ``(N, k)``; a -1 (missing)
+            entry stands for the row itself.
+        expand (int): Neighbours whose lists are merged (>= 0). Defaults
+            to 5.
+        chunk (int, optional): Rows per step. Defaults to a gathered block
+            ``chunk · k · (1 + expand) · D`` of about ``2^25`` floats.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: The refined float32 ``sqdist`` and
-        int64 ``index`` ``(N, k)``, ascending.
+        int64 ``index`` ``(N, k)``, ascending; a row with fewer than k
+        distinct candidates ends with -1 at +inf, as in
+        :func:`reverse_merge`.
     """
+    if expand < 0:
+        raise ValueError(f'expand must be >= 0, got {expand}')
     xt = torch.as_tensor(x).float()
     it = torch.as_tensor(index).to(device=xt.device, dtype=torch.int64)
     n, k = it.shape
+    rows = torch.arange(n, device=xt.device)
+    it = torch.where(it < 0, rows[:, None], it)
     m = min(expand, k)
+    if chunk is None:
+        chunk = max(1, (1 << 25) // (k * (1 + m) * max(1, xt.shape[1])))
     sq = (xt * xt).sum(1)
     out_d = torch.empty((n, k), dtype=torch.float32, device=xt.device)
     out_i = torch.empty((n, k), dtype=torch.int64, device=xt.device)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         own = it[s:e]
-        cand = torch.cat([own, it[own[:, :m]].reshape(e - s, -1)], 1)
+        cand = torch.cat([own, it[own[:, :m]].flatten(1)], 1)
         cand = cand.sort(dim=1).values  # ascending: ties go by index
         prod = torch.bmm(xt[cand], xt[s:e, :, None])[..., 0]
         d = (sq[cand] + sq[s:e, None]).sub_(prod, alpha=2)
@@ -141,4 +151,5 @@ def refine_knn(x, sqdist, index, expand: int = 5,
         d, order = d.sort(dim=1, stable=True)
         out_d[s:e] = d[:, :k]
         out_i[s:e] = cand.gather(1, order[:, :k])
+    out_i[torch.isinf(out_d)] = -1
     return out_d.cpu().numpy(), out_i.cpu().numpy()

@@ -85,11 +85,12 @@ def cluster_means(feats: torch.Tensor,
     ``reduce`` sums the partial sums of row blocks held by several
     processes (:func:`~mmreid_usl.clustering.sharded.sharded_cluster_means`
     in a sharded labelling), on any device (every step is exact or
-    correctly rounded IEEE arithmetic); each mean is then rounded once to
-    float64 and once to the bank's dtype. A float64 bank (the parity
-    checks) and a bank with a non-finite value are summed in float64 by
-    ``index_add_`` (the order of the row blocks then shows in the last
-    bits).
+    correctly rounded IEEE arithmetic); each mean is then formed in
+    float64 (the limbs' sum, then the division: two roundings, the same on
+    every device and split) and rounded to the bank's dtype. A float64
+    bank (the parity checks) and a bank with a non-finite value are summed
+    in float64 by ``index_add_`` (the order of the row blocks then shows
+    in the last bits).
 
     Args:
         feats (Tensor): ``(n, D)`` features (all N rows, or this process's

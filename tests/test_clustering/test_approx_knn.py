@@ -7,6 +7,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from mmreid_usl.clustering import DBSCANClusterer, JaccardDistance, knn_search
 from mmreid_usl.clustering.approx_knn import (approx_knn_search,
+                                              default_max_nprobe,
                                               default_nlist, recall_at_k,
                                               refine_knn)
 from mmreid_usl.clustering.knn_refine import reverse_merge
@@ -74,7 +75,8 @@ def test_fixed_params_and_refine():
     feats, _ = _clustered(n=2000)
     sq_e, ix_e = knn_search(feats, 10)
     info = {}
-    _, ix1 = approx_knn_search(feats, 10, nlist=40, nprobe=1, info=info)
+    _, ix1 = approx_knn_search(feats, 10, nlist=40, nprobe=1, info=info,
+                               refine_iters=0)
     assert info['nprobe'] == 1 and info['nlist'] == 40
     r1 = recall_at_k(ix1, ix_e)
     _, ix2 = approx_knn_search(feats, 10, nlist=40, nprobe=1,
@@ -85,6 +87,49 @@ def test_fixed_params_and_refine():
     d, i = refine_knn(x, sq_e.numpy(), ix_e.numpy())
     assert recall_at_k(i, ix_e) == 1.0
     np.testing.assert_allclose(d, sq_e.numpy(), atol=1e-5)
+
+
+def test_auto_refinement_and_nprobe_cap():
+    """``refine_iters=None``: two passes when the sampled recall is short
+    of the target (also at a given nprobe), none when it is reached; the
+    calibration stops at ``max_nprobe``."""
+    feats, _ = _clustered(n=2000)
+    info = {}
+    approx_knn_search(feats, 10, nlist=40, nprobe=1, recall_target=0.999,
+                      info=info)
+    assert info['sampled_recall'] < 0.999 and info['refine_iters'] == 2
+    info = {}
+    approx_knn_search(feats, 10, nlist=40, nprobe=40, recall_target=0.999,
+                      info=info)
+    assert info['sampled_recall'] == 1.0 and info['refine_iters'] == 0
+    info = {}
+    approx_knn_search(feats, 10, nlist=40, max_nprobe=2, recall_target=1.0,
+                      refine_iters=0, info=info)
+    assert info['nprobe'] == 2 and info['calib_recall'] < 1.0
+    assert info['refine_s'] >= 0 and info['search_s'] > 0
+    with pytest.raises(ValueError, match='refine_iters'):
+        approx_knn_search(feats, 10, nprobe=1, refine_iters=-1)
+    # max(4096, N / 128) candidates per query, within [1, nlist]
+    assert default_max_nprobe(200_000, 1789) == 37
+    assert default_max_nprobe(1_000_000, 4000) == 32
+    assert default_max_nprobe(2000, 51) == 51
+
+
+def test_refine_short_rows_and_expand_zero():
+    """Missing entries stand for the row itself; a row left with fewer
+    than k distinct candidates ends with -1 at +inf; ``expand=0`` only
+    re-scores the row's own list."""
+    x = np.array([[0.], [1.], [3.]], dtype=np.float32)
+    index = np.array([[0, -1, -1], [1, 0, 2], [2, 1, 0]])
+    d, i = refine_knn(x, None, index, expand=0)
+    np.testing.assert_array_equal(i[0], [0, -1, -1])
+    assert np.isinf(d[0, 1:]).all() and d[0, 0] == 0
+    np.testing.assert_array_equal(i[2], [2, 1, 0])
+    np.testing.assert_array_equal(d[2], [0, 4, 9])
+    d, i = refine_knn(x, None, index, expand=1)
+    np.testing.assert_array_equal(i[0], [0, -1, -1])  # 0 knows only 0
+    with pytest.raises(ValueError, match='expand'):
+        refine_knn(x, None, index, expand=-1)
 
 
 def test_refine_by_hand():

@@ -34,7 +34,8 @@ def redistribute_rows(rows: torch.Tensor,
     ``indices[p]``), every row on exactly one rank, in any order. The
     indices are all-gathered (``O(N)``); then at step ``t = 1 .. W - 1``
     rank ``r`` sends to ``r + t`` the rows of that rank's block and receives
-    from ``r - t`` the rows of its own (``isend`` / ``irecv``; gloo has no
+    from ``r - t`` the rows of its own (one ``batch_isend_irecv`` per step,
+    so a rank holds one message each way rather than the W - 1 of an
     ``all_to_all``), each pair exchanging once. A rank holds at most its
     shard, its block and one message each way: ``O(N D / W)``.
 
@@ -81,20 +82,23 @@ def redistribute_rows(rows: torch.Tensor,
         dst, src = (rank + step) % world, (rank - step) % world
         send = of(mine, bounds[dst])
         recv = of(every[src], bounds[rank])
-        reqs = []
+        ops = []
         if len(send):
             payload = rows[torch.from_numpy(send).to(rows.device)].to(dev)
-            reqs.append(
-                dist.isend(payload.contiguous(),
-                           _global_rank(group, dst),
-                           group=group))
+            ops.append(
+                dist.P2POp(dist.isend, payload.contiguous(),
+                           _global_rank(group, dst), group=group))
         buf = None
         if len(recv):
             buf = torch.empty((len(recv), ) + tuple(rows.shape[1:]),
                               dtype=rows.dtype,
                               device=dev)
-            reqs.append(dist.irecv(buf, _global_rank(group, src), group=group))
-        for req in reqs:
+            ops.append(
+                dist.P2POp(dist.irecv, buf, _global_rank(group, src),
+                           group=group))
+        # one batch: NCCL would otherwise queue the receive behind a send
+        # that waits for the peer's receive
+        for req in dist.batch_isend_irecv(ops) if ops else []:
             req.wait()
         if buf is not None:
             place(recv, buf, every[src])

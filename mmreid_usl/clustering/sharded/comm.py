@@ -147,15 +147,18 @@ def ring_pass(block: torch.Tensor,
             s, e = bounds[src_owner]
             nxt = torch.empty((e - s, ) + tuple(block.shape[1:]),
                               dtype=block.dtype, device=dev)
+            ops = []
             if cur.shape[0]:
-                reqs.append(
-                    dist.isend(cur.to(dev).contiguous(),
-                               _global_rank(group, (rank + 1) % world),
-                               group=group))
+                ops.append(dist.P2POp(dist.isend, cur.to(dev).contiguous(),
+                                      _global_rank(group, (rank + 1) % world),
+                                      group=group))
             if e > s:
-                reqs.append(
-                    dist.irecv(nxt, _global_rank(group, (rank - 1) % world),
-                               group=group))
+                ops.append(dist.P2POp(dist.irecv, nxt,
+                                      _global_rank(group, (rank - 1) % world),
+                                      group=group))
+            # one batch: NCCL would otherwise queue the receive behind a send
+            # that waits for the peer's receive
+            reqs = dist.batch_isend_irecv(ops) if ops else []
         if cur.shape[0]:
             visit(owner, cur)
         for req in reqs:

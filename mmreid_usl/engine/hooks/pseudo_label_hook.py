@@ -312,7 +312,8 @@ class PseudoLabelHook(Hook):
         if self._needs_raw():
             return 'the distance reads raw features'
         uses_sharded = getattr(self.labeler, 'uses_sharded', None)
-        if uses_sharded is None:
+        if uses_sharded is None or not hasattr(self.labeler,
+                                               'build_result_of_blocks'):
             return 'the labeler has no sharded path'
         # the features will be on the model's device
         param = next(iter(model.parameters()), None)
@@ -383,6 +384,15 @@ class PseudoLabelHook(Hook):
             process_group=group,
             row_block=bounds[rank],
             num_samples=num_samples)
+        if not self.labeler.uses_sharded(context, model.labels_from):
+            # every rank holds the same context, so every rank raises here
+            # (run_labeler would label on rank 0 alone, which a block cannot)
+            raise RuntimeError(
+                'PseudoLabelHook: the labeler does not shard the labelling '
+                'of the extracted blocks ('
+                f'{self.labeler.sharded_fallback(context, model.labels_from)}'
+                '), though it did for the device check before the '
+                "extraction; set the hook's gather_banks=True.")
         labels, labels_from, output = self.run_labeler(
             context, model.labels_from)
         result = self.labeler.build_result_of_blocks(
