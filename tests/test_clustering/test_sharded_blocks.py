@@ -144,6 +144,22 @@ def _hook_label(feats: np.ndarray, needs_bank_rows: bool) -> dict:
                 gathers=seen['gathers'])
 
 
+def _hook_refused(feats: np.ndarray):
+    """``hook.label`` with a labeler that shards the empty probe of the
+    device check but not the extracted blocks: the error text (every rank
+    raises, none waits for rank 0)."""
+    runner, loader = _runner(feats, needs_bank_rows=False)
+    hook = PseudoLabelHook(labeler=_labeler(), dataloader=loader)
+    real = hook.labeler.uses_sharded
+    hook.labeler.uses_sharded = lambda context, labels_from='pseudo': (
+        real(context, labels_from) and context.features.numel() == 0)
+    try:
+        hook.label(runner)
+    except RuntimeError as err:
+        return str(err)
+    return None
+
+
 def _worker(rank: int, worlds, ports: dict, feats: np.ndarray,
             labels: np.ndarray, out: dict) -> None:
     os.environ['MASTER_ADDR'] = '127.0.0.1'
@@ -177,6 +193,7 @@ def _worker(rank: int, worlds, ports: dict, feats: np.ndarray,
             # the hook: from blocks, and with a model that reads rows
             got['hook'] = _hook_label(feats, needs_bank_rows=False)
             got['hook_rows'] = _hook_label(feats, needs_bank_rows=True)
+            got['refused'] = _hook_refused(feats)
             out[(world, rank)] = got
         finally:
             torch_dist.destroy_process_group()
@@ -269,6 +286,14 @@ def test_hook_gathers_the_banks_for_a_model_that_reads_rows(runs, world):
         assert got['contexts'] == [((N, feats.shape[1]), None, None)]
         assert (N // world + 1, feats.shape[1]) in got['gathers'] or \
             (N // world, feats.shape[1]) in got['gathers']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('world', [2, 4])
+def test_hook_block_path_refused_on_every_rank(runs, world):
+    _, _, out = runs
+    for rank in range(world):
+        assert 'gather_banks=True' in out[(world, rank)]['refused']
 
 
 def test_cluster_means_do_not_depend_on_the_row_order():
