@@ -80,9 +80,13 @@ class ReIDMetric(BaseMetric):
                 lambda k, s=sample: getattr(s, k)
             feat = get('pred_feature')
             gt = get('gt_label')
+            # a copy of its own row: ``pred_feature`` is a view of the
+            # batch's (B, D) features, and the pickling of the results that
+            # gathers them across ranks would write the whole batch for
+            # every sample (B times the memory)
             self.results.append(
                 dict(
-                    feat=torch.as_tensor(feat).detach().float().cpu(),
+                    feat=torch.as_tensor(feat).detach().float().cpu().clone(),
                     pid=int(torch.as_tensor(gt).reshape(-1)[0]),
                     camid=int(get('camid')),
                     is_query=bool(get('is_query'))))

@@ -43,6 +43,24 @@ def test_reid_metric_end_to_end():
     assert 0 <= res['reid/R1'] <= res['reid/R5'] <= res['reid/R10'] <= 100
 
 
+def test_reid_metric_keeps_one_row_per_sample():
+    """``pred_feature`` is a row view of the batch's features; the stored
+    result owns just its row, so the pickle that gathers the results across
+    ranks holds N x D floats, not N x B x D."""
+    import pickle
+    samples, feats, _, _ = fake_samples(num=120, dim=16)
+    metric = METRICS.build(dict(type='ReIDMetric'))
+    metric.process(None, samples)
+    assert samples[5]['pred_feature'].untyped_storage().nbytes() == \
+        120 * 16 * 4  # the view this test feeds
+    for r in metric.results:
+        assert r['feat'].untyped_storage().nbytes() == 16 * 4
+    # ~0.3 KB of pickle per tensor besides its 64 bytes; the views: 7.7 KB
+    assert len(pickle.dumps(metric.results)) < 120 * 16 * 4 * 10
+    torch.testing.assert_close(torch.stack(
+        [r['feat'] for r in metric.results]), feats, rtol=0, atol=0)
+
+
 def test_reid_metric_perfect_and_topk():
     samples, *_ = fake_samples(num=40, num_query=10)
     # give every id a distinct one-hot feature: perfect retrieval
